@@ -1,0 +1,40 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"scalelab/server"
+)
+
+func handleHealthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write([]byte(`{"status":"ok"}`))
+}
+
+func handleReadyz(store server.Store, draining *atomic.Bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		ok, why := ready(ctx, store, draining)
+		if !ok {
+			writeProblem(w, http.StatusServiceUnavailable, "not ready: "+why, nil)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write([]byte(`{"status":"ready"}`))
+	}
+}
+
+func handleNotFound(w http.ResponseWriter, r *http.Request) {
+	writeProblem(w, http.StatusNotFound, "no route for "+r.URL.Path, nil)
+}
+
+func handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	writeProblem(w, http.StatusMethodNotAllowed,
+		"method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+w.Header().Get("Allow"), nil)
+}

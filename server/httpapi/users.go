@@ -1,0 +1,259 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/julienschmidt/httprouter"
+
+	"scalelab/server"
+	"scalelab/server/cache"
+)
+
+// userRequest is a create or update body. Pointers tell absent fields from
+// empty ones; wrong JSON types fail decoding with 400.
+type userRequest struct {
+	Email    *string         `json:"email"`
+	Username *string         `json:"username"`
+	Password *string         `json:"password"`
+	Profile  *profileRequest `json:"profile"`
+}
+
+type profileRequest struct {
+	Name   *string `json:"name"`
+	Avatar *string `json:"avatar"`
+}
+
+func (r userRequest) newUser() (server.NewUser, []server.FieldError) {
+	var n server.NewUser
+	var missing []server.FieldError
+	req := func(field string, p *string, dst *string) {
+		if p == nil {
+			missing = append(missing, server.FieldError{Field: field, Message: "is required"})
+			return
+		}
+		*dst = *p
+	}
+	req("email", r.Email, &n.Email)
+	req("username", r.Username, &n.Username)
+	req("password", r.Password, &n.Password)
+	if r.Profile != nil {
+		if r.Profile.Name != nil {
+			n.Name = *r.Profile.Name
+		}
+		if r.Profile.Avatar != nil {
+			n.Avatar = *r.Profile.Avatar
+		}
+	}
+	return n, missing
+}
+
+func (r userRequest) change() server.UserChange {
+	c := server.UserChange{Email: r.Email, Username: r.Username, Password: r.Password}
+	if r.Profile != nil {
+		c.Name, c.Avatar = r.Profile.Name, r.Profile.Avatar
+	}
+	return c
+}
+
+// invalid returns the 422 error for fields.
+func invalid(fields []server.FieldError) error {
+	return &server.Error{Code: server.EINVALID, Message: "the request has invalid fields", Fields: fields}
+}
+
+// createUser validates, hashes and stores a sign-up.
+func (a *api) createUser(ctx context.Context, body userRequest) (*server.User, error) {
+	n, missing := body.newUser()
+	fields := append(missing, n.Validate()...)
+	if len(fields) > 0 {
+		return nil, invalid(dedupeFields(fields))
+	}
+	hash, err := a.hasher.Hash(ctx, n.Password)
+	if err != nil {
+		return nil, fmt.Errorf("hash password: %w", err)
+	}
+	u := &server.User{
+		Email:        n.Email,
+		Username:     n.Username,
+		PasswordHash: hash,
+		Profile:      server.Profile{Name: n.Name, Avatar: n.Avatar},
+	}
+	if err := a.store.CreateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// updateUser validates and applies a change, then invalidates the caches.
+func (a *api) updateUser(ctx context.Context, id string, c server.UserChange) (*server.User, error) {
+	if fields := c.Validate(); len(fields) > 0 {
+		return nil, invalid(fields)
+	}
+	upd := server.UserUpdate{Email: c.Email, Username: c.Username, Name: c.Name, Avatar: c.Avatar}
+	if c.Password != nil {
+		hash, err := a.hasher.Hash(ctx, *c.Password)
+		if err != nil {
+			return nil, fmt.Errorf("hash password: %w", err)
+		}
+		upd.PasswordHash = &hash
+	}
+	u, err := a.store.UpdateUser(ctx, id, upd)
+	a.invalidate(id) // also on error: the write may have committed
+	return u, err
+}
+
+func (a *api) deleteUser(ctx context.Context, id string) error {
+	err := a.store.DeleteUser(ctx, id)
+	a.invalidate(id)
+	return err
+}
+
+// invalidate drops id from the caches after a write. It runs after the
+// write committed: a reader that loaded the old row before this point has
+// its load discarded by the L1 (see cache.L1).
+func (a *api) invalidate(id string) {
+	if a.l1 != nil {
+		a.l1.Invalidate(id)
+	}
+}
+
+// userEntry returns the user's cached entry, loading it on a miss.
+func (a *api) userEntry(ctx context.Context, id string) (*UserEntry, error) {
+	if a.l1 == nil {
+		return a.loadUserEntry(ctx, id)
+	}
+	e, _, err := a.l1.Get(ctx, id, a.loadUserEntry)
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil, server.Errorf(server.ENOTFOUND, "user %s not found", id)
+	}
+	return e, err
+}
+
+func (a *api) loadUserEntry(ctx context.Context, id string) (*UserEntry, error) {
+	u, err := a.store.User(ctx, id)
+	if err != nil {
+		if a.l1 != nil && server.ErrorCode(err) == server.ENOTFOUND {
+			return nil, cache.ErrNotFound
+		}
+		return nil, err
+	}
+	return newUserEntry(u)
+}
+
+// userID returns the route's id parameter, or a 404 error when it cannot
+// name a user. Upper-case hex is accepted and folded: ids are lower-case.
+func userID(ps httprouter.Params, name string) (string, error) {
+	id := strings.ToLower(ps.ByName(name))
+	if !server.ValidID(id) {
+		return "", server.Errorf(server.ENOTFOUND, "%s %q not found: not a UUID", strings.TrimSuffix(name, "_id"), ps.ByName(name))
+	}
+	return id, nil
+}
+
+func (a *api) handleCreateUser() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var body userRequest
+		if herr := readJSON(w, r, &body); herr != nil {
+			herr.write(w)
+			return
+		}
+		u, err := a.createUser(r.Context(), body)
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		w.Header().Set("Location", "/api/users/"+u.ID)
+		writeJSON(w, r, a.log, http.StatusCreated, fullView(u))
+	}
+}
+
+func (a *api) handleGetUser() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := userID(httprouter.ParamsFromContext(r.Context()), "id")
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		e, err := a.userEntry(r.Context(), id)
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		w.Header().Set("ETag", e.ETag)
+		if etagMatch(r.Header.Get("If-None-Match"), e.ETag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		writeBody(w, http.StatusOK, e.Full)
+	}
+}
+
+func (a *api) handleUpdateUser() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := userID(httprouter.ParamsFromContext(r.Context()), "id")
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		var body userRequest
+		if herr := readJSON(w, r, &body); herr != nil {
+			herr.write(w)
+			return
+		}
+		u, err := a.updateUser(r.Context(), id, body.change())
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		writeJSON(w, r, a.log, http.StatusOK, fullView(u))
+	}
+}
+
+func (a *api) handleDeleteUser() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := userID(httprouter.ParamsFromContext(r.Context()), "id")
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		if err := a.deleteUser(r.Context(), id); err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// etagMatch reports whether an If-None-Match header matches tag (weak
+// comparison, as RFC 9110 prescribes for If-None-Match).
+func etagMatch(header, tag string) bool {
+	if header == "" {
+		return false
+	}
+	if strings.TrimSpace(header) == "*" {
+		return true
+	}
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == strings.TrimPrefix(tag, "W/") {
+			return true
+		}
+	}
+	return false
+}
+
+// dedupeFields keeps the first error per field.
+func dedupeFields(fields []server.FieldError) []server.FieldError {
+	seen := make(map[string]bool, len(fields))
+	out := fields[:0]
+	for _, f := range fields {
+		if !seen[f.Field] {
+			seen[f.Field] = true
+			out = append(out, f)
+		}
+	}
+	return out
+}
