@@ -1,0 +1,59 @@
+# scalelab — the targets are the user interface. Each says what it does and
+# where its output went.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/scalelab
+
+# Debian packages the topologies and their tests start as real processes.
+DEB_PACKAGES := postgresql-15 redis-server redis-tools haproxy varnish pgbouncer prometheus wrk
+# A command that proves each package is installed.
+DEB_CHECKS := /usr/lib/postgresql/15/bin/initdb redis-server redis-cli haproxy varnishd pgbouncer prometheus wrk
+
+.PHONY: all build test deps bench compare phase-1 phase-2 phase-3 phase-4 clean help
+
+all: build
+
+help:
+	@echo "make build     build $(BIN)"
+	@echo "make phase-1   run phase 1 (one process, embedded SQLite) and write a report"
+	@echo "make phase-N   the same for phases 2-4 (real Postgres, Redis, HAProxy, Varnish...)"
+	@echo "make compare   compare the newest run of each phase"
+	@echo "make test      install what the tests need (make deps) and run every test"
+	@echo "make bench     run the Go benchmarks"
+	@echo "make deps      install the Debian packages the topologies need (as root)"
+
+build:
+	@mkdir -p bin
+	$(GO) build -o $(BIN) ./cmd/scalelab
+	@echo "built $(BIN)"
+
+deps:
+	@missing=""; for c in $(DEB_CHECKS); do command -v $$c >/dev/null 2>&1 || [ -x $$c ] || missing="$$missing $$c"; done; \
+	if [ -z "$$missing" ]; then echo "deps: all present ($(DEB_PACKAGES))"; exit 0; fi; \
+	echo "deps: missing:$$missing"; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "deps: run 'sudo make deps' or install: apt-get install -y $(DEB_PACKAGES)" >&2; exit 1; \
+	fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -q && apt-get install -y -q --no-install-recommends $(DEB_PACKAGES) && \
+	echo "deps: installed $(DEB_PACKAGES)"
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+	@echo "tests passed"
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+phase-1: build
+	./$(BIN) run --phase 1 --scenario read-heavy
+
+phase-2 phase-3 phase-4: build deps
+	./$(BIN) run --phase $(subst phase-,,$@) --scenario read-heavy
+
+compare: build
+	./$(BIN) compare $$(ls -d reports/runs/*-phase-* 2>/dev/null | sort | awk -F'-phase-' '{last[$$2]=$$0} END {for (k in last) print last[k]}')
+
+clean:
+	rm -rf bin

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"scalelab/server"
+	"scalelab/server/auth"
+	"scalelab/server/cache"
+	"scalelab/server/httpapi"
+)
+
+type serverConfig struct {
+	addr            string
+	db              string
+	replicas        listFlag
+	redis           listFlag
+	cacheTTL        time.Duration
+	cacheMiB        int
+	rateLimit       int
+	loginLimit      int
+	argonMemoryKiB  uint
+	argonTime       uint
+	drainDelay      time.Duration
+	shutdownTimeout time.Duration
+	logLevel        string
+	name            string
+}
+
+func runServer(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c serverConfig
+	fs := newFlagSet("server", stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address HOST:PORT (port 0 picks a free port)")
+	fs.StringVar(&c.db, "db", "sqlite:scalelab.db", "database: sqlite:PATH or postgres://URL")
+	fs.Var(&c.replicas, "replica", "read replica postgres://URL (repeatable; phase 3)")
+	fs.Var(&c.redis, "redis", "Redis ADDR[,ADDR...] for the L2 cache and shared rate limits (phase 3)")
+	fs.DurationVar(&c.cacheTTL, "cache-ttl", 5*time.Minute, "L1 in-process cache TTL; 0 turns L1 off")
+	fs.IntVar(&c.cacheMiB, "cache-size", 64, "L1 memory bound in MiB")
+	fs.IntVar(&c.rateLimit, "rate-limit", 0, "requests per second per client on /api/v1 (burst 2×N); 0 = off")
+	fs.IntVar(&c.loginLimit, "login-limit", 0, "failed token requests per minute per login and per address; 0 = off")
+	fs.UintVar(&c.argonMemoryKiB, "argon2-memory", uint(auth.DefaultParams().Memory), "argon2id memory in KiB (OWASP minimum 19456)")
+	fs.UintVar(&c.argonTime, "argon2-time", uint(auth.DefaultParams().Time), "argon2id passes (OWASP minimum 2)")
+	fs.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM, fail /readyz this long before closing listeners")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for in-flight requests on shutdown")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.name, "instance-name", "", "name of this instance in logs and metrics")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, c.logLevel)
+	if err != nil {
+		return err
+	}
+	if c.name != "" {
+		log = log.With("instance", c.name)
+	}
+	return serve(ctx, c, log, stdout)
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, &exitError{code: 2, msg: fmt.Sprintf("--log-level %q: %v", level, err)}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// serve runs the server until ctx ends, then drains: /readyz fails first,
+// then in-flight requests finish, then the store closes.
+func serve(ctx context.Context, c serverConfig, log *slog.Logger, stdout io.Writer) error {
+	params := auth.DefaultParams()
+	params.Memory, params.Time = uint32(c.argonMemoryKiB), uint32(c.argonTime)
+	if params.Weaker() {
+		log.Warn("argon2id cost is below OWASP's minimum (m=19456 KiB, t=2): fine for a lab run, never for real passwords",
+			"memory_kib", params.Memory, "time", params.Time)
+	}
+	hasher, err := auth.NewHasher(params, 0)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	for _, unsupported := range []struct {
+		set  bool
+		flag string
+	}{
+		{len(c.replicas) > 0, "--replica"},
+		{len(c.redis) > 0, "--redis"},
+		{c.rateLimit > 0, "--rate-limit"},
+		{c.loginLimit > 0, "--login-limit"},
+	} {
+		if unsupported.set {
+			log.Warn("flag accepted but its feature is not built yet (phase 3); ignoring it", "flag", unsupported.flag)
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	store, err := openStore(ctx, c.db, reg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var l1 *cache.L1[*httpapi.UserEntry]
+	if c.cacheTTL > 0 {
+		l1, err = cache.NewL1(cache.L1Options[*httpapi.UserEntry]{
+			TTL:      c.cacheTTL,
+			MaxBytes: uint64(c.cacheMiB) << 20,
+			Weigh:    httpapi.WeighUserEntry,
+			Metrics:  cache.NewMetrics(reg),
+		})
+		if err != nil {
+			return err
+		}
+		defer l1.Close()
+	}
+
+	var draining atomic.Bool
+	handler := httpapi.NewHandler(httpapi.Config{
+		Store:     store,
+		Hasher:    hasher,
+		UserCache: l1,
+		Logger:    log,
+		Registry:  reg,
+		Draining:  &draining,
+	})
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(stdout, "scalelab server listening on http://%s\n", ln.Addr())
+	log.Info("server started", "addr", ln.Addr().String(), "db", redactDSN(c.db), "l1_ttl", c.cacheTTL)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	draining.Store(true)
+	log.Info("draining: /readyz now fails", "delay", c.drainDelay)
+	if c.drainDelay > 0 {
+		time.Sleep(c.drainDelay)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("server stopped")
+	return nil
+}
+
+// redactDSN hides a password in a database URL for logs.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if at := strings.LastIndex(dsn, "@"); at > i {
+			userinfo := dsn[i+3 : at]
+			if colon := strings.Index(userinfo, ":"); colon >= 0 {
+				return dsn[:i+3] + userinfo[:colon] + ":***" + dsn[at:]
+			}
+		}
+	}
+	return dsn
+}
