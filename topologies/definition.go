@@ -1,0 +1,388 @@
+package topologies
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// phaseFiles are the checked-in definitions, phase-1.yaml … phase-4.yaml.
+//
+//go:embed phase-*.yaml
+var phaseFiles embed.FS
+
+// Definition is one topology: which components run, how many, their
+// settings, and the server flags every app instance gets. It is loaded
+// from YAML (see phase-*.yaml for commented examples); a section that is
+// absent means the component is not part of the topology.
+type Definition struct {
+	Phase       int    `yaml:"phase"`
+	Description string `yaml:"description"`
+	// Entry is the component clients talk to: "app" (app-1), "haproxy" or
+	// "varnish". Default: the outermost component present.
+	Entry string `yaml:"entry"`
+	// API is the path prefix of the user API in this phase ("/api/users"
+	// or "/api/v1"), for drivers and smoke tests.
+	API string `yaml:"api"`
+
+	Postgres     *PostgresDef     `yaml:"postgres"`
+	PgBouncer    *PgBouncerDef    `yaml:"pgbouncer"`
+	Redis        *RedisDef        `yaml:"redis"`
+	RedisCluster *RedisClusterDef `yaml:"redis_cluster"`
+	Apps         *AppsDef         `yaml:"apps"`
+	Workers      *WorkersDef      `yaml:"workers"`
+	HAProxy      *HAProxyDef      `yaml:"haproxy"`
+	Varnish      *VarnishDef      `yaml:"varnish"`
+	Prometheus   *PrometheusDef   `yaml:"prometheus"`
+}
+
+// PostgresDef is a primary and its streaming replicas.
+type PostgresDef struct {
+	Database string `yaml:"database"` // created on the primary; default "scalelab"
+	Replicas int    `yaml:"replicas"` // hot standbys, each with its own slot
+	// Settings are postgresql.conf parameters for every server.
+	Settings map[string]string `yaml:"settings"`
+}
+
+// PgBouncerDef is a pgbouncer in front of the primary.
+type PgBouncerDef struct {
+	PoolMode        string `yaml:"pool_mode"`         // session, transaction (default) or statement
+	DefaultPoolSize int    `yaml:"default_pool_size"` // server connections per database/user; default 20
+	MaxClientConn   int    `yaml:"max_client_conn"`   // default 2000
+}
+
+// RedisDef is a standalone Redis.
+type RedisDef struct {
+	Settings map[string]string `yaml:"settings"` // redis.conf directives
+}
+
+// RedisClusterDef is a Redis Cluster.
+type RedisClusterDef struct {
+	Masters           int               `yaml:"masters"`             // default 3
+	ReplicasPerMaster int               `yaml:"replicas_per_master"` // default 1
+	NodeTimeout       time.Duration     `yaml:"node_timeout"`        // default 2s
+	Settings          map[string]string `yaml:"settings"`
+}
+
+// AppsDef is the group of scalelab server instances.
+type AppsDef struct {
+	Count int `yaml:"count"` // default 1
+	// Flags are passed to `scalelab server` after --addr, each one
+	// `--name=value` or `--name`, with ${…} variables expanded (see
+	// phase-4.yaml for the list). Flags the server binary does not define
+	// are dropped with a warning, so a topology can name features that
+	// are still being built.
+	Flags []string `yaml:"flags"`
+}
+
+// WorkersDef is a group of queue workers: `scalelab <command> <flags>`.
+// When the binary has no such subcommand the workers are skipped with a
+// warning.
+type WorkersDef struct {
+	Count   int      `yaml:"count"`
+	Command string   `yaml:"command"` // default "worker"
+	Flags   []string `yaml:"flags"`
+}
+
+// HAProxyDef is the load balancer in front of the app instances.
+type HAProxyDef struct {
+	Balance       string        `yaml:"balance"`        // default roundrobin
+	MaxConn       int           `yaml:"maxconn"`        // default 4000; must stay well below the fd limit
+	CheckInterval time.Duration `yaml:"check_interval"` // health check period; default 1s
+}
+
+// VarnishDef is the CDN stand-in in front of HAProxy (or app-1).
+type VarnishDef struct {
+	Storage string `yaml:"storage"` // -s argument; default malloc,256m
+	// Params are varnishd -p parameters (default_ttl, default_grace, …).
+	Params map[string]string `yaml:"params"`
+}
+
+// PrometheusDef scrapes the app instances, workers and HAProxy.
+type PrometheusDef struct {
+	ScrapeInterval time.Duration `yaml:"scrape_interval"` // default 1s
+}
+
+// Phase returns the checked-in definition of phase n.
+func Phase(n int) (*Definition, error) {
+	name := fmt.Sprintf("phase-%d.yaml", n)
+	b, err := phaseFiles.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("no topology for phase %d", n)
+	}
+	return Parse(b, name)
+}
+
+// LoadFile reads a definition from a YAML file.
+func LoadFile(path string) (*Definition, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load topology: %w", err)
+	}
+	return Parse(b, path)
+}
+
+// Parse decodes a definition strictly (unknown fields are errors), applies
+// defaults and validates it. name is used in error messages.
+func Parse(b []byte, name string) (*Definition, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var def Definition
+	if err := dec.Decode(&def); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty topology", name)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	def.setDefaults()
+	if err := def.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &def, nil
+}
+
+func (d *Definition) setDefaults() {
+	if p := d.Postgres; p != nil && p.Database == "" {
+		p.Database = "scalelab"
+	}
+	if p := d.PgBouncer; p != nil {
+		p.PoolMode = cmpOr(p.PoolMode, "transaction")
+		p.DefaultPoolSize = cmpOr(p.DefaultPoolSize, 20)
+		p.MaxClientConn = cmpOr(p.MaxClientConn, 2000)
+	}
+	if c := d.RedisCluster; c != nil {
+		c.Masters = cmpOr(c.Masters, 3)
+		c.ReplicasPerMaster = cmpOr(c.ReplicasPerMaster, 1)
+		c.NodeTimeout = cmpOr(c.NodeTimeout, 2*time.Second)
+	}
+	if a := d.Apps; a != nil {
+		a.Count = cmpOr(a.Count, 1)
+	}
+	if w := d.Workers; w != nil {
+		w.Command = cmpOr(w.Command, "worker")
+	}
+	if h := d.HAProxy; h != nil {
+		h.Balance = cmpOr(h.Balance, "roundrobin")
+		h.MaxConn = cmpOr(h.MaxConn, 4000)
+		h.CheckInterval = cmpOr(h.CheckInterval, time.Second)
+	}
+	if v := d.Varnish; v != nil {
+		v.Storage = cmpOr(v.Storage, "malloc,256m")
+	}
+	if p := d.Prometheus; p != nil {
+		p.ScrapeInterval = cmpOr(p.ScrapeInterval, time.Second)
+	}
+	if d.Entry == "" {
+		switch {
+		case d.Varnish != nil:
+			d.Entry = "varnish"
+		case d.HAProxy != nil:
+			d.Entry = "haproxy"
+		default:
+			d.Entry = "app"
+		}
+	}
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// flagRe is the form every app flag takes: --name or --name=value.
+var flagRe = regexp.MustCompile(`^--[a-z0-9][a-z0-9-]*(=.*)?$`)
+
+func (d *Definition) validate() error {
+	if d.Phase <= 0 {
+		return errors.New("phase: must be a positive number")
+	}
+	if d.Apps == nil {
+		return errors.New("apps: every topology runs at least one app instance")
+	}
+	if d.Apps.Count < 1 || d.Apps.Count > 32 {
+		return fmt.Errorf("apps.count: %d, want 1 to 32", d.Apps.Count)
+	}
+	switch d.Entry {
+	case "app":
+	case "haproxy":
+		if d.HAProxy == nil {
+			return errors.New("entry: haproxy, but there is no haproxy section")
+		}
+	case "varnish":
+		if d.Varnish == nil {
+			return errors.New("entry: varnish, but there is no varnish section")
+		}
+	default:
+		return fmt.Errorf("entry: %q, want app, haproxy or varnish", d.Entry)
+	}
+	if p := d.Postgres; p != nil && (p.Replicas < 0 || p.Replicas > 8) {
+		return fmt.Errorf("postgres.replicas: %d, want 0 to 8", p.Replicas)
+	}
+	if p := d.PgBouncer; p != nil {
+		if d.Postgres == nil {
+			return errors.New("pgbouncer: needs a postgres section to pool")
+		}
+		if !slices.Contains([]string{"session", "transaction", "statement"}, p.PoolMode) {
+			return fmt.Errorf("pgbouncer.pool_mode: %q, want session, transaction or statement", p.PoolMode)
+		}
+		if p.DefaultPoolSize < 1 || p.MaxClientConn < 1 {
+			return errors.New("pgbouncer: default_pool_size and max_client_conn must be positive")
+		}
+	}
+	if c := d.RedisCluster; c != nil {
+		if c.Masters < 3 {
+			return fmt.Errorf("redis_cluster.masters: %d, Redis Cluster needs at least 3", c.Masters)
+		}
+		if c.ReplicasPerMaster < 0 || c.ReplicasPerMaster > 3 {
+			return fmt.Errorf("redis_cluster.replicas_per_master: %d, want 0 to 3", c.ReplicasPerMaster)
+		}
+	}
+	if w := d.Workers; w != nil && (w.Count < 0 || w.Count > 32) {
+		return fmt.Errorf("workers.count: %d, want 0 to 32", w.Count)
+	}
+	if h := d.HAProxy; h != nil {
+		// The file-descriptor hard limit here is 20000 and HAProxy needs
+		// two per proxied connection.
+		if h.MaxConn < 1 || h.MaxConn > 9000 {
+			return fmt.Errorf("haproxy.maxconn: %d, want 1 to 9000", h.MaxConn)
+		}
+		if h.CheckInterval < 100*time.Millisecond {
+			return fmt.Errorf("haproxy.check_interval: %v, want at least 100ms", h.CheckInterval)
+		}
+	}
+	if p := d.Prometheus; p != nil && p.ScrapeInterval < 100*time.Millisecond {
+		return fmt.Errorf("prometheus.scrape_interval: %v, want at least 100ms", p.ScrapeInterval)
+	}
+	if err := d.validateFlags("apps.flags", d.Apps.Flags); err != nil {
+		return err
+	}
+	if d.Workers != nil {
+		if err := d.validateFlags("workers.flags", d.Workers.Flags); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Definition) validateFlags(field string, flags []string) error {
+	vars := d.placeholderVars()
+	for i, f := range flags {
+		if !flagRe.MatchString(f) {
+			return fmt.Errorf("%s[%d]: %q, want --name or --name=value", field, i, f)
+		}
+		if _, err := expandFlag(f, vars); err != nil {
+			return fmt.Errorf("%s[%d]: %w", field, i, err)
+		}
+	}
+	return nil
+}
+
+// flagVars are the values ${…} variables in app and worker flags expand
+// to. A list value makes the flag repeat once per element.
+type flagVars map[string][]string
+
+// placeholderVars has every variable the definition can provide, with a
+// dummy value, so that validation catches a flag that names a component
+// the topology lacks.
+func (d *Definition) placeholderVars() flagVars {
+	v := flagVars{"app.name": {"x"}, "app.dir": {"x"}, "app.addr": {"x"}, "app.url": {"x"}}
+	if d.Postgres != nil {
+		v["postgres.url"] = []string{"x"}
+		if d.Postgres.Replicas > 0 {
+			v["replicas.url"] = []string{"x"}
+			v["replicas.urls"] = []string{"x"}
+		}
+	}
+	if d.PgBouncer != nil {
+		v["pgbouncer.url"] = []string{"x"}
+	}
+	if d.Redis != nil {
+		v["redis.addr"] = []string{"x"}
+	}
+	if d.RedisCluster != nil {
+		v["redis_cluster.addrs"] = []string{"x"}
+	}
+	if d.HAProxy != nil {
+		v["haproxy.url"] = []string{"x"}
+	}
+	if d.Varnish != nil {
+		v["varnish.url"] = []string{"x"}
+	}
+	if d.Prometheus != nil {
+		v["prometheus.url"] = []string{"x"}
+	}
+	return v
+}
+
+// expandFlag expands ${name} variables in one flag. A variable with
+// several values (${replicas.url}) makes as many flags, one per value.
+func expandFlag(flag string, vars flagVars) ([]string, error) {
+	var errs []error
+	var list []string
+	s := os.Expand(flag, func(name string) string {
+		vals, ok := vars[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("unknown variable ${%s} (or its component is not in this topology)", name))
+			return ""
+		}
+		if len(vals) == 1 {
+			return vals[0]
+		}
+		if list != nil {
+			errs = append(errs, fmt.Errorf("more than one list variable in %q", flag))
+		}
+		list = vals
+		return "\x00"
+	})
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	if list == nil {
+		return []string{s}, nil
+	}
+	out := make([]string, 0, len(list))
+	for _, v := range list {
+		out = append(out, strings.Replace(s, "\x00", v, 1))
+	}
+	return out, nil
+}
+
+// programs lists the executables the topology starts (the scalelab binary
+// aside).
+func (d *Definition) programs() []string {
+	var p []string
+	if d.Postgres != nil {
+		p = append(p, "initdb", "pg_ctl", "postgres")
+		if d.Postgres.Replicas > 0 {
+			p = append(p, "pg_basebackup")
+		}
+	}
+	if d.PgBouncer != nil {
+		p = append(p, "pgbouncer")
+	}
+	if d.Redis != nil || d.RedisCluster != nil {
+		p = append(p, "redis-server")
+	}
+	if d.HAProxy != nil {
+		p = append(p, "haproxy")
+	}
+	if d.Varnish != nil {
+		p = append(p, "varnishd", "varnishstat")
+	}
+	if d.Prometheus != nil {
+		p = append(p, "prometheus")
+	}
+	return p
+}
