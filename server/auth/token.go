@@ -1,0 +1,233 @@
+package auth
+
+import (
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"scalelab/server"
+)
+
+// Access tokens are JWTs signed with HMAC-SHA256 under one key that every
+// app instance derives from the same configured secret, so a token issued by
+// one instance verifies on any other.
+//
+// Exactly one algorithm is accepted. A verifier that let the token's header
+// pick the algorithm would accept "alg: none" (no signature at all) or an
+// RS256/HS384 token forged with a key the attacker chose; Verify pins
+// HS256 with jwt.WithValidMethods and checks the method again in the key
+// function.
+//
+// Revocation: tokens carry no revocation state. A deleted user's tokens
+// stop working because the HTTP layer looks the token's subject up on every
+// authenticated request and answers 401 when the user is gone. Expiry bounds
+// everything else (a leaked token works until exp); a deny list of token ids
+// (jti) in Redis would be the next step if the lab ever needs logout.
+
+const (
+	// MinSecretLen is the shortest secret NewKey accepts: HS256 is only as
+	// strong as its key, and RFC 7518 §3.2 asks for at least 256 bits.
+	MinSecretLen = 32
+	// DefaultTokenTTL is how long a token lives unless IssuerOptions says
+	// otherwise: long enough for a load-test run, short enough that a
+	// leaked token dies the same day.
+	DefaultTokenTTL = time.Hour
+	// DefaultLeeway is the clock skew between instances that exp, nbf and
+	// iat checks tolerate.
+	DefaultLeeway = 5 * time.Second
+	// maxTokenLen rejects absurd inputs before any parsing or HMAC work.
+	maxTokenLen = 4096
+	// tokenIssuer is the iss claim; a token from another system signed with
+	// a reused secret still fails.
+	tokenIssuer = "scalelab"
+	// keyInfo separates the token key from any other key one might derive
+	// from the same secret later.
+	keyInfo = "scalelab access token HS256 v1"
+)
+
+// NewKey turns a configured secret into the HS256 signing key. The secret
+// is either raw text, "base64:<std or url base64>" or "hex:<hex>", and must
+// hold at least MinSecretLen bytes after decoding. The key is derived with
+// HKDF-SHA256, so every instance given the same secret gets the same key,
+// and the raw secret is never used as a MAC key directly.
+func NewKey(secret string) ([]byte, error) {
+	raw, err := decodeSecret(secret)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) < MinSecretLen {
+		return nil, fmt.Errorf("token secret: %d bytes, need at least %d", len(raw), MinSecretLen)
+	}
+	key, err := hkdf.Key(sha256.New, raw, nil, keyInfo, 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive token key: %w", err)
+	}
+	return key, nil
+}
+
+func decodeSecret(s string) ([]byte, error) {
+	switch {
+	case strings.HasPrefix(s, "base64:"):
+		v := strings.TrimRight(strings.TrimPrefix(s, "base64:"), "=")
+		if b, err := base64.RawStdEncoding.DecodeString(v); err == nil {
+			return b, nil
+		}
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil {
+			return nil, fmt.Errorf("token secret: bad base64: %w", err)
+		}
+		return b, nil
+	case strings.HasPrefix(s, "hex:"):
+		b, err := hex.DecodeString(strings.TrimPrefix(s, "hex:"))
+		if err != nil {
+			return nil, fmt.Errorf("token secret: bad hex: %w", err)
+		}
+		return b, nil
+	default:
+		return []byte(s), nil
+	}
+}
+
+// GenerateSecret returns a new random secret in the "base64:" form NewKey
+// reads. A single instance without a configured secret can use one; several
+// instances must share a configured one.
+func GenerateSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate token secret: %w", err)
+	}
+	return "base64:" + base64.RawStdEncoding.EncodeToString(b), nil
+}
+
+// IssuerOptions configure an Issuer.
+type IssuerOptions struct {
+	// Key is the HS256 key from NewKey (at least 32 bytes). Required.
+	Key []byte
+	// TTL is a token's lifetime; DefaultTokenTTL when zero.
+	TTL time.Duration
+	// Leeway is the clock skew tolerated; DefaultLeeway when zero, none
+	// when negative.
+	Leeway time.Duration
+	// Now is the clock; time.Now when nil. Tests set it.
+	Now func() time.Time
+}
+
+// Issuer issues and verifies access tokens. It is safe for concurrent use.
+type Issuer struct {
+	key    []byte
+	ttl    time.Duration
+	now    func() time.Time
+	parser *jwt.Parser
+}
+
+// claims are the token's claims: sub is the user id, jti a random id that
+// makes every token distinct (and names it in logs or a future deny list).
+type claims = jwt.RegisteredClaims
+
+// NewIssuer returns an Issuer for o.
+func NewIssuer(o IssuerOptions) (*Issuer, error) {
+	if len(o.Key) < MinSecretLen {
+		return nil, fmt.Errorf("token issuer: key of %d bytes, need at least %d", len(o.Key), MinSecretLen)
+	}
+	if o.TTL == 0 {
+		o.TTL = DefaultTokenTTL
+	}
+	if o.TTL < 0 {
+		return nil, fmt.Errorf("token issuer: negative ttl %v", o.TTL)
+	}
+	switch {
+	case o.Leeway == 0:
+		o.Leeway = DefaultLeeway
+	case o.Leeway < 0:
+		o.Leeway = 0
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Issuer{
+		key: append([]byte(nil), o.Key...),
+		ttl: o.TTL,
+		now: o.Now,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithIssuer(tokenIssuer),
+			jwt.WithLeeway(o.Leeway),
+			jwt.WithTimeFunc(o.Now),
+			jwt.WithStrictDecoding(),
+		),
+	}, nil
+}
+
+// TTL is the lifetime of the tokens Issue returns.
+func (i *Issuer) TTL() time.Duration { return i.ttl }
+
+// Issue returns a signed token for userID and how long it is valid (the
+// token response's expires_in).
+func (i *Issuer) Issue(userID string) (string, time.Duration, error) {
+	if userID == "" {
+		return "", 0, errors.New("issue token: empty user id")
+	}
+	jti := make([]byte, 16)
+	if _, err := rand.Read(jti); err != nil {
+		return "", 0, fmt.Errorf("issue token: read jti: %w", err)
+	}
+	// JWT times are whole seconds; truncating here keeps expires_in exact.
+	now := i.now().Truncate(time.Second)
+	c := claims{
+		Issuer:    tokenIssuer,
+		Subject:   userID,
+		IssuedAt:  jwt.NewNumericDate(now),
+		NotBefore: jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(i.ttl)),
+		ID:        base64.RawURLEncoding.EncodeToString(jti),
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(i.key)
+	if err != nil {
+		return "", 0, fmt.Errorf("issue token: sign: %w", err)
+	}
+	return s, i.ttl, nil
+}
+
+// Verify checks token and returns its subject, the user id. Every failure
+// (malformed, wrong or missing algorithm, bad signature, expired, not yet
+// valid, wrong issuer, missing sub) is a *server.Error with code
+// EUNAUTHORIZED and one generic message, so a client learns nothing about
+// why; the wrapped cause (errors.Is with the jwt.Err* values) is for logs
+// and tests.
+func (i *Issuer) Verify(token string) (string, error) {
+	if token == "" || len(token) > maxTokenLen {
+		return "", unauthorized(errors.New("token empty or too long"))
+	}
+	var c claims
+	_, err := i.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		// WithValidMethods already refused every other alg; this second
+		// check keeps the key from ever being used under another method
+		// should the parser options change.
+		if t.Method != jwt.SigningMethodHS256 {
+			return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
+		}
+		return i.key, nil
+	})
+	if err != nil {
+		return "", unauthorized(err)
+	}
+	if c.Subject == "" {
+		return "", unauthorized(jwt.ErrTokenRequiredClaimMissing)
+	}
+	return c.Subject, nil
+}
+
+// unauthorized wraps cause under the one generic 401 error.
+func unauthorized(cause error) error {
+	return fmt.Errorf("verify token: %w: %w", server.Errorf(server.EUNAUTHORIZED, "invalid or expired access token"), cause)
+}
