@@ -54,8 +54,8 @@ func newUserEntry(u *server.User) (*UserEntry, error) {
 	return &UserEntry{User: u, Full: full, ETag: etag(full)}, nil
 }
 
-// weigh estimates an entry's memory for the L1 bound.
-func weigh(_ string, e *UserEntry) uint32 {
+// WeighUserEntry estimates an entry's memory for the L1 bound.
+func WeighUserEntry(_ string, e *UserEntry) uint32 {
 	return uint32(len(e.Full) + len(e.User.Email) + len(e.User.Username) + len(e.User.PasswordHash) +
 		len(e.User.Profile.Name) + len(e.User.Profile.Avatar) + 256)
 }
