@@ -36,8 +36,9 @@ type daemon struct {
 	// onStart runs after each (re)start, e.g. to rewrite topology.json.
 	onStart func()
 
-	mu   sync.Mutex
-	proc *process
+	mu      sync.Mutex
+	proc    *process
+	started time.Time
 }
 
 const (
@@ -62,6 +63,7 @@ func (d *daemon) start(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", d.name, err)
 	}
 	d.proc = p
+	d.started = time.Now()
 	d.mu.Unlock()
 	d.log.Debug("started", "component", d.name, "pid", p.pid)
 	if d.onStart != nil {
@@ -124,6 +126,12 @@ func (d *daemon) Running() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.proc.alive()
+}
+
+func (d *daemon) sinceStart() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Since(d.started)
 }
 
 func (d *daemon) current() *process {

@@ -1,25 +1,41 @@
-// Package topotest gives tests of other packages real infrastructure from
-// the topology runner: a standalone Redis, a Redis Cluster, or a whole
-// phase, each started in the test's temporary directory and stopped by
-// t.Cleanup (also when the test fails or panics).
+// Package topotest gives tests real infrastructure from the topology
+// runner: a standalone Redis, a Redis Cluster, or a whole phase, started in
+// a temporary directory and stopped when the test (or, for Shared, the test
+// binary) ends, failed or not.
 //
-// When a needed program is not installed the test is skipped with a
-// message naming the Debian package and `make deps`; set
-// SCALELAB_REQUIRE_TOPOLOGY=1 (as CI does) to fail instead.
+// Nothing is skipped: when a program is missing the test fails with a
+// message naming the Debian package and `make deps` (make test runs deps
+// first), as package pgtest does for Postgres.
+//
+// A test binary that is killed (go test -timeout) cannot clean up; the next
+// one that starts a topology here stops what such dead binaries left
+// behind, by the PIDs in their topology.json.
 package topotest
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"scalelab/topologies"
 )
 
-// startTimeout bounds every bring-up a helper does.
-const startTimeout = 90 * time.Second
+const (
+	// startTimeout bounds every bring-up a helper does.
+	startTimeout = 2 * time.Minute
+	// dirPrefix names the temporary directories, so orphans can be found.
+	dirPrefix = "scalelab-topotest-"
+	// ownerFile holds "PID STARTTICKS" of the test process that owns a directory.
+	ownerFile = "owner"
+)
 
 // Redis starts a standalone Redis server on a free port and stops it when
 // the test ends. Use r.Addr() as the server address.
@@ -27,9 +43,9 @@ func Redis(tb testing.TB) *topologies.Redis {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	r, err := topologies.StartRedis(ctx, tb.TempDir(), topologies.RedisOptions{})
+	r, err := topologies.StartRedis(ctx, tb.TempDir(), topologies.RedisOptions{Logger: Logger()})
 	if err != nil {
-		skipOrFatal(tb, err)
+		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { stop(tb, r.Stop) })
 	return r
@@ -41,13 +57,242 @@ func RedisCluster(tb testing.TB) *topologies.RedisCluster {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	c, err := topologies.StartRedisCluster(ctx, tb.TempDir(), topologies.RedisClusterOptions{})
+	c, err := topologies.StartRedisCluster(ctx, tb.TempDir(), topologies.RedisClusterOptions{Logger: Logger()})
 	if err != nil {
-		skipOrFatal(tb, err)
+		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { stop(tb, c.Stop) })
 	return c
 }
+
+// Up brings phase n up for this test alone (with the scalelab binary from
+// Binary) and takes it down when the test ends. Postgres runs without
+// fsync. The run's folder is kept when the test failed, for its logs.
+func Up(tb testing.TB, phase int) *topologies.Topology {
+	tb.Helper()
+	top, cleanup, err := up(phase)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := cleanup(tb.Failed()); err != nil {
+			tb.Error(err)
+		}
+	})
+	return top
+}
+
+// Shared brings one phase up at most once per test binary, for tests that
+// can share it (they must leave it as they found it). Use it from TestMain:
+//
+//	var phase4 = topotest.Shared{Phase: 4}
+//
+//	func TestMain(m *testing.M) { os.Exit(phase4.Main(m)) }
+//
+//	func TestX(t *testing.T) { top := phase4.Topology(t); … }
+type Shared struct {
+	Phase int
+
+	once    sync.Once
+	top     *topologies.Topology
+	err     error
+	cleanup func(keep bool) error
+	mu      sync.Mutex
+	failed  bool
+	main    bool
+}
+
+// Main runs the tests and then takes the topology down if a test brought
+// it up. Its result is the exit code.
+func (s *Shared) Main(m *testing.M) int {
+	s.mu.Lock()
+	s.main = true
+	s.mu.Unlock()
+	code := m.Run()
+	if s.cleanup != nil {
+		s.mu.Lock()
+		keep := s.failed || code != 0
+		s.mu.Unlock()
+		if err := s.cleanup(keep); err != nil {
+			fmt.Fprintln(os.Stderr, "topotest:", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	return code
+}
+
+// Topology returns the shared topology, bringing it up on first use.
+func (s *Shared) Topology(tb testing.TB) *topologies.Topology {
+	tb.Helper()
+	s.mu.Lock()
+	main := s.main
+	s.mu.Unlock()
+	if !main {
+		tb.Fatal("topotest: Shared needs TestMain to take it down: func TestMain(m *testing.M) { os.Exit(s.Main(m)) }")
+	}
+	s.once.Do(func() { s.top, s.cleanup, s.err = up(s.Phase) })
+	if s.err != nil {
+		tb.Fatal(s.err)
+	}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			s.mu.Lock()
+			s.failed = true
+			s.mu.Unlock()
+		}
+	})
+	return s.top
+}
+
+// Logger is what the helpers log to: warnings on stderr, or everything
+// with SCALELAB_TOPO_LOG=debug.
+func Logger() *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("SCALELAB_TOPO_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// up brings phase n up in a fresh directory under the system's temporary
+// directory (whose parents the postgres user can search, unlike
+// t.TempDir()'s). cleanup takes it down and removes the directory unless
+// keep is set.
+func up(phase int) (*topologies.Topology, func(keep bool) error, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	reapOrphans(ctx)
+	def, err := topologies.Phase(phase)
+	if err != nil {
+		return nil, nil, err
+	}
+	bin, err := Binary()
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := ownedDir()
+	if err != nil {
+		return nil, nil, err
+	}
+	top, err := topologies.Up(ctx, def, topologies.Options{
+		Binary: bin, Dir: dir, RunID: fmt.Sprintf("phase-%d", phase), Logger: Logger(), FastPostgres: true,
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	cleanup := func(keep bool) error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := top.Down(ctx); err != nil {
+			return fmt.Errorf("topotest: phase %d down: %w (folder kept: %s)", phase, err, top.Dir)
+		}
+		if keep {
+			fmt.Fprintf(os.Stderr, "topotest: phase %d folder kept for inspection: %s\n", phase, top.Dir)
+			return nil
+		}
+		return os.RemoveAll(dir)
+	}
+	return top, cleanup, nil
+}
+
+// ownedDir makes a directory that other users can search and records this
+// process as its owner.
+func ownedDir() (string, error) {
+	dir, err := os.MkdirTemp("", dirPrefix)
+	if err != nil {
+		return "", fmt.Errorf("topotest: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", fmt.Errorf("topotest: %w", err)
+	}
+	id, err := processID(os.Getpid())
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, ownerFile), []byte(id), 0o644)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("topotest: %w", err)
+	}
+	return dir, nil
+}
+
+// processID is "PID STARTTICKS", which a reused PID does not match.
+func processID(pid int) (string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 20 {
+		return "", fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	return fmt.Sprintf("%d %s", pid, f[19]), nil
+}
+
+// reapOrphans stops and removes the topologies of test processes that died
+// without cleaning up.
+func reapOrphans(ctx context.Context) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, dir := range dirs {
+		owner, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		var pid int
+		fmt.Sscan(string(owner), &pid)
+		if id, err := processID(pid); err == nil && id == string(owner) {
+			continue // its test process still runs
+		}
+		runs, _ := topologies.ListRuns(dir)
+		ok := true
+		for _, run := range runs {
+			top, err := topologies.Open(run, Logger())
+			if err == nil {
+				err = top.Down(ctx)
+			}
+			if err != nil {
+				ok = false
+				fmt.Fprintf(os.Stderr, "topotest: reap orphan %s: %v\n", run, err)
+			}
+		}
+		if ok {
+			os.RemoveAll(dir)
+		}
+	}
+}
+
+// binary caches the scalelab build for the life of the test process:
+// building takes a while, and every test wants the same one.
+var binary = sync.OnceValues(func() (string, error) {
+	if p := os.Getenv("SCALELAB_BIN"); p != "" {
+		return p, nil
+	}
+	// One folder for every test process, so builds do not pile up; each
+	// builds to its own name and renames, so a running binary is never
+	// overwritten in place.
+	dir := filepath.Join(os.TempDir(), "scalelab-topotest-bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("topotest: %w", err)
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf("scalelab.%d", os.Getpid()))
+	out, err := exec.Command("go", "build", "-o", tmp, "scalelab/cmd/scalelab").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("topotest: go build scalelab/cmd/scalelab: %w\n%s", err, out)
+	}
+	path := filepath.Join(dir, "scalelab")
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("topotest: %w", err)
+	}
+	return path, nil
+})
+
+// Binary returns the scalelab binary the app instances run: $SCALELAB_BIN,
+// or a build of scalelab/cmd/scalelab made once per test process.
+func Binary() (string, error) { return binary() }
 
 func stop(tb testing.TB, fn func(context.Context) error) {
 	tb.Helper()
@@ -56,15 +301,4 @@ func stop(tb testing.TB, fn func(context.Context) error) {
 	if err := fn(ctx); err != nil {
 		tb.Errorf("stop: %v", err)
 	}
-}
-
-// skipOrFatal skips the test when programs are missing (unless
-// SCALELAB_REQUIRE_TOPOLOGY=1) and fails it for every other error.
-func skipOrFatal(tb testing.TB, err error) {
-	tb.Helper()
-	var missing *topologies.MissingBinariesError
-	if errors.As(err, &missing) && os.Getenv("SCALELAB_REQUIRE_TOPOLOGY") != "1" {
-		tb.Skip(err)
-	}
-	tb.Fatal(err)
 }

@@ -1,0 +1,617 @@
+package topologies
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Measurements is what a Sampler gathered over a run, as plain data for
+// result.json.
+type Measurements struct {
+	Start time.Time
+	End   time.Time
+	// Replicas has one entry per streaming replica, replica-1 first.
+	Replicas []ReplicaLag
+	// Cache counts lookups per tier over the run.
+	Cache CacheStats
+	// Backends counts the HTTP responses HAProxy got from each app
+	// instance over the run; empty without HAProxy.
+	Backends []BackendRequests
+	// CPU is the CPU time (user + system, the component's whole process
+	// group, exited children included) each component used over the run.
+	CPU []ComponentCPU
+	// Problems lists what could not be measured and why; the rest of the
+	// measurements are still valid.
+	Problems []string
+}
+
+// ReplicaLag summarizes one replica's lag over the run, from the samples
+// taken on the primary each interval.
+type ReplicaLag struct {
+	Name string // replica-1, …
+	// Samples is how many samples were taken; Disconnected how many of
+	// them found the replica not streaming (killed, restarting).
+	Samples      int
+	Disconnected int
+	// LagS is how far behind the replica was, in seconds: Postgres'
+	// replay_lag, or, when larger, how long ago the primary had already
+	// written past what the replica has replayed (replay_lag stands still
+	// while a replica is paused or cut off; this does not).
+	LagSP50 float64
+	LagSMax float64
+	// Bytes is how much WAL the replica had still to replay
+	// (pg_wal_lsn_diff of the primary's current LSN and replay_lsn).
+	BytesP50 float64
+	BytesMax float64
+}
+
+// CacheStats holds one entry per cache tier; nil means the topology has no
+// such tier (or its instances export no counters for it).
+type CacheStats struct {
+	L1 *CacheTier // in-process, from the apps' scalelab_cache_*_total{tier="l1"}
+	L2 *CacheTier // Redis, tier="l2"
+	L3 *CacheTier // Varnish: MAIN.cache_hit and MAIN.cache_miss
+}
+
+// CacheTier counts hits and misses of one tier.
+type CacheTier struct {
+	Hits   uint64
+	Misses uint64
+}
+
+// HitRate is Hits/(Hits+Misses); ok is false when there were no lookups.
+func (c *CacheTier) HitRate() (rate float64, ok bool) {
+	if c == nil || c.Hits+c.Misses == 0 {
+		return 0, false
+	}
+	return float64(c.Hits) / float64(c.Hits+c.Misses), true
+}
+
+// BackendRequests is one HAProxy backend server's share of the requests.
+type BackendRequests struct {
+	Server   string // app-1, …
+	Requests uint64
+}
+
+// ComponentCPU is the CPU time one component used.
+type ComponentCPU struct {
+	Name    string
+	Kind    string
+	Seconds float64
+}
+
+// SamplerOptions configures a Sampler.
+type SamplerOptions struct {
+	// Interval between samples; default 1s.
+	Interval time.Duration
+	// Logger receives sampling problems; nil discards them.
+	Logger *slog.Logger
+}
+
+// Sampler measures a running topology: each interval it samples replica
+// lag on the primary and every component's CPU time; at Start and Stop it
+// reads the cache and load-balancer counters. Start it when the measured
+// part of a run begins, Stop it when that ends.
+type Sampler struct {
+	top      *Topology
+	log      *slog.Logger
+	interval time.Duration
+	start    time.Time
+	cancel   context.CancelFunc
+	done     chan struct{}
+
+	mu      sync.Mutex
+	lag     map[string]*lagSeries // by replica name
+	history []lsnPoint            // the primary's current LSN over time
+	cpu     map[string]*cpuSeries // by component name
+	// cpuBaseline is set once the first CPU sample is taken.
+	cpuBaseline bool
+	base        counters
+	problems    []string
+}
+
+type lsnPoint struct {
+	at  time.Time
+	lsn float64
+}
+
+type lagSeries struct {
+	samples      int
+	disconnected int
+	seconds      []float64
+	bytes        []float64
+	last         ReplicaSample
+}
+
+// ReplicaSample is the latest lag reading of one replica.
+type ReplicaSample struct {
+	Name      string
+	At        time.Time
+	Streaming bool
+	LagS      float64
+	Bytes     float64
+}
+
+// cpuSeries tracks each incarnation of a component (a restart makes a new
+// process) so that restarts neither lose nor double-count CPU time.
+type cpuSeries struct {
+	kind string
+	incs []cpuInc
+}
+
+type cpuInc struct {
+	pid         int
+	startTicks  uint64
+	first, last float64 // seconds
+}
+
+// counters are cumulative counters read at Start and at Stop.
+type counters struct {
+	cache    map[string]float64 // "component/tier/hits|misses"
+	backends map[string]float64 // server
+	varnish  map[string]uint64
+}
+
+// StartSampler takes the baseline readings and starts sampling in a
+// goroutine that Stop ends.
+func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sampler, error) {
+	if opts.Interval <= 0 {
+		opts.Interval = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = discardLogger()
+	}
+	s := &Sampler{
+		top: top, log: opts.Logger, interval: opts.Interval, start: time.Now(),
+		lag: map[string]*lagSeries{}, cpu: map[string]*cpuSeries{}, done: make(chan struct{}),
+	}
+	for _, r := range top.Replicas() {
+		s.lag[r.Name()] = &lagSeries{}
+	}
+	s.base = s.readCounters(ctx)
+	s.sampleCPU()
+	sctx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	go s.loop(sctx)
+	return s, nil
+}
+
+func (s *Sampler) loop(ctx context.Context) {
+	defer close(s.done)
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		if p := s.top.Primary(); p != nil {
+			var err error
+			if conn == nil {
+				cctx, cancel := context.WithTimeout(ctx, s.interval)
+				conn, err = pgx.Connect(cctx, p.srv.URL("postgres"))
+				cancel()
+			}
+			if err == nil {
+				qctx, cancel := context.WithTimeout(ctx, s.interval)
+				err = s.sampleLag(qctx, conn)
+				cancel()
+			}
+			if err != nil && ctx.Err() == nil {
+				s.log.Debug("sample replica lag", "err", err)
+				if conn != nil {
+					conn.Close(context.Background())
+					conn = nil
+				}
+			}
+		}
+		s.sampleCPU()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// lagQuery reads, for every physical slot (one per replica, named like
+// its application_name), the replica's replay position, falling back to
+// the slot's position while the replica is not connected.
+const lagQuery = `
+SELECT s.slot_name,
+       r.state IS NOT DISTINCT FROM 'streaming',
+       COALESCE(EXTRACT(EPOCH FROM r.replay_lag), 0)::float8,
+       COALESCE((COALESCE(r.replay_lsn, s.restart_lsn) - '0/0'::pg_lsn)::float8, -1),
+       (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8
+FROM pg_replication_slots s
+LEFT JOIN pg_stat_replication r ON r.application_name = s.slot_name
+WHERE s.slot_type = 'physical'`
+
+func (s *Sampler) sampleLag(ctx context.Context, conn *pgx.Conn) error {
+	rows, err := conn.Query(ctx, lagQuery)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		slot      string
+		streaming bool
+		replayLag float64
+		replayLSN float64
+		current   float64
+	}
+	var got []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.slot, &r.streaming, &r.replayLag, &r.replayLSN, &r.current); err != nil {
+			return err
+		}
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	now := time.Now()
+	names := map[string]string{}
+	for _, r := range s.top.Replicas() {
+		names[r.SlotName()] = r.Name()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(got) > 0 {
+		s.history = append(s.history, lsnPoint{at: now, lsn: got[0].current})
+	}
+	for _, r := range got {
+		series := s.lag[names[r.slot]]
+		if series == nil {
+			continue
+		}
+		bytesBehind := math.Max(r.current-r.replayLSN, 0)
+		if r.replayLSN < 0 {
+			bytesBehind = 0
+		}
+		lag := r.replayLag
+		if bytesBehind > 0 {
+			// The earliest sample whose LSN is past the replay position: the
+			// primary was already there, so the replica is at least that old.
+			for _, h := range s.history {
+				if h.lsn > r.replayLSN {
+					lag = math.Max(lag, now.Sub(h.at).Seconds())
+					break
+				}
+			}
+		}
+		series.samples++
+		if !r.streaming {
+			series.disconnected++
+		}
+		series.seconds = append(series.seconds, lag)
+		series.bytes = append(series.bytes, bytesBehind)
+		series.last = ReplicaSample{Name: names[r.slot], At: now, Streaming: r.streaming, LagS: lag, Bytes: bytesBehind}
+	}
+	// History older than any lag worth reporting is of no use.
+	for len(s.history) > 1 && now.Sub(s.history[0].at) > 10*time.Minute {
+		s.history = s.history[1:]
+	}
+	return nil
+}
+
+// Latest returns the most recent lag reading of every replica.
+func (s *Sampler) Latest() []ReplicaSample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ReplicaSample
+	for _, name := range slices.Sorted(maps.Keys(s.lag)) {
+		if l := s.lag[name]; l.samples > 0 {
+			out = append(out, l.last)
+		}
+	}
+	return out
+}
+
+func (s *Sampler) sampleCPU() {
+	comps := s.top.Components()
+	stats := allProcStats()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range comps {
+		series := s.cpu[c.Name]
+		if series == nil {
+			series = &cpuSeries{kind: c.Kind}
+			s.cpu[c.Name] = series
+		}
+		if c.PID == 0 {
+			continue
+		}
+		secs := groupCPU(stats, c.PID)
+		n := len(series.incs)
+		if n > 0 && series.incs[n-1].pid == c.PID && series.incs[n-1].startTicks == c.StartTicks {
+			series.incs[n-1].last = secs
+			continue
+		}
+		// A process that started during the run counts all its CPU time;
+		// one that ran at the baseline counts what it used since.
+		first := 0.0
+		if !s.cpuBaseline {
+			first = secs
+		}
+		series.incs = append(series.incs, cpuInc{pid: c.PID, startTicks: c.StartTicks, first: first, last: secs})
+	}
+	s.cpuBaseline = true
+}
+
+// groupCPU is the CPU seconds of pid's process group (or of pid alone when
+// it does not lead one), counting the reaped children of each member:
+// postgres backends that exited are in the postmaster's cutime.
+func groupCPU(stats []procStat, pid int) float64 {
+	var ticks uint64
+	leader := false
+	for _, st := range stats {
+		if st.pid == pid && st.pgrp == pid {
+			leader = true
+		}
+	}
+	for _, st := range stats {
+		if (leader && st.pgrp == pid) || st.pid == pid {
+			ticks += st.utime + st.stime + st.cutime + st.cstime
+		}
+	}
+	return float64(ticks) / clockTicks
+}
+
+// Stop ends sampling, reads the counters once more (after Prometheus'
+// next scrape) and returns the measurements.
+func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
+	s.cancel()
+	<-s.done
+	end := time.Now()
+	s.sampleCPU()
+	if p := s.top.Prometheus(); p != nil {
+		if err := s.waitScrapeAfter(ctx, end); err != nil {
+			s.problem("prometheus: %v", err)
+		}
+	}
+	final := s.readCounters(ctx)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := &Measurements{Start: s.start, End: end, Problems: s.problems}
+	for _, r := range s.top.Replicas() {
+		l := s.lag[r.Name()]
+		if l == nil {
+			continue
+		}
+		m.Replicas = append(m.Replicas, ReplicaLag{
+			Name: r.Name(), Samples: l.samples, Disconnected: l.disconnected,
+			LagSP50: percentile(l.seconds, 50), LagSMax: percentile(l.seconds, 100),
+			BytesP50: percentile(l.bytes, 50), BytesMax: percentile(l.bytes, 100),
+		})
+	}
+	m.Cache = cacheStats(s.base, final)
+	if s.top.Varnish() != nil || s.top.VarnishWorkDir != "" {
+		if s.base.varnish != nil && final.varnish != nil {
+			m.Cache.L3 = &CacheTier{
+				Hits:   final.varnish["cache_hit"] - s.base.varnish["cache_hit"],
+				Misses: final.varnish["cache_miss"] - s.base.varnish["cache_miss"],
+			}
+		}
+	}
+	for _, server := range slices.Sorted(maps.Keys(final.backends)) {
+		m.Backends = append(m.Backends, BackendRequests{Server: server, Requests: uint64(counterDelta(s.base.backends[server], final.backends[server]))})
+	}
+	for _, c := range s.top.Components() {
+		series := s.cpu[c.Name]
+		if series == nil {
+			continue
+		}
+		var secs float64
+		for _, inc := range series.incs {
+			secs += math.Max(inc.last-inc.first, 0)
+		}
+		m.CPU = append(m.CPU, ComponentCPU{Name: c.Name, Kind: c.Kind, Seconds: secs})
+	}
+	return m, nil
+}
+
+func (s *Sampler) problem(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	s.log.Warn("measurement problem", "problem", msg)
+	s.mu.Lock()
+	s.problems = append(s.problems, msg)
+	s.mu.Unlock()
+}
+
+// readCounters reads the cumulative cache and load-balancer counters.
+func (s *Sampler) readCounters(ctx context.Context) counters {
+	c := counters{cache: map[string]float64{}, backends: map[string]float64{}}
+	if p := s.top.Prometheus(); p != nil || s.top.PrometheusURL != "" {
+		base := s.top.PrometheusURL
+		for _, kind := range []string{"hits", "misses"} {
+			vec, err := promQuery(ctx, base, "scalelab_cache_"+kind+"_total")
+			if err != nil {
+				s.problem("cache %s from prometheus: %v", kind, err)
+				continue
+			}
+			for _, v := range vec {
+				c.cache[v.labels["component"]+"/"+v.labels["tier"]+"/"+kind] += v.value
+			}
+		}
+		if s.top.HAProxyURL != "" {
+			vec, err := promQuery(ctx, base, `sum by (server) (haproxy_server_http_responses_total{proxy="app"})`)
+			if err != nil {
+				s.problem("haproxy responses from prometheus: %v", err)
+			}
+			for _, v := range vec {
+				c.backends[v.labels["server"]] = v.value
+			}
+		}
+	} else {
+		// Without Prometheus (phase 1) read the instances directly.
+		for _, a := range s.top.AppURLs {
+			body, err := httpGet(ctx, a+"/metrics")
+			if err != nil {
+				s.problem("metrics of %s: %v", a, err)
+				continue
+			}
+			for k, v := range parseCacheCounters(body) {
+				c.cache[a+"/"+k] += v
+			}
+		}
+	}
+	if s.top.VarnishWorkDir != "" {
+		st, err := varnishStats(ctx, s.top.VarnishWorkDir)
+		if err != nil {
+			s.problem("varnishstat: %v", err)
+		} else {
+			c.varnish = st
+		}
+	}
+	return c
+}
+
+// waitScrapeAfter waits until Prometheus has scraped every target after t.
+func (s *Sampler) waitScrapeAfter(ctx context.Context, t time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*s.interval+5*time.Second)
+	defer cancel()
+	return poll(ctx, func(ctx context.Context) error {
+		vec, err := promQuery(ctx, s.top.PrometheusURL, `min(timestamp(up))`)
+		if err != nil {
+			return err
+		}
+		if len(vec) == 0 || vec[0].value < float64(t.UnixMilli())/1000 {
+			return fmt.Errorf("no scrape after %s yet", t.Format(time.RFC3339Nano))
+		}
+		return nil
+	})
+}
+
+// cacheStats turns the counter readings into per-tier hits and misses.
+func cacheStats(base, final counters) CacheStats {
+	tiers := map[string]*CacheTier{}
+	for key, v := range final.cache {
+		parts := strings.Split(key, "/")
+		if len(parts) < 3 {
+			continue
+		}
+		tier, kind := parts[len(parts)-2], parts[len(parts)-1]
+		t := tiers[tier]
+		if t == nil {
+			t = &CacheTier{}
+			tiers[tier] = t
+		}
+		d := uint64(math.Round(counterDelta(base.cache[key], v)))
+		if kind == "hits" {
+			t.Hits += d
+		} else {
+			t.Misses += d
+		}
+	}
+	return CacheStats{L1: tiers["l1"], L2: tiers["l2"]}
+}
+
+// counterDelta is end-start for a counter, or end when it was reset (the
+// instance restarted) in between.
+func counterDelta(start, end float64) float64 {
+	if end < start {
+		return end
+	}
+	return end - start
+}
+
+type promSample struct {
+	labels map[string]string
+	value  float64
+}
+
+// promQuery runs an instant query against Prometheus' HTTP API.
+func promQuery(ctx context.Context, base, query string) ([]promSample, error) {
+	body, err := httpGet(ctx, base+"/api/v1/query?query="+url.QueryEscape(query))
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("query %q: %w", query, err)
+	}
+	if doc.Status != "success" {
+		return nil, fmt.Errorf("query %q: %s", query, doc.Error)
+	}
+	var out []promSample
+	for _, r := range doc.Data.Result {
+		s, _ := r.Value[1].(string)
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, promSample{labels: r.Metric, value: v})
+	}
+	return out, nil
+}
+
+// parseCacheCounters reads scalelab_cache_{hits,misses}_total from a
+// Prometheus text exposition, keyed "tier/hits" or "tier/misses".
+func parseCacheCounters(body []byte) map[string]float64 {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		line := sc.Text()
+		var kind string
+		switch {
+		case strings.HasPrefix(line, "scalelab_cache_hits_total{"):
+			kind = "hits"
+		case strings.HasPrefix(line, "scalelab_cache_misses_total{"):
+			kind = "misses"
+		default:
+			continue
+		}
+		_, rest, _ := strings.Cut(line, `tier="`)
+		tier, rest, ok := strings.Cut(rest, `"`)
+		if !ok {
+			continue
+		}
+		_, val, _ := strings.Cut(rest, "} ")
+		f := strings.Fields(val)
+		if len(f) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+			out[tier+"/"+kind] += v
+		}
+	}
+	return out
+}
+
+// percentile returns the p-th percentile (nearest rank) of xs; 0 for none.
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
