@@ -1,0 +1,506 @@
+package loadgen
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Latencies are recorded in microseconds from 1µs to 60s with 3 significant
+// digits: every value is kept within 0.1%, and longer latencies are recorded
+// as 60s.
+const (
+	histMin     = 1
+	histMax     = 60_000_000
+	histSigFigs = 3
+)
+
+// NewHistogram returns an empty latency histogram of the geometry every
+// histogram in a Result has: microseconds, 1µs to 60s, 3 significant digits.
+func NewHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(histMin, histMax, histSigFigs)
+}
+
+// recordLatency records d in h, clamped to the histogram's range.
+func recordLatency(h *hdrhistogram.Histogram, d time.Duration) {
+	us := d.Microseconds()
+	us = min(max(us, histMin), histMax)
+	_ = h.RecordValue(us) // in range by construction
+}
+
+// Result is what a run measured. Its JSON form (MarshalJSON) is documented
+// on the field tags; latencies in it are in milliseconds and every histogram
+// is also there in the standard HdrHistogram V2 compressed encoding
+// (base64), so results read back from JSON can still be merged exactly.
+type Result struct {
+	// Executor names the executor, e.g. "constant-arrival-rate".
+	Executor string
+	// Start is when the first operation was due.
+	Start time.Time
+	// Duration is how long operations were being started: the executor's
+	// configured duration, or less when the run was cancelled. Rates are
+	// counts divided by Duration.
+	Duration time.Duration
+	// End is when the last operation finished (after the graceful stop).
+	End time.Time
+	// Seed is the run's random seed.
+	Seed uint64
+
+	// Operations has one entry per Op, in the order of Config.Ops: each
+	// operation timed as a whole, from its scheduled start (open model) or
+	// its actual start (closed model) to its end.
+	Operations []Stats
+	// Requests has one entry per request name, sorted by name: each HTTP
+	// exchange timed on its own (see Client.Do).
+	Requests []Stats
+	// Total merges all Requests.
+	Total Stats
+
+	// Offered counts the arrivals the pacer scheduled (open model only);
+	// Offered = operations started + Dropped.
+	Offered int64
+	// Dropped counts arrivals that could not start on time because no
+	// worker was free within the executor's MaxDelay.
+	Dropped int64
+	// Workers is the largest number of workers the run used.
+	Workers int
+	// ErrorsByClass counts failed requests by class (see ClassTimeout and
+	// friends; unexpected statuses as "http NNN"), plus failed checks
+	// (ClassCheck) and failed setups (ClassSetup).
+	ErrorsByClass map[string]int64
+	// Counters holds the custom counters (Session.Counter), summed over
+	// workers.
+	Counters map[string]int64
+	// StartDelay is how late operations started after they were due (open
+	// model): the generator's own lateness, already inside every latency.
+	// If its p99 is a sizeable part of the requests' p99, the generator,
+	// not the server, is the bottleneck.
+	StartDelay *hdrhistogram.Histogram
+	// Series has one point per second of the run, in order.
+	Series []Point
+}
+
+// Stats are the counts and latencies of one operation, one request name,
+// or all requests.
+type Stats struct {
+	// Name of the operation or request; "total" for the total.
+	Name string
+	// Count of completed operations or requests, whatever their outcome.
+	Count int64
+	// Errors among them: failed checks, transport failures and unexpected
+	// statuses. Throttled ones are not errors.
+	Errors int64
+	// Throttled among them: answered 429 Too Many Requests.
+	Throttled int64
+	// Latency holds their latencies in microseconds: every request that got
+	// a response or timed out (a refused or reset connection has no
+	// meaningful latency, and a failed operation has none if one of its
+	// requests had such an error).
+	Latency *hdrhistogram.Histogram
+}
+
+// Rate returns the stats' count per second over d.
+func (s *Stats) Rate(d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(s.Count) / d.Seconds()
+}
+
+// Percentiles returns the latency summary in milliseconds.
+func (s *Stats) Percentiles() Latency { return latencyOf(s.Latency) }
+
+// merge adds o into s.
+func (s *Stats) merge(o *Stats) {
+	s.Count += o.Count
+	s.Errors += o.Errors
+	s.Throttled += o.Throttled
+	if s.Latency == nil {
+		s.Latency = NewHistogram()
+	}
+	if o.Latency != nil {
+		s.Latency.Merge(o.Latency)
+	}
+}
+
+// Latency is a latency summary in milliseconds.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+func latencyOf(h *hdrhistogram.Histogram) Latency {
+	if h == nil || h.TotalCount() == 0 {
+		return Latency{}
+	}
+	v := h.ValueAtPercentilesSlice([]float64{50, 90, 99, 99.9})
+	return Latency{
+		P50: usToMS(v[0]), P90: usToMS(v[1]), P99: usToMS(v[2]), P999: usToMS(v[3]),
+		Max:  usToMS(h.Max()),
+		Mean: math.Round(h.Mean()) / 1000,
+	}
+}
+
+func usToMS(us int64) float64 { return float64(us) / 1000 }
+
+// Point is one second of a run: what completed, was offered or was dropped
+// during it.
+type Point struct {
+	// Second counts from 0 at the start of the run.
+	Second int
+	// Interval is the length of the point, one second except for the last.
+	Interval time.Duration
+	// Offered is the number of arrivals due in this second (open model).
+	Offered int64
+	// Dropped is the number of arrivals dropped in this second.
+	Dropped int64
+	// Ops is the number of operations that finished in this second.
+	Ops int64
+	// Requests is the number of requests that finished in this second;
+	// Errors and Throttled count those that failed or got a 429.
+	Requests, Errors, Throttled int64
+	// P50 and P99 are the latencies (ms) of the requests that finished in
+	// this second.
+	P50, P99 float64
+	// Latency holds those latencies (µs), sparse to keep a long series
+	// small.
+	Latency *hdrhistogram.PackedHistogram
+}
+
+// Rate returns the achieved request rate of the point, per second.
+func (p *Point) Rate() float64 { return perSecond(p.Requests, p.Interval) }
+
+// OfferedRate returns the offered arrival rate of the point, per second.
+func (p *Point) OfferedRate() float64 { return perSecond(p.Offered, p.Interval) }
+
+func perSecond(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// Merge adds o into r, as if both runs had been one: counts add up,
+// histograms merge (so percentiles of the merged result are those of all the
+// values recorded by both), the per-second series are aligned on wall-clock
+// seconds, and the merged run spans from the earlier start to the later
+// end. Use it to combine the results of several generator processes that
+// ran at the same time, or of several rounds.
+func (r *Result) Merge(o *Result) {
+	start, end := o.Start, o.Start.Add(o.Duration)
+	if !r.Start.IsZero() {
+		start = minTime(r.Start, o.Start)
+		end = maxTime(r.Start.Add(r.Duration), end)
+		if shift := int(math.Round(r.Start.Sub(start).Seconds())); shift > 0 {
+			r.Series = append(make([]Point, shift), r.Series...)
+			for i := range r.Series {
+				r.Series[i].Second = i
+			}
+		}
+	}
+	r.Start, r.Duration = start, end.Sub(start)
+	if o.End.After(r.End) {
+		r.End = o.End
+	}
+	if r.Executor == "" {
+		r.Executor = o.Executor
+	} else if o.Executor != "" && o.Executor != r.Executor {
+		r.Executor = "mixed"
+	}
+
+	r.Operations = mergeStats(r.Operations, o.Operations, false)
+	r.Requests = mergeStats(r.Requests, o.Requests, true)
+	r.Total.merge(&o.Total)
+	r.Total.Name = "total"
+	r.Offered += o.Offered
+	r.Dropped += o.Dropped
+	r.Workers += o.Workers
+	r.ErrorsByClass = addCounts(r.ErrorsByClass, o.ErrorsByClass)
+	r.Counters = addCounts(r.Counters, o.Counters)
+	if o.StartDelay != nil {
+		if r.StartDelay == nil {
+			r.StartDelay = NewHistogram()
+		}
+		r.StartDelay.Merge(o.StartDelay)
+	}
+
+	offset := int(math.Round(o.Start.Sub(r.Start).Seconds()))
+	for _, p := range o.Series {
+		i := p.Second + offset
+		for len(r.Series) <= i {
+			r.Series = append(r.Series, Point{Second: len(r.Series)})
+		}
+		q := &r.Series[i]
+		q.Interval = max(q.Interval, p.Interval)
+		q.Offered += p.Offered
+		q.Dropped += p.Dropped
+		q.Ops += p.Ops
+		q.Requests += p.Requests
+		q.Errors += p.Errors
+		q.Throttled += p.Throttled
+		if p.Latency != nil {
+			if q.Latency == nil {
+				q.Latency = p.Latency.Clone()
+			} else {
+				q.Latency.Merge(p.Latency)
+			}
+			q.P50 = usToMS(q.Latency.ValueAtPercentile(50))
+			q.P99 = usToMS(q.Latency.ValueAtPercentile(99))
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// mergeStats merges b into a by name, keeping a's order and appending
+// b's new names (then sorting by name if sorted).
+func mergeStats(a, b []Stats, sorted bool) []Stats {
+	for i := range b {
+		j := slices.IndexFunc(a, func(s Stats) bool { return s.Name == b[i].Name })
+		if j < 0 {
+			a = append(a, Stats{Name: b[i].Name})
+			j = len(a) - 1
+		}
+		a[j].merge(&b[i])
+	}
+	if sorted {
+		slices.SortFunc(a, func(x, y Stats) int {
+			switch {
+			case x.Name < y.Name:
+				return -1
+			case x.Name > y.Name:
+				return 1
+			}
+			return 0
+		})
+	}
+	return a
+}
+
+func addCounts(a, b map[string]int64) map[string]int64 {
+	if a == nil {
+		a = make(map[string]int64, len(b))
+	}
+	for k, v := range b {
+		a[k] += v
+	}
+	return a
+}
+
+// Summary is the JSON form of a Result: the names are those its fields
+// document, durations are in seconds and latencies in milliseconds.
+type Summary struct {
+	Executor      string           `json:"executor"`
+	StartedAt     time.Time        `json:"started_at"`
+	DurationS     float64          `json:"duration_s"`
+	EndedAt       time.Time        `json:"ended_at"`
+	Seed          uint64           `json:"seed"`
+	Total         StatsSummary     `json:"total"`
+	Operations    []StatsSummary   `json:"operations"`
+	Requests      []StatsSummary   `json:"requests"`
+	Offered       int64            `json:"offered"`
+	OfferedRate   float64          `json:"offered_rate"`
+	Dropped       int64            `json:"dropped"`
+	Workers       int              `json:"workers"`
+	ErrorsByClass map[string]int64 `json:"errors_by_class"`
+	Counters      map[string]int64 `json:"counters"`
+	StartDelayMS  Latency          `json:"start_delay_ms"`
+	StartDelayH   string           `json:"start_delay_histogram,omitempty"`
+	Series        []PointSummary   `json:"series"`
+}
+
+// StatsSummary is the JSON form of Stats.
+type StatsSummary struct {
+	Name      string  `json:"name"`
+	Count     int64   `json:"count"`
+	Errors    int64   `json:"errors"`
+	Throttled int64   `json:"throttled"`
+	Rate      float64 `json:"rate"` // Count per second of the run's Duration
+	LatencyMS Latency `json:"latency_ms"`
+	// Histogram is the latency histogram (µs) in HdrHistogram's V2
+	// compressed encoding, base64.
+	Histogram string `json:"histogram,omitempty"`
+}
+
+// PointSummary is the JSON form of a Point.
+type PointSummary struct {
+	Second    int     `json:"second"`
+	IntervalS float64 `json:"interval_s"`
+	Offered   int64   `json:"offered"`
+	Dropped   int64   `json:"dropped"`
+	Ops       int64   `json:"ops"`
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
+	Throttled int64   `json:"throttled"`
+	Rate      float64 `json:"rate"` // requests per second
+	P50MS     float64 `json:"p50_ms"`
+	P99MS     float64 `json:"p99_ms"`
+	Histogram string  `json:"histogram,omitempty"`
+}
+
+// Summary returns the JSON-ready form of r.
+func (r *Result) Summary() Summary {
+	s := Summary{
+		Executor:      r.Executor,
+		StartedAt:     r.Start.UTC(),
+		DurationS:     r.Duration.Seconds(),
+		EndedAt:       r.End.UTC(),
+		Seed:          r.Seed,
+		Total:         r.statsSummary(&r.Total),
+		Operations:    []StatsSummary{},
+		Requests:      []StatsSummary{},
+		Offered:       r.Offered,
+		OfferedRate:   perSecond(r.Offered, r.Duration),
+		Dropped:       r.Dropped,
+		Workers:       r.Workers,
+		ErrorsByClass: cloneCounts(r.ErrorsByClass),
+		Counters:      cloneCounts(r.Counters),
+		StartDelayMS:  latencyOf(r.StartDelay),
+		StartDelayH:   encode(r.StartDelay),
+		Series:        []PointSummary{},
+	}
+	for i := range r.Operations {
+		s.Operations = append(s.Operations, r.statsSummary(&r.Operations[i]))
+	}
+	for i := range r.Requests {
+		s.Requests = append(s.Requests, r.statsSummary(&r.Requests[i]))
+	}
+	for _, p := range r.Series {
+		ps := PointSummary{
+			Second: p.Second, IntervalS: p.Interval.Seconds(),
+			Offered: p.Offered, Dropped: p.Dropped, Ops: p.Ops,
+			Requests: p.Requests, Errors: p.Errors, Throttled: p.Throttled,
+			Rate: p.Rate(), P50MS: p.P50, P99MS: p.P99,
+		}
+		if p.Latency != nil && p.Latency.TotalCount() > 0 {
+			if b, err := p.Latency.Encode(); err == nil {
+				ps.Histogram = string(b)
+			}
+		}
+		s.Series = append(s.Series, ps)
+	}
+	return s
+}
+
+func cloneCounts(m map[string]int64) map[string]int64 {
+	if m == nil {
+		return map[string]int64{}
+	}
+	return maps.Clone(m)
+}
+
+func (r *Result) statsSummary(s *Stats) StatsSummary {
+	return StatsSummary{
+		Name: s.Name, Count: s.Count, Errors: s.Errors, Throttled: s.Throttled,
+		Rate:      s.Rate(r.Duration),
+		LatencyMS: s.Percentiles(),
+		Histogram: encode(s.Latency),
+	}
+}
+
+func encode(h *hdrhistogram.Histogram) string {
+	if h == nil || h.TotalCount() == 0 {
+		return ""
+	}
+	b, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func decode(s string) (*hdrhistogram.Histogram, error) {
+	if s == "" {
+		return NewHistogram(), nil
+	}
+	h, err := hdrhistogram.Decode([]byte(s))
+	if err != nil {
+		return nil, err
+	}
+	// Re-record into the standard geometry so merges never drop values.
+	out := NewHistogram()
+	out.Merge(h)
+	return out, nil
+}
+
+// MarshalJSON encodes r as its Summary.
+func (r *Result) MarshalJSON() ([]byte, error) { return json.Marshal(r.Summary()) }
+
+// UnmarshalJSON decodes a Summary, histograms included, back into r.
+func (r *Result) UnmarshalJSON(b []byte) error {
+	var s Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	out := Result{
+		Executor: s.Executor, Start: s.StartedAt, End: s.EndedAt, Seed: s.Seed,
+		Duration: time.Duration(s.DurationS * float64(time.Second)),
+		Offered:  s.Offered, Dropped: s.Dropped, Workers: s.Workers,
+		ErrorsByClass: s.ErrorsByClass, Counters: s.Counters,
+	}
+	var err error
+	if out.StartDelay, err = decode(s.StartDelayH); err != nil {
+		return fmt.Errorf("start delay histogram: %w", err)
+	}
+	stats := func(ss StatsSummary) (Stats, error) {
+		h, err := decode(ss.Histogram)
+		if err != nil {
+			return Stats{}, fmt.Errorf("%s histogram: %w", ss.Name, err)
+		}
+		return Stats{Name: ss.Name, Count: ss.Count, Errors: ss.Errors, Throttled: ss.Throttled, Latency: h}, nil
+	}
+	if out.Total, err = stats(s.Total); err != nil {
+		return err
+	}
+	for _, ss := range s.Operations {
+		st, err := stats(ss)
+		if err != nil {
+			return err
+		}
+		out.Operations = append(out.Operations, st)
+	}
+	for _, ss := range s.Requests {
+		st, err := stats(ss)
+		if err != nil {
+			return err
+		}
+		out.Requests = append(out.Requests, st)
+	}
+	for _, ps := range s.Series {
+		p := Point{
+			Second: ps.Second, Interval: time.Duration(ps.IntervalS * float64(time.Second)),
+			Offered: ps.Offered, Dropped: ps.Dropped, Ops: ps.Ops,
+			Requests: ps.Requests, Errors: ps.Errors, Throttled: ps.Throttled,
+			P50: ps.P50MS, P99: ps.P99MS,
+		}
+		if ps.Histogram != "" {
+			if p.Latency, err = hdrhistogram.DecodePacked([]byte(ps.Histogram)); err != nil {
+				return fmt.Errorf("second %d histogram: %w", ps.Second, err)
+			}
+		}
+		out.Series = append(out.Series, p)
+	}
+	*r = out
+	return nil
+}
