@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"scalelab/server"
 	"scalelab/server/auth"
 	"scalelab/server/cache"
 	"scalelab/server/httpapi"

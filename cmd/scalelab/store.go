@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"scalelab/server"
+	"scalelab/server/postgres"
+	"scalelab/server/sqlite"
+)
+
+// seedStore is a store that can bulk-load seeded users.
+type seedStore interface {
+	server.Store
+	Seed(ctx context.Context, users int, passwordHash string, progress func(done int)) error
+}
+
+// openStore opens the database named by dsn: sqlite:PATH or postgres://URL.
+func openStore(ctx context.Context, dsn string, reg prometheus.Registerer, log *slog.Logger) (seedStore, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" {
+			return nil, &exitError{code: 2, msg: "--db sqlite: needs a path, as in sqlite:scalelab.db"}
+		}
+		db, err := sqlite.Open(ctx, path, sqlite.Options{Registerer: reg, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+		}
+		return db, nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		db, err := postgres.Open(ctx, dsn, postgres.Options{Registerer: reg, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("open postgres database %s: %w", redactDSN(dsn), err)
+		}
+		return db, nil
+	}
+	return nil, &exitError{code: 2, msg: fmt.Sprintf("--db %q: want sqlite:PATH or postgres://URL", redactDSN(dsn))}
+}
