@@ -1,0 +1,388 @@
+// Package reports holds the result of a scalelab run, the versioned
+// result.json schema, and what is made from it: report.md, a self-contained
+// report.html with charts drawn as inline SVG, and comparisons of several
+// runs with a verdict that accounts for noise.
+//
+// The package reads results, never live systems, and imports neither the
+// server nor the load generator: cmd/scalelab maps their numbers into a
+// Result.
+package reports
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// SchemaVersion is the major version of result.json this package writes. It
+// changes only when a field is renamed, removed or changes meaning; adding
+// fields keeps it, and Read ignores fields it does not know.
+const SchemaVersion = 1
+
+// File names in a run's directory.
+const (
+	ResultFile   = "result.json"
+	MarkdownFile = "report.md"
+	HTMLFile     = "report.html"
+)
+
+// Result is everything a run measured, as written to result.json. Latencies
+// are in milliseconds, rates in requests per second, fractions from 0 to 1.
+// The fields up to Replicas are the binding minimum of DESIGN.md: never
+// rename them.
+type Result struct {
+	SchemaVersion int       `json:"schema_version"`
+	Phase         int       `json:"phase"`
+	Scenario      string    `json:"scenario"`
+	StartedAt     time.Time `json:"started_at"`
+	// DurationS is the measured part of the run, without the warm-up.
+	DurationS float64 `json:"duration_s"`
+	Machine   Machine `json:"machine"`
+	// Command is the exact command line that ran, shell-quoted (see
+	// CommandLine).
+	Command    string      `json:"command"`
+	Totals     Totals      `json:"totals"`
+	Operations []Operation `json:"operations"`
+	Cache      Cache       `json:"cache"`
+	Replicas   []Replica   `json:"replicas"`
+
+	// ScenarioDescription says what the scenario models.
+	ScenarioDescription string `json:"scenario_description,omitempty"`
+	// Topology describes the phase's processes, e.g. "one app process,
+	// embedded SQLite (WAL), no cache".
+	Topology string `json:"topology,omitempty"`
+	// Executor describes the load, e.g. "constant-arrival-rate 2000/s".
+	Executor string `json:"executor,omitempty"`
+	// Keys describes the key distribution, e.g. "zipfian (theta 0.99,
+	// scrambled)".
+	Keys string `json:"keys,omitempty"`
+	// Users is the number of users seeded before the run.
+	Users   int64   `json:"users"`
+	WarmupS float64 `json:"warmup_s"`
+
+	// Requests breaks the totals down by HTTP request (an operation such as
+	// read-after-write sends two), when the generator reports them.
+	Requests []Operation `json:"requests,omitempty"`
+	// Thresholds are the scenario's pass/fail criteria and their outcome.
+	Thresholds []ThresholdResult `json:"thresholds"`
+	// Counters are custom counts, e.g. "stale_reads".
+	Counters map[string]int64 `json:"counters,omitempty"`
+	// Generator describes the load generator's own share of the latency.
+	Generator *Generator `json:"generator,omitempty"`
+	// Series has one point per second of the measured part of the run.
+	Series []Second `json:"series"`
+	// LatencyDistribution is the latency of all requests by percentile,
+	// from an HDR histogram, in increasing percentile order.
+	LatencyDistribution []PercentilePoint `json:"latency_distribution"`
+	// Components is the CPU time each process of the topology used during
+	// the measured part of the run (optional).
+	Components []Component `json:"components,omitempty"`
+	// Backends is HAProxy's count of requests per backend server (phases
+	// 3–4).
+	Backends []Backend `json:"haproxy_backends,omitempty"`
+	// Notes are remarks a reader needs, e.g. "one 2-core machine: phase 3
+	// pays for the load balancer on the same cores".
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Machine is what the run ran on (see DetectMachine).
+type Machine struct {
+	CPU         string `json:"cpu"`
+	Cores       int    `json:"cores"`
+	MemoryBytes int64  `json:"memory_bytes"`
+	GoVersion   string `json:"go_version"`
+	// GitCommit is the short commit of the checkout, "-dirty" when it had
+	// uncommitted changes, empty when not run from a git checkout.
+	GitCommit string `json:"git_commit"`
+	OS        string `json:"os"`
+	Kernel    string `json:"kernel"`
+	Arch      string `json:"arch"`
+	Hostname  string `json:"hostname"`
+}
+
+// Totals count every request of the measured part of the run.
+type Totals struct {
+	// Requests completed, whatever their outcome (errors and throttled
+	// included; dropped ones were never sent).
+	Requests int64 `json:"requests"`
+	// Errors among them: transport failures, timeouts, unexpected statuses
+	// and failed checks. Throttled requests (429) are not errors.
+	Errors int64 `json:"errors"`
+	// Rate is Requests per second of the measured duration.
+	Rate float64 `json:"rate"`
+	// OfferedRate is the arrival rate the executor scheduled, per second (0
+	// for a closed model, which has none).
+	OfferedRate float64 `json:"offered_rate"`
+	// Dropped counts arrivals that found no free worker in time and were
+	// never sent.
+	Dropped int64 `json:"dropped"`
+	// Throttled counts requests answered 429 Too Many Requests.
+	Throttled int64 `json:"throttled"`
+	// ErrorsByClass breaks Errors down, e.g. "http 503", "timeout",
+	// "connection refused".
+	ErrorsByClass map[string]int64 `json:"errors_by_class,omitempty"`
+	LatencyMS     Latency          `json:"latency_ms"`
+}
+
+// Operation is one operation of the mix (or one HTTP request, in
+// Result.Requests).
+type Operation struct {
+	Name      string  `json:"name"`
+	Count     int64   `json:"count"`
+	Errors    int64   `json:"errors"`
+	Throttled int64   `json:"throttled"`
+	Rate      float64 `json:"rate"`
+	LatencyMS Latency `json:"latency_ms"`
+	// Series is the operation's per-second series, when the generator
+	// keeps one; Compare needs it to judge the operation's latency.
+	Series []OpSecond `json:"series,omitempty"`
+}
+
+// Latency is a latency summary in milliseconds, measured from each
+// request's scheduled start.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// Cache has the hit rate of each cache tier, nil (JSON null) where the
+// phase has no such tier.
+type Cache struct {
+	L1HitRate *float64 `json:"l1_hit_rate"` // in-process
+	L2HitRate *float64 `json:"l2_hit_rate"` // Redis
+	L3HitRate *float64 `json:"l3_hit_rate"` // CDN (Varnish)
+}
+
+// Float returns a pointer to f, for the nullable fields such as the cache
+// hit rates.
+func Float(f float64) *float64 { return &f }
+
+// Replica is one read replica's lag during the run.
+type Replica struct {
+	Name string `json:"name"`
+	// LagSP50 and LagSMax are how far the replica was behind the primary,
+	// in seconds, as the database reports it.
+	LagSP50 float64 `json:"lag_s_p50"`
+	LagSMax float64 `json:"lag_s_max"`
+	// VisibleMSP99 is the write-to-visible delay clients saw: from a write's
+	// acknowledgement until a read on this replica returned it, p99 in ms.
+	VisibleMSP99 float64 `json:"visible_ms_p99"`
+}
+
+// ThresholdResult is one pass/fail criterion and its outcome.
+type ThresholdResult struct {
+	// Threshold as written, e.g. "p99 < 50ms".
+	Threshold string `json:"threshold"`
+	Pass      bool   `json:"pass"`
+	// Observed is the measured value in Unit; null when the run had
+	// nothing to judge (which fails the threshold).
+	Observed *float64 `json:"observed"`
+	Unit     string   `json:"unit"` // "ms", "%" or "req/s"
+}
+
+// Generator is the load generator's own account of the run.
+type Generator struct {
+	// Workers is the largest number of workers in use at once.
+	Workers int    `json:"workers"`
+	Seed    uint64 `json:"seed"`
+	// StartDelayMS is how late requests started after they were due. It is
+	// inside every latency; when its p99 is a sizeable part of the
+	// requests' p99, the generator, not the server, was the bottleneck.
+	StartDelayMS Latency `json:"start_delay_ms"`
+}
+
+// Second is one second of the measured part of the run.
+type Second struct {
+	// T counts seconds from the start of the measured part.
+	T int `json:"t"`
+	// Requests completed during this second; Rate is the same per second
+	// (they differ only for a last, partial second).
+	Requests  int64   `json:"requests"`
+	Rate      float64 `json:"rate"`
+	Offered   float64 `json:"offered"` // scheduled arrivals per second
+	Errors    int64   `json:"errors"`
+	Throttled int64   `json:"throttled,omitempty"`
+	Dropped   int64   `json:"dropped,omitempty"`
+	// P50MS and P99MS are the latencies of the requests that completed
+	// during this second.
+	P50MS float64 `json:"p50_ms"`
+	P99MS float64 `json:"p99_ms"`
+}
+
+// OpSecond is one second of one operation.
+type OpSecond struct {
+	T        int     `json:"t"`
+	Requests int64   `json:"requests"`
+	Rate     float64 `json:"rate"`
+	Errors   int64   `json:"errors"`
+	P50MS    float64 `json:"p50_ms"`
+	P99MS    float64 `json:"p99_ms"`
+}
+
+// PercentilePoint is one point of the latency distribution.
+type PercentilePoint struct {
+	Percentile float64 `json:"percentile"` // 0 to 100
+	ValueMS    float64 `json:"value_ms"`
+}
+
+// Component is one process (or group of processes) of the topology.
+type Component struct {
+	Name string `json:"name"`
+	// CPUS is the CPU time, user plus system, used during the measured part
+	// of the run.
+	CPUS float64 `json:"cpu_s"`
+}
+
+// Backend is one HAProxy backend server.
+type Backend struct {
+	Name     string `json:"name"` // "backend/server"
+	Requests int64  `json:"requests"`
+	Errors   int64  `json:"errors"` // 5xx responses
+}
+
+// ErrorRate is Errors as a fraction of Requests, 0 when there were none.
+func (t Totals) ErrorRate() float64 {
+	if t.Requests == 0 {
+		return 0
+	}
+	return float64(t.Errors) / float64(t.Requests)
+}
+
+// Passed reports whether every threshold passed.
+func (r *Result) Passed() bool {
+	for _, t := range r.Thresholds {
+		if !t.Pass {
+			return false
+		}
+	}
+	return true
+}
+
+// Write writes r to dir/result.json, creating dir. The file is replaced
+// atomically, so a reader never sees half a result.
+func (r *Result) Write(dir string) error {
+	data, err := r.marshal()
+	if err != nil {
+		return fmt.Errorf("write result: %w", err)
+	}
+	return writeFile(dir, ResultFile, data)
+}
+
+// WriteAll writes result.json, report.md and report.html into dir.
+func (r *Result) WriteAll(dir string) error {
+	if err := r.Write(dir); err != nil {
+		return err
+	}
+	var md, page bytes.Buffer
+	if err := RenderMarkdown(&md, r); err != nil {
+		return fmt.Errorf("render %s: %w", MarkdownFile, err)
+	}
+	if err := RenderHTML(&page, r); err != nil {
+		return fmt.Errorf("render %s: %w", HTMLFile, err)
+	}
+	if err := writeFile(dir, MarkdownFile, md.Bytes()); err != nil {
+		return err
+	}
+	return writeFile(dir, HTMLFile, page.Bytes())
+}
+
+func (r *Result) marshal() ([]byte, error) {
+	c := *r
+	c.SchemaVersion = SchemaVersion
+	// The schema's lists are lists, never null.
+	if c.Operations == nil {
+		c.Operations = []Operation{}
+	}
+	if c.Replicas == nil {
+		c.Replicas = []Replica{}
+	}
+	if c.Thresholds == nil {
+		c.Thresholds = []ThresholdResult{}
+	}
+	if c.Series == nil {
+		c.Series = []Second{}
+	}
+	if c.LatencyDistribution == nil {
+		c.LatencyDistribution = []PercentilePoint{}
+	}
+	data, err := json.MarshalIndent(&c, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}
+
+func writeFile(dir, name string, data []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+name+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// SchemaVersionError is Read's error for a result.json of a schema version
+// this package cannot read.
+type SchemaVersionError struct {
+	Path    string
+	Version int
+}
+
+func (e *SchemaVersionError) Error() string {
+	if e.Version > SchemaVersion {
+		return fmt.Sprintf("read result %s: schema version %d is newer than this scalelab reads (%d): use a newer scalelab", e.Path, e.Version, SchemaVersion)
+	}
+	return fmt.Sprintf("read result %s: invalid schema version %d", e.Path, e.Version)
+}
+
+// Read reads a result.json, or the result.json inside path when path is a
+// directory. It rejects schema versions it does not know.
+func Read(path string) (*Result, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, ResultFile)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read result: %w", err)
+	}
+	var head struct {
+		SchemaVersion *int `json:"schema_version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("read result %s: %w", path, err)
+	}
+	switch v := head.SchemaVersion; {
+	case v == nil:
+		return nil, fmt.Errorf("read result %s: no schema_version: not a scalelab result", path)
+	case *v > SchemaVersion || *v < 1:
+		return nil, &SchemaVersionError{Path: path, Version: *v}
+	}
+	var r Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("read result %s: %w", path, err)
+	}
+	return &r, nil
+}
