@@ -164,8 +164,12 @@ type Stats struct {
 
 // Observed is the view of a run's results that thresholds evaluate.
 type Observed struct {
+	// Total counts every HTTP request (an operation such as
+	// read-after-write sends two).
 	Total Stats
-	Ops   map[Op]Stats
+	// Ops counts each operation as a whole: its latency runs from the
+	// operation's scheduled start to its last response.
+	Ops map[Op]Stats
 }
 
 // Outcome is one threshold's verdict on a run.
