@@ -205,8 +205,8 @@ func (db *DB) Close() error {
 // stmts are the prepared statements of every operation. database/sql
 // prepares each once per connection, on first use there.
 type stmts struct {
-	ping, user, userByLogin, userExists, record, recordsFirst, recordsAfter *sql.Stmt // reader
-	createUser, updateUser, deleteUser, createRecord, updateRecord, deleteRecord   *sql.Stmt // writer
+	ping, user, userByLogin, userExists, record, recordsFirst, recordsAfter      *sql.Stmt // reader
+	createUser, updateUser, deleteUser, createRecord, updateRecord, deleteRecord *sql.Stmt // writer
 }
 
 const userCols = `id, email, username, password_hash, name, avatar, created_at, updated_at, version`
