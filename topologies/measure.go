@@ -355,21 +355,33 @@ func (s *Sampler) sampleCPU() {
 	s.cpuBaseline = true
 }
 
-// groupCPU is the CPU seconds of pid's process group (or of pid alone when
-// it does not lead one), counting the reaped children of each member:
-// postgres backends that exited are in the postmaster's cutime.
+// groupCPU is the CPU seconds of pid, its process group (when it leads
+// one) and its descendants (postgres backends leave the postmaster's
+// group), counting each one's reaped children: postgres backends that
+// exited are in the postmaster's cutime.
 func groupCPU(stats []procStat, pid int) float64 {
+	seen := map[int]bool{}
 	var ticks uint64
+	add := func(st procStat) {
+		if !seen[st.pid] {
+			seen[st.pid] = true
+			ticks += st.utime + st.stime + st.cutime + st.cstime
+		}
+	}
 	leader := false
 	for _, st := range stats {
-		if st.pid == pid && st.pgrp == pid {
-			leader = true
+		if st.pid == pid {
+			add(st)
+			leader = st.pgrp == pid
 		}
 	}
 	for _, st := range stats {
-		if (leader && st.pgrp == pid) || st.pid == pid {
-			ticks += st.utime + st.stime + st.cutime + st.cstime
+		if leader && st.pgrp == pid {
+			add(st)
 		}
+	}
+	for _, st := range descendants(stats, pid) {
+		add(st)
 	}
 	return float64(ticks) / clockTicks
 }

@@ -176,8 +176,12 @@ func (p *process) alive() bool {
 	return p.startTicks == 0 || st.startTicks == p.startTicks
 }
 
-// signal sends sig to the process, or to its whole group when it leads
-// one. Signalling a process that is gone is not an error.
+// signal sends sig to the process, to its process group when it leads one,
+// and to every descendant that left the group: PostgreSQL's backends each
+// call setsid(), so the postmaster's group holds only the postmaster.
+// The process itself is signalled first, so that a stopped parent cannot
+// fork or respawn children meanwhile. Signalling a process that is gone
+// is not an error.
 func (p *process) signal(sig syscall.Signal) error {
 	if !p.alive() {
 		return nil
@@ -188,6 +192,11 @@ func (p *process) signal(sig syscall.Signal) error {
 	}
 	if err := syscall.Kill(target, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("signal %v to pid %d: %w", sig, p.pid, err)
+	}
+	for _, st := range descendants(allProcStats(), p.pid) {
+		if !p.group || st.pgrp != p.pid {
+			_ = syscall.Kill(st.pid, sig)
+		}
 	}
 	return nil
 }
@@ -325,6 +334,27 @@ func allProcStats() []procStat {
 		}
 		if st, err := readProcStat(pid); err == nil {
 			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// descendants lists the live processes below pid in the process tree.
+func descendants(stats []procStat, pid int) []procStat {
+	children := map[int][]procStat{}
+	for _, st := range stats {
+		if st.state != 'Z' && st.state != 'X' {
+			children[st.ppid] = append(children[st.ppid], st)
+		}
+	}
+	var out []procStat
+	queue := []int{pid}
+	for len(queue) > 0 {
+		next := queue[0]
+		queue = queue[1:]
+		for _, c := range children[next] {
+			out = append(out, c)
+			queue = append(queue, c.pid)
 		}
 	}
 	return out

@@ -18,26 +18,24 @@ var phase4 = topotest.Shared{Phase: 4}
 
 func TestMain(m *testing.M) { os.Exit(phase4.Main(m)) }
 
-// TestUpDown brings phases 1-3 up, checks they answer through their entry
-// point, takes them down and checks nothing of the run is left.
+// TestUpDown brings phases 1-3 up (concurrently: most of a bring-up is
+// waiting), checks they answer through their entry point, takes them down
+// and checks nothing of the run is left. Phase 4 is the shared topology
+// of the TestPhase4 tests; topotest checks its Down the same way.
 func TestUpDown(t *testing.T) {
 	for _, phase := range []int{1, 2, 3} {
 		t.Run(fmt.Sprintf("phase-%d", phase), func(t *testing.T) {
+			t.Parallel()
 			start := time.Now()
-			top := upUnmanaged(t, phase)
-			upTook := time.Since(start)
+			top := topotest.Up(t, phase)
+			t.Logf("phase %d up in %v (%s)", phase, time.Since(start).Round(time.Millisecond), top.Dir)
 			mustGet(t, top.EntryURL+"/healthz")
+			if phase == 3 && top.EntryURL != top.HAProxyURL {
+				t.Errorf("EntryURL = %s, want HAProxy's %s", top.EntryURL, top.HAProxyURL)
+			}
 			checkDown(t, top)
-			t.Logf("phase %d: up %v, down %v", phase, upTook.Round(time.Millisecond), time.Since(start.Add(upTook)).Round(time.Millisecond))
 		})
 	}
-}
-
-// upUnmanaged brings phase up with a Cleanup that only acts when the test
-// did not take the topology down itself.
-func upUnmanaged(t *testing.T, phase int) *topologies.Topology {
-	t.Helper()
-	return topotest.Up(t, phase)
 }
 
 // checkDown takes top down and checks that no process and no port of the
@@ -69,13 +67,18 @@ func checkDown(t *testing.T, top *topologies.Topology) {
 
 func mustGet(t *testing.T, url string) *http.Response {
 	t.Helper()
+	return mustGetStatus(t, url, http.StatusOK)
+}
+
+func mustGetStatus(t *testing.T, url string, status int) *http.Response {
+	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s = %s, want 200", url, resp.Status)
+	if resp.StatusCode != status {
+		t.Fatalf("GET %s = %s, want %d", url, resp.Status, status)
 	}
 	return resp
 }

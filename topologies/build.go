@@ -1,0 +1,491 @@
+package topologies
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// builder holds what one bring-up needs between its steps.
+type builder struct {
+	t     *Topology
+	def   *Definition
+	opts  Options
+	bin   string
+	ports *portPicker
+	log   *slog.Logger
+	steps []step
+
+	appPorts                              []int
+	haproxyPort, statsPort, varnishPort   int
+	varnishAdmin, promPort, pgbouncerPort int
+	serverFlags, workerFlags              map[string]bool
+}
+
+type step struct {
+	name string
+	deps []string
+	run  func(ctx context.Context) error
+}
+
+func (b *builder) dir(name string) (string, error) {
+	d := filepath.Join(b.t.Dir, name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", fmt.Errorf("%s dir: %w", name, err)
+	}
+	return d, nil
+}
+
+// plan picks the ports that other components' configs name, probes the
+// server binary's flags, and lists the steps with their dependencies.
+func (b *builder) plan(ctx context.Context) error {
+	def, t := b.def, b.t
+	pick := func(p *int) error {
+		v, err := b.ports.pick()
+		*p = v
+		return err
+	}
+	b.appPorts = make([]int, def.Apps.Count)
+	for i := range b.appPorts {
+		if err := pick(&b.appPorts[i]); err != nil {
+			return err
+		}
+	}
+	for _, p := range []struct {
+		want bool
+		port *int
+	}{
+		{def.HAProxy != nil, &b.haproxyPort}, {def.HAProxy != nil, &b.statsPort},
+		{def.Varnish != nil, &b.varnishPort}, {def.Varnish != nil, &b.varnishAdmin},
+		{def.Prometheus != nil, &b.promPort}, {def.PgBouncer != nil, &b.pgbouncerPort},
+	} {
+		if p.want {
+			if err := pick(p.port); err != nil {
+				return err
+			}
+		}
+	}
+
+	b.serverFlags = probeFlags(ctx, b.bin, "server")
+	if !b.serverFlags["addr"] {
+		return fmt.Errorf("topology: %s server -h lists no --addr flag; is it the scalelab binary?", b.bin)
+	}
+	if w := def.Workers; w != nil && w.Count > 0 {
+		b.workerFlags = probeFlags(ctx, b.bin, w.Command)
+		if len(b.workerFlags) == 0 {
+			t.Skipped = append(t.Skipped, fmt.Sprintf("workers: %s has no %q command yet", filepath.Base(b.bin), w.Command))
+		}
+	}
+
+	for i := range def.Apps.Count {
+		t.AppURLs = append(t.AppURLs, "http://"+loopback(b.appPorts[i]))
+	}
+	switch def.Entry {
+	case "varnish":
+		t.EntryURL = "http://" + loopback(b.varnishPort)
+	case "haproxy":
+		t.EntryURL = "http://" + loopback(b.haproxyPort)
+	default:
+		t.EntryURL = t.AppURLs[0]
+	}
+
+	var dataDeps []string
+	if def.Prometheus != nil {
+		b.add("prometheus", nil, b.startPrometheus)
+	}
+	if def.Postgres != nil {
+		b.add("primary", nil, b.startPrimary)
+		dataDeps = append(dataDeps, "primary")
+		for i := range def.Postgres.Replicas {
+			name := fmt.Sprintf("replica-%d", i+1)
+			b.add(name, []string{"primary"}, func(ctx context.Context) error { return b.startReplica(ctx, name) })
+			dataDeps = append(dataDeps, name)
+		}
+	}
+	if def.PgBouncer != nil {
+		b.add("pgbouncer", []string{"primary"}, b.startPgBouncer)
+		dataDeps = append(dataDeps, "pgbouncer")
+	}
+	if def.Redis != nil {
+		b.add("redis", nil, b.startRedis)
+		dataDeps = append(dataDeps, "redis")
+	}
+	if def.RedisCluster != nil {
+		b.add("redis-cluster", nil, b.startCluster)
+		dataDeps = append(dataDeps, "redis-cluster")
+	}
+	var apps []string
+	for i := range def.Apps.Count {
+		name := fmt.Sprintf("app-%d", i+1)
+		b.add(name, dataDeps, func(ctx context.Context) error { return b.startApp(ctx, i) })
+		apps = append(apps, name)
+	}
+	if w := def.Workers; w != nil && len(b.workerFlags) > 0 {
+		for i := range w.Count {
+			name := fmt.Sprintf("worker-%d", i+1)
+			b.add(name, dataDeps, func(ctx context.Context) error { return b.startWorker(ctx, name) })
+		}
+	}
+	front := apps
+	if def.HAProxy != nil {
+		b.add("haproxy", apps, b.startHAProxy)
+		front = []string{"haproxy"}
+	}
+	if def.Varnish != nil {
+		b.add("varnish", front, b.startVarnish)
+	}
+	if def.Prometheus != nil {
+		var all []string
+		for _, s := range b.steps {
+			all = append(all, s.name)
+		}
+		b.add("prometheus-targets", all, func(ctx context.Context) error {
+			return poll(ctx, t.rt.prom.TargetsUp)
+		})
+	}
+	return nil
+}
+
+// set changes the topology's fields under the lock that save reads them with.
+func (b *builder) set(fn func(t *Topology)) {
+	b.t.rt.mu.Lock()
+	defer b.t.rt.mu.Unlock()
+	fn(b.t)
+}
+
+func (b *builder) add(name string, deps []string, run func(context.Context) error) {
+	b.steps = append(b.steps, step{name: name, deps: deps, run: run})
+}
+
+// run runs the steps, each as soon as its dependencies are done. The first
+// failure cancels the rest.
+func (b *builder) run(ctx context.Context) error {
+	done := map[string]chan struct{}{}
+	for _, s := range b.steps {
+		done[s.name] = make(chan struct{})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range b.steps {
+		g.Go(func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("%s: panic: %v", s.name, r)
+				}
+			}()
+			for _, d := range s.deps {
+				select {
+				case <-done[d]:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			start := time.Now()
+			if err := s.run(gctx); err != nil {
+				if gctx.Err() != nil && ctx.Err() == nil {
+					return gctx.Err() // another step failed first
+				}
+				return err
+			}
+			took := time.Since(start)
+			b.log.Info("ready", "step", s.name, "took", took.Round(time.Millisecond))
+			b.set(func(t *Topology) { t.Steps = append(t.Steps, StepTiming{Step: s.name, Seconds: took.Seconds()}) })
+			close(done[s.name])
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("topology up (phase %d): %w", b.def.Phase, err)
+	}
+	return nil
+}
+
+// register records a component as soon as it may have a process, so that
+// Down (and every failure path) stops it, and rewrites topology.json.
+func (rt *runtime) register(t *Topology, m member) {
+	rt.mu.Lock()
+	rt.members = append(rt.members, m)
+	rt.mu.Unlock()
+	if err := t.save(); err != nil {
+		rt.log.Warn("write topology.json", "err", err)
+	}
+}
+
+func (b *builder) daemonHooks(d *daemon) {
+	d.onStart = func() {
+		if err := b.t.save(); err != nil {
+			b.log.Warn("write topology.json", "err", err)
+		}
+	}
+}
+
+func (b *builder) startPrometheus(ctx context.Context) error {
+	dir, err := b.dir("prometheus")
+	if err != nil {
+		return err
+	}
+	app := promJob{Name: "app"}
+	for i, p := range b.appPorts {
+		app.Targets = append(app.Targets, promTarget{Addr: loopback(p), Component: fmt.Sprintf("app-%d", i+1)})
+	}
+	jobs := []promJob{app}
+	if b.def.HAProxy != nil {
+		jobs = append(jobs, promJob{Name: "haproxy", Targets: []promTarget{{Addr: loopback(b.statsPort), Component: "haproxy"}}})
+	}
+	p, err := newPrometheus(dir, b.def.Prometheus, b.promPort, jobs, b.log)
+	if err != nil {
+		return err
+	}
+	b.set(func(t *Topology) { t.PrometheusURL, t.rt.prom = p.URL(), p })
+	b.daemonHooks(&p.daemon)
+	b.t.rt.register(b.t, p)
+	return p.start(ctx)
+}
+
+func (b *builder) startPrimary(ctx context.Context) error {
+	dir := filepath.Join(b.t.Dir, "primary")
+	p, err := startPrimary(ctx, dir, b.def.Postgres, b.opts.FastPostgres, b.log, func(p *Postgres) {
+		b.set(func(t *Topology) { t.rt.primary = p })
+		b.t.rt.register(b.t, p)
+	})
+	if err != nil {
+		return err
+	}
+	b.set(func(t *Topology) { t.PrimaryURL = p.URL() })
+	return b.t.save()
+}
+
+func (b *builder) startReplica(ctx context.Context, name string) error {
+	dir := filepath.Join(b.t.Dir, name)
+	_, err := startReplica(ctx, b.t.rt.primary, name, dir, b.opts.FastPostgres, b.log, func(p *Postgres) {
+		b.set(func(t *Topology) {
+			t.rt.replicas = append(t.rt.replicas, p)
+			slices.SortFunc(t.rt.replicas, func(a, c *Postgres) int { return cmpName(a.name, c.name) })
+			t.ReplicaURLs = nil
+			for _, r := range t.rt.replicas {
+				t.ReplicaURLs = append(t.ReplicaURLs, r.URL())
+			}
+		})
+		b.t.rt.register(b.t, p)
+	})
+	return err
+}
+
+func (b *builder) startPgBouncer(ctx context.Context) error {
+	dir, err := b.dir("pgbouncer")
+	if err != nil {
+		return err
+	}
+	pb, err := newPgBouncer(dir, b.def.PgBouncer, b.pgbouncerPort, b.t.rt.primary.Port(), b.def.Postgres.Database, b.log)
+	if err != nil {
+		return err
+	}
+	b.set(func(t *Topology) { t.PgBouncerURL, t.rt.pgbouncer = pb.URL(), pb })
+	b.daemonHooks(&pb.daemon)
+	b.t.rt.register(b.t, pb)
+	return pb.start(ctx)
+}
+
+func (b *builder) startRedis(ctx context.Context) error {
+	dir, err := b.dir("redis")
+	if err != nil {
+		return err
+	}
+	r, err := newRedis(dir, RedisOptions{Name: "redis", Settings: b.def.Redis.Settings, Logger: b.log}, b.ports)
+	if err != nil {
+		return err
+	}
+	b.set(func(t *Topology) { t.RedisAddr, t.rt.redis = r.Addr(), r })
+	b.daemonHooks(&r.daemon)
+	b.t.rt.register(b.t, r)
+	return r.start(ctx)
+}
+
+func (b *builder) startCluster(ctx context.Context) error {
+	dir, err := b.dir("redis-cluster")
+	if err != nil {
+		return err
+	}
+	def := b.def.RedisCluster
+	c, err := startRedisCluster(ctx, dir, RedisClusterOptions{
+		Masters: def.Masters, ReplicasPerMaster: def.ReplicasPerMaster, NodeTimeout: def.NodeTimeout,
+		Settings: def.Settings, Logger: b.log,
+	}, b.ports, func(r *Redis) {
+		b.daemonHooks(&r.daemon)
+		b.t.rt.register(b.t, r)
+	})
+	if err != nil {
+		return err
+	}
+	b.set(func(t *Topology) { t.RedisClusterAddrs, t.rt.cluster = c.Addrs(), c })
+	return b.t.save()
+}
+
+// vars are the values app and worker flags may use.
+func (b *builder) vars(name, dir, addr string) flagVars {
+	rt := b.t.rt
+	v := flagVars{"app.name": {name}, "app.dir": {dir}, "app.addr": {addr}, "app.url": {"http://" + addr}}
+	if rt.primary != nil {
+		v["postgres.url"] = []string{rt.primary.URL()}
+	}
+	if len(rt.replicas) > 0 {
+		var urls []string
+		for _, r := range rt.replicas {
+			urls = append(urls, r.URL())
+		}
+		v["replicas.url"] = urls
+		v["replicas.urls"] = []string{strings.Join(urls, ",")}
+	}
+	if rt.pgbouncer != nil {
+		v["pgbouncer.url"] = []string{rt.pgbouncer.URL()}
+	}
+	if rt.redis != nil {
+		v["redis.addr"] = []string{rt.redis.Addr()}
+	}
+	if rt.cluster != nil {
+		v["redis_cluster.addrs"] = []string{strings.Join(rt.cluster.Addrs(), ",")}
+	}
+	if b.haproxyPort != 0 {
+		v["haproxy.url"] = []string{"http://" + loopback(b.haproxyPort)}
+	}
+	if b.varnishPort != 0 {
+		v["varnish.url"] = []string{"http://" + loopback(b.varnishPort)}
+	}
+	if b.promPort != 0 {
+		v["prometheus.url"] = []string{"http://" + loopback(b.promPort)}
+	}
+	return v
+}
+
+// args expands flags and drops those the binary does not define.
+func (b *builder) args(flags []string, supported map[string]bool, vars flagVars, what string) ([]string, error) {
+	var out []string
+	for _, f := range flags {
+		name, _, _ := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+		if !supported[name] {
+			b.noteSkipped(fmt.Sprintf("%s: %s does not have --%s yet", what, filepath.Base(b.bin), name))
+			continue
+		}
+		exp, err := expandFlag(f, vars)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, exp...)
+	}
+	return out, nil
+}
+
+func (b *builder) noteSkipped(msg string) {
+	b.t.rt.mu.Lock()
+	defer b.t.rt.mu.Unlock()
+	if !slices.Contains(b.t.Skipped, msg) {
+		b.t.Skipped = append(b.t.Skipped, msg)
+		b.log.Warn("skipped", "what", msg)
+	}
+}
+
+func (b *builder) startApp(ctx context.Context, i int) error {
+	name := fmt.Sprintf("app-%d", i+1)
+	dir, err := b.dir(name)
+	if err != nil {
+		return err
+	}
+	addr := loopback(b.appPorts[i])
+	flags, err := b.args(b.def.Apps.Flags, b.serverFlags, b.vars(name, dir, addr), "apps")
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	args := append([]string{"server", "--addr=" + addr}, flags...)
+	a := newApp(name, "app", dir, b.bin, args, b.appPorts[i], b.log)
+	b.t.rt.mu.Lock()
+	b.t.rt.apps = append(b.t.rt.apps, a)
+	slices.SortFunc(b.t.rt.apps, func(x, y *App) int { return cmpName(x.name, y.name) })
+	b.t.rt.mu.Unlock()
+	b.daemonHooks(&a.daemon)
+	b.t.rt.register(b.t, a)
+	return a.start(ctx)
+}
+
+func (b *builder) startWorker(ctx context.Context, name string) error {
+	dir, err := b.dir(name)
+	if err != nil {
+		return err
+	}
+	port := 0
+	var args []string
+	if b.workerFlags["addr"] {
+		if port, err = b.ports.pick(); err != nil {
+			return err
+		}
+		args = append(args, "--addr="+loopback(port))
+	}
+	flags, err := b.args(b.def.Workers.Flags, b.workerFlags, b.vars(name, dir, loopback(port)), "workers")
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	args = append(append([]string{b.def.Workers.Command}, args...), flags...)
+	w := newApp(name, "worker", dir, b.bin, args, port, b.log)
+	b.t.rt.mu.Lock()
+	b.t.rt.workers = append(b.t.rt.workers, w)
+	b.t.rt.mu.Unlock()
+	b.daemonHooks(&w.daemon)
+	b.t.rt.register(b.t, w)
+	return w.start(ctx)
+}
+
+func (b *builder) startHAProxy(ctx context.Context) error {
+	dir, err := b.dir("haproxy")
+	if err != nil {
+		return err
+	}
+	var servers []haproxyServer
+	for i, p := range b.appPorts {
+		servers = append(servers, haproxyServer{Name: fmt.Sprintf("app-%d", i+1), Addr: loopback(p)})
+	}
+	h, err := newHAProxy(dir, b.def.HAProxy, b.haproxyPort, b.statsPort, servers, b.log)
+	if err != nil {
+		return err
+	}
+	b.set(func(t *Topology) {
+		t.HAProxyURL, t.HAProxyStatsURL, t.rt.haproxy = h.URL(), "http://"+h.StatsAddr()+"/stats", h
+	})
+	b.daemonHooks(&h.daemon)
+	b.t.rt.register(b.t, h)
+	return h.start(ctx)
+}
+
+func (b *builder) startVarnish(ctx context.Context) error {
+	dir, err := b.dir("varnish")
+	if err != nil {
+		return err
+	}
+	backend := b.appPorts[0]
+	if b.def.HAProxy != nil {
+		backend = b.haproxyPort
+	}
+	v, err := newVarnish(dir, b.def.Varnish, b.varnishPort, b.varnishAdmin, backend, b.log)
+	if err != nil {
+		return err
+	}
+	b.set(func(t *Topology) { t.VarnishURL, t.VarnishWorkDir, t.rt.varnish = v.URL(), v.WorkDir(), v })
+	b.daemonHooks(&v.daemon)
+	b.t.rt.register(b.t, v)
+	return v.start(ctx)
+}
+
+// cmpName orders app-2 before app-10.
+func cmpName(a, b string) int {
+	ai, _ := strconv.Atoi(a[strings.LastIndexByte(a, '-')+1:])
+	bi, _ := strconv.Atoi(b[strings.LastIndexByte(b, '-')+1:])
+	if c := strings.Compare(a[:strings.LastIndexByte(a, '-')+1], b[:strings.LastIndexByte(b, '-')+1]); c != 0 {
+		return c
+	}
+	return ai - bi
+}
