@@ -19,6 +19,8 @@ func TestLoadBad(t *testing.T) {
 		"duplicate-op":             `testdata/duplicate-op.bad.yaml:9: mix[1].op: get-user is already in mix[0]`,
 		"hot-keys-too-many":        `testdata/hot-keys-too-many.bad.yaml:11: keys.hot_keys: 20 is more than users (10)`,
 		"missing-executor":         `testdata/missing-executor.bad.yaml:1: executor: required (a mapping with type: constant-arrival-rate, ramping-arrival-rate, constant-vus)`,
+		"missing-executor-type":    `testdata/missing-executor-type.bad.yaml:2: executor.type: required (constant-arrival-rate, ramping-arrival-rate, constant-vus)`,
+		"warmup-at-zero-rate":      `testdata/warmup-at-zero-rate.bad.yaml:6: warmup: the warm-up runs at executor.start_rate, which is 0: set a start rate or leave the warm-up out`,
 		"missing-rate":             `testdata/missing-rate.bad.yaml:2: executor.rate: required for constant-arrival-rate (requests per second)`,
 		"missing-stages":           `testdata/missing-stages.bad.yaml:2: executor.stages: required for ramping-arrival-rate`,
 		"missing-vus":              `testdata/missing-vus.bad.yaml:2: executor.vus: required for constant-vus`,
@@ -58,6 +60,7 @@ testdata/several-errors.bad.yaml:10: mix[1].op: unknown operation "fetch-user" (
 	for _, f := range files {
 		names = append(names, strings.TrimSuffix(filepath.Base(f), ".bad.yaml"))
 	}
+	slices.Sort(names)
 	var want []string
 	for name := range tests {
 		want = append(want, name)

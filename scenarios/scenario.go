@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -411,19 +412,23 @@ func validate(s *Scenario) []issue {
 	default:
 		add("executor.type", "unknown executor %q (want %s)", e.Kind, kindList())
 	}
-	if e.Kind != ConstantArrivalRate && e.Rate != 0 {
-		add("executor.rate", "not used by %s", e.Kind)
-	}
-	if e.Kind != RampingArrivalRate {
-		if e.StartRate != 0 {
-			add("executor.start_rate", "not used by %s", e.Kind)
+	// Fields of another executor are mistakes worth a word, once the
+	// executor itself is known.
+	if slices.Contains(ExecutorKinds(), e.Kind) {
+		if e.Kind != ConstantArrivalRate && e.Rate != 0 {
+			add("executor.rate", "not used by %s", e.Kind)
 		}
-		if len(e.Stages) != 0 {
-			add("executor.stages", "not used by %s", e.Kind)
+		if e.Kind != RampingArrivalRate {
+			if e.StartRate != 0 {
+				add("executor.start_rate", "not used by %s", e.Kind)
+			}
+			if len(e.Stages) != 0 {
+				add("executor.stages", "not used by %s", e.Kind)
+			}
 		}
-	}
-	if e.Kind != ConstantVUs && e.VUs != 0 {
-		add("executor.vus", "not used by %s", e.Kind)
+		if e.Kind != ConstantVUs && e.VUs != 0 {
+			add("executor.vus", "not used by %s", e.Kind)
+		}
 	}
 
 	if s.Duration <= 0 {
@@ -431,6 +436,8 @@ func validate(s *Scenario) []issue {
 	}
 	if s.Warmup < 0 {
 		add("warmup", "must be >= 0")
+	} else if s.Warmup > 0 && e.Kind == RampingArrivalRate && e.StartRate == 0 {
+		add("warmup", "the warm-up runs at executor.start_rate, which is 0: set a start rate or leave the warm-up out")
 	}
 	if s.Users < 0 {
 		add("users", "must be >= 0")
@@ -509,7 +516,7 @@ func opList() string {
 	return strings.Join(names, ", ")
 }
 
-// formatFloat prints a rate without a pointless ".000000".
+// formatFloat prints a rate without a pointless ".000000" or exponent.
 func formatFloat(f float64) string {
-	return fmt.Sprintf("%g", f)
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }
