@@ -9,10 +9,6 @@ func notYet(name string) error {
 	return &exitError{code: 3, msg: name + ": not yet (its issue has not landed)"}
 }
 
-func runSeed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return notYet("seed")
-}
-
 func runRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return notYet("run")
 }

@@ -35,6 +35,8 @@ type api struct {
 	hasher *auth.Hasher
 	l1     *cache.L1[*UserEntry]
 	log    *slog.Logger
+
+	jsonContentType []string // {"application/json"}, shared by responses
 }
 
 // NewHandler returns the server's whole HTTP surface.
@@ -48,7 +50,8 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Draining == nil {
 		cfg.Draining = new(atomic.Bool)
 	}
-	a := &api{store: cfg.Store, hasher: cfg.Hasher, l1: cfg.UserCache, log: cfg.Logger}
+	a := &api{store: cfg.Store, hasher: cfg.Hasher, l1: cfg.UserCache, log: cfg.Logger,
+		jsonContentType: []string{"application/json"}}
 	m := newHTTPMetrics(cfg.Registry)
 	return recoverPanics(cfg.Logger, routes(a, cfg, m))
 }

@@ -16,8 +16,8 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 	r.MethodNotAllowed = http.HandlerFunc(handleMethodNotAllowed)
 	r.PanicHandler = nil // recoverPanics wraps the router instead
 
-	handle := func(method, path string, h http.HandlerFunc) {
-		r.Handler(method, path, m.instrument(method, path, h))
+	handle := func(method, path string, h httprouter.Handle) {
+		r.Handle(method, path, m.instrument(method, path, h))
 	}
 
 	// Unversioned API (phases 1–2, no auth).

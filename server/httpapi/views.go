@@ -43,6 +43,8 @@ type UserEntry struct {
 	User *server.User
 	Full []byte // encoded userView
 	ETag string // strong validator of Full
+
+	etagHeader []string // {ETag}, ready to assign to a header map
 }
 
 // newUserEntry encodes u's views once.
@@ -51,7 +53,8 @@ func newUserEntry(u *server.User) (*UserEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode user %s: %w", u.ID, err)
 	}
-	return &UserEntry{User: u, Full: full, ETag: etag(full)}, nil
+	tag := etag(full)
+	return &UserEntry{User: u, Full: full, ETag: tag, etagHeader: []string{tag}}, nil
 }
 
 // WeighUserEntry estimates an entry's memory for the L1 bound.
