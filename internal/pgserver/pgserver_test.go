@@ -40,11 +40,7 @@ func TestPrimaryAndReplica(t *testing.T) {
 		t.Fatalf("inet_server_port() = %d, %v, want %d", port, err, primary.Port())
 	}
 
-	dir, err := os.MkdirTemp("", "scalelab-pgtest-replica-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := pgtest.Dir(t)
 	replica, err := primary.NewReplica(ctx, "replica1", pgserver.Options{Dir: dir, NoSync: true})
 	if err != nil {
 		t.Fatal(err)

@@ -160,3 +160,21 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("Open(bad url) = nil error, want one")
 	}
 }
+
+// BenchmarkUser measures the hot path, a user by id, from parallel readers.
+func BenchmarkUser(b *testing.B) {
+	const n = 10_000
+	db := mustOpen(b, postgres.Options{})
+	if err := db.Seed(b.Context(), n, "hash", nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			if _, err := db.User(b.Context(), server.SeedUserID(i*7919%n)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

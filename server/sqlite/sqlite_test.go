@@ -46,3 +46,21 @@ func BenchmarkSeed(b *testing.B) {
 	}
 	b.ReportMetric(float64(*seedUsers*b.N)/b.Elapsed().Seconds(), "users/s")
 }
+
+// BenchmarkUser measures the hot path, a user by id, from parallel readers.
+func BenchmarkUser(b *testing.B) {
+	const n = 10_000
+	db := mustOpen(b, sqlite.Options{})
+	if err := db.Seed(b.Context(), n, "hash", nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			if _, err := db.User(b.Context(), server.SeedUserID(i*7919%n)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -124,6 +124,10 @@ func testCreateUserKeepsGivenFields(t *testing.T, s server.Store) {
 	if diff := cmp.Diff(&want, mustUser(t, s, id)); diff != "" {
 		t.Errorf("User(%q) mismatch (-want +got):\n%s", id, diff)
 	}
+	err = s.CreateUser(t.Context(), &server.User{ID: id, Email: "other@example.com", Username: "other", PasswordHash: "h"})
+	wantCode(t, err, server.ECONFLICT, "CreateUser(an id that exists)")
+	err = s.CreateUser(t.Context(), &server.User{ID: "not-a-uuid", Email: "x@example.com", Username: "x", PasswordHash: "h"})
+	wantCode(t, err, server.EINVALID, "CreateUser(a malformed id)")
 }
 
 func testUserNotFound(t *testing.T, s server.Store) {

@@ -63,17 +63,9 @@ func start(ctx context.Context) (*pgserver.Server, error) {
 		return nil, err
 	}
 	reapOrphans(ctx)
-	dir, err := os.MkdirTemp("", dirPrefix)
+	dir, err := newDir()
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: %w", err)
-	}
-	owner, err := processID(os.Getpid())
-	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, ownerFile), []byte(owner), 0o644)
-	}
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("pgtest: %w", err)
+		return nil, err
 	}
 	srv, err := pgserver.Init(ctx, pgserver.Options{Dir: dir, Conf: conf, NoSync: true})
 	if err == nil {
@@ -87,6 +79,40 @@ func start(ctx context.Context) (*pgserver.Server, error) {
 		return nil, err
 	}
 	return srv, nil
+}
+
+// newDir makes a directory for a server under the temporary directory,
+// marked as this process's, so that reapOrphans can clean up after it should
+// this process be killed.
+func newDir() (string, error) {
+	dir, err := os.MkdirTemp("", dirPrefix)
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	owner, err := processID(os.Getpid())
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, ownerFile), []byte(owner), 0o644)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	return dir, nil
+}
+
+// Dir returns a new, empty directory for a server that tb makes itself (a
+// replica, say: srv.NewReplica(ctx, "r1", pgserver.Options{Dir: pgtest.Dir(t)})).
+// It is removed when tb ends, so stop the server in a t.Cleanup registered
+// after calling Dir. Should the test binary be killed, a later one stops the
+// server and removes the directory.
+func Dir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := newDir()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // stop stops srv and removes its directory.
