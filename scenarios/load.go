@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"regexp"
@@ -110,6 +111,7 @@ func Parse(file string, data []byte) (*Scenario, error) {
 
 	s, issues := raw.scenario()
 	s.Source = file
+	issues = append(issues, idx.notIntegers()...)
 	// One error per field: a value the conversion could not read, or a
 	// missing parent, need not be reported again by validation.
 	reported := func(field string) bool {
@@ -174,9 +176,8 @@ func joinSorted(errs []error) error {
 	return errors.Join(errs...)
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 func syntaxError(file string, err error) error {
+	yamlLine := regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		return &FieldError{File: file, Line: line, Msg: m[2]}
@@ -405,6 +406,7 @@ type indexed struct {
 	key   string // last key of path, for key nodes
 	value string // for scalar value nodes
 	kind  yaml.Kind
+	tag   string // resolved tag of value nodes, e.g. "!!int"
 }
 
 func newIndex(root *yaml.Node) *index {
@@ -426,14 +428,14 @@ func (x *index) walk(n *yaml.Node, prefix string) {
 				x.lines[p] = k.Line
 			}
 			x.nodes = append(x.nodes, indexed{path: p, line: k.Line, key: k.Value},
-				indexed{path: p, line: v.Line, value: v.Value, kind: v.Kind})
+				indexed{path: p, line: v.Line, value: v.Value, kind: v.Kind, tag: v.ShortTag()})
 			x.walk(v, p)
 		}
 	case yaml.SequenceNode:
 		for i, item := range n.Content {
 			p := fmt.Sprintf("%s[%d]", prefix, i)
 			x.lines[p] = item.Line
-			x.nodes = append(x.nodes, indexed{path: p, line: item.Line, value: item.Value, kind: item.Kind})
+			x.nodes = append(x.nodes, indexed{path: p, line: item.Line, value: item.Value, kind: item.Kind, tag: item.ShortTag()})
 			x.walk(item, p)
 		}
 	}
@@ -455,13 +457,15 @@ func (x *index) line(field string) int {
 	return x.root
 }
 
-var (
-	unknownField = regexp.MustCompile("^line (\\d+): field (.+) not found in type (\\S+)$")
-	badType      = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
-)
-
 // decodeError turns one of yaml's TypeError lines into a FieldError.
 func (x *index) decodeError(file, msg string) error {
+	// The formats of yaml.v3's TypeError lines.
+	var (
+		unknownField = regexp.MustCompile("^line (\\d+): field (.+) not found in type (\\S+)$")
+		badType      = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
+		duplicateKey = regexp.MustCompile(`^line (\d+): mapping key "(.*)" already defined at line (\d+)$`)
+		lineMsg      = regexp.MustCompile(`^line (\d+): (.*)$`)
+	)
 	if m := unknownField.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		field := m[2]
@@ -495,7 +499,46 @@ func (x *index) decodeError(file, msg string) error {
 		return &FieldError{File: file, Line: line, Field: field,
 			Msg: fmt.Sprintf("want %s, got %s", goTypeName(into), got)}
 	}
+	if m := duplicateKey.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		field := m[2]
+		for _, n := range x.nodes {
+			if n.line == line && n.key == m[2] {
+				field = n.path
+			}
+		}
+		return &FieldError{File: file, Line: line, Field: field, Msg: "given twice (first at line " + m[3] + ")"}
+	}
+	if m := lineMsg.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &FieldError{File: file, Line: line, Msg: m[2]}
+	}
 	return &FieldError{File: file, Msg: msg}
+}
+
+// intField reports whether path holds an integer. yaml.v3 quietly truncates
+// a float such as 2.5 into an int field; the loader refuses it (1e3 and 1.0
+// are fine).
+func intField(path string) bool {
+	switch regexp.MustCompile(`\[\d+\]`).ReplaceAllString(path, "[]") {
+	case "users", "max_workers", "connections", "executor.vus", "mix[].weight", "keys.hot_keys":
+		return true
+	}
+	return false
+}
+
+// notIntegers reports integer fields given a value that is not an integer.
+func (x *index) notIntegers() []issue {
+	var is []issue
+	for _, n := range x.nodes {
+		if n.key != "" || n.kind != yaml.ScalarNode || n.tag != "!!float" || !intField(n.path) {
+			continue
+		}
+		if f, err := strconv.ParseFloat(n.value, 64); err != nil || f != math.Trunc(f) {
+			is = append(is, issue{n.path, fmt.Sprintf("want an integer, got %q", n.value)})
+		}
+	}
+	return is
 }
 
 // goTypeName says what a Go type holds in YAML terms.

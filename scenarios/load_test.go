@@ -19,6 +19,8 @@ func TestLoadBad(t *testing.T) {
 		"duplicate-op":             `testdata/duplicate-op.bad.yaml:9: mix[1].op: get-user is already in mix[0]`,
 		"hot-keys-too-many":        `testdata/hot-keys-too-many.bad.yaml:11: keys.hot_keys: 20 is more than users (10)`,
 		"missing-executor":         `testdata/missing-executor.bad.yaml:1: executor: required (a mapping with type: constant-arrival-rate, ramping-arrival-rate, constant-vus)`,
+		"duplicate-key":            `testdata/duplicate-key.bad.yaml:5: executor.rate: given twice (first at line 4)`,
+		"fractional-integer":       `testdata/fractional-integer.bad.yaml:4: executor.vus: want an integer, got "2.5"`,
 		"missing-executor-type":    `testdata/missing-executor-type.bad.yaml:2: executor.type: required (constant-arrival-rate, ramping-arrival-rate, constant-vus)`,
 		"warmup-at-zero-rate":      `testdata/warmup-at-zero-rate.bad.yaml:6: warmup: the warm-up runs at executor.start_rate, which is 0: set a start rate or leave the warm-up out`,
 		"missing-rate":             `testdata/missing-rate.bad.yaml:2: executor.rate: required for constant-arrival-rate (requests per second)`,
