@@ -319,7 +319,11 @@ func containsString(xs []string, s string) bool {
 // RenderComparison writes c as aligned plain text for a terminal.
 func RenderComparison(w io.Writer, c *Comparison) error {
 	b := bufio.NewWriter(w)
-	fmt.Fprintf(b, "scalelab compare: %d runs", len(c.Runs))
+	if len(c.Runs) == 1 {
+		b.WriteString("scalelab compare: 1 run")
+	} else {
+		fmt.Fprintf(b, "scalelab compare: %d runs", len(c.Runs))
+	}
 	if len(c.Runs) > 1 {
 		fmt.Fprintf(b, ", each against %s", c.Runs[0].Label)
 	}

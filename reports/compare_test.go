@@ -169,3 +169,24 @@ func TestRenderComparison(t *testing.T) {
 		t.Error("the comparison does not say which test it used")
 	}
 }
+
+func TestRenderComparisonEdges(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		results []*Result
+		want    string
+	}{
+		{"none", nil, "scalelab compare: 0 runs"},
+		{"one", []*Result{run(1, 2000, 1, 5)}, "scalelab compare: 1 run\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := RenderComparison(&b, Compare(tt.results)); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(b.String(), tt.want) {
+				t.Errorf("RenderComparison = %q, want it to start with %q", b.String(), tt.want)
+			}
+		})
+	}
+}
