@@ -1,0 +1,320 @@
+package cache
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Purger removes a path from the CDN tier (L3; Varnish in phase 4) after a
+// write, by sending `PURGE <path>` to each configured CDN base URL.
+//
+// A purge must never fail or slow the write that caused it, so Purge only
+// puts the path on a bounded queue and returns; one worker goroutine, owned
+// by the Purger (Start, Close), sends the requests and retries failures
+// with exponential backoff. A full queue drops the purge; a purge that
+// keeps failing is given up. Both are counted
+// (scalelab_cdn_purges_total{result="dropped"|"failed"}) and then the CDN
+// serves the old public view until its s-maxage runs out: the bound on
+// staleness that the Cache-Control header states anyway.
+type Purger struct {
+	bases    []string
+	host     string
+	client   *http.Client
+	attempts int
+	backoff  time.Duration
+	maxWait  time.Duration
+	timeout  time.Duration
+	log      *slog.Logger
+	results  *prometheus.CounterVec
+
+	mu      sync.RWMutex // guards closed against sends on a closed queue
+	closed  bool
+	started bool
+	queue   chan purgeJob
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// PurgerOptions configure a Purger. Zero values take the documented
+// defaults.
+type PurgerOptions struct {
+	// BaseURLs are the CDN nodes, e.g. "http://127.0.0.1:6081". Each gets
+	// every purge.
+	BaseURLs []string
+	// Host, when set, is the Host header of PURGE requests: the host the
+	// public URLs are cached under, if it differs from the base URL's.
+	Host string
+	// QueueSize bounds purges waiting to be sent; default 1024.
+	QueueSize int
+	// Attempts is how often one purge is tried in all; default 4.
+	Attempts int
+	// Backoff is the wait before the first retry, doubling after each,
+	// at most MaxBackoff; defaults 100ms and 2s.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// Timeout bounds one PURGE request; default 2s.
+	Timeout time.Duration
+	// Client sends the requests; a client that follows no redirects when
+	// nil.
+	Client *http.Client
+	// Registerer receives scalelab_cdn_purges_total; nil = not registered.
+	Registerer prometheus.Registerer
+	// Logger gets purges given up; nil discards.
+	Logger *slog.Logger
+}
+
+type purgeJob struct {
+	base, path string
+	attempt    int       // attempts made so far
+	at         time.Time // when a retry is due
+}
+
+// NewPurger returns a Purger; call Start before Purge has any effect.
+func NewPurger(o PurgerOptions) (*Purger, error) {
+	if len(o.BaseURLs) == 0 {
+		return nil, errors.New("cdn purger: no base url")
+	}
+	var bases []string
+	for _, b := range o.BaseURLs {
+		u, err := url.Parse(b)
+		if err != nil {
+			return nil, fmt.Errorf("cdn purger: base url %q: %w", b, err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			return nil, fmt.Errorf("cdn purger: base url %q: want http(s)://host[:port][/prefix]", b)
+		}
+		bases = append(bases, strings.TrimRight(b, "/"))
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 1024
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 4
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 2 * time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	results := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scalelab_cdn_purges_total",
+		Help: "CDN purge requests by result: ok, retry (a failed try that will be retried), failed (given up), dropped (queue full or closed).",
+	}, []string{"result"})
+	for _, r := range []string{"ok", "retry", "failed", "dropped"} {
+		results.WithLabelValues(r) // show zeros from the start
+	}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(results); err != nil {
+			return nil, fmt.Errorf("register cdn purge metrics: %w", err)
+		}
+	}
+	return &Purger{
+		bases:    bases,
+		host:     o.Host,
+		client:   o.Client,
+		attempts: o.Attempts,
+		backoff:  o.Backoff,
+		maxWait:  o.MaxBackoff,
+		timeout:  o.Timeout,
+		log:      o.Logger,
+		results:  results,
+		queue:    make(chan purgeJob, o.QueueSize),
+		done:     make(chan struct{}),
+	}, nil
+}
+
+// Start starts the worker. It stops when ctx ends (dropping what is left)
+// or on Close (sending what is queued first). Call it once.
+func (p *Purger) Start(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started || p.closed {
+		return
+	}
+	p.started = true
+	ctx, p.cancel = context.WithCancel(ctx)
+	go p.run(ctx)
+}
+
+// Purge queues a purge of the public URL path (e.g. "/api/v1/users/<id>")
+// on every CDN node and returns at once. It never blocks: when the queue is
+// full, or the Purger is closed, the purge is dropped and counted.
+func (p *Purger) Purge(path string) {
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, b := range p.bases {
+		if p.closed {
+			p.results.WithLabelValues("dropped").Inc()
+			continue
+		}
+		select {
+		case p.queue <- purgeJob{base: b, path: path}:
+		default:
+			p.results.WithLabelValues("dropped").Inc()
+			p.log.Warn("cdn purge dropped: queue full", "url", b+path)
+		}
+	}
+}
+
+// Close stops accepting purges, lets the worker send those already queued
+// (first tries only: retries still waiting are given up) and waits for it
+// until ctx ends, when it abandons the rest.
+func (p *Purger) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.queue)
+	started := p.started
+	p.mu.Unlock()
+	if !started {
+		return nil
+	}
+	select {
+	case <-p.done:
+		p.cancel()
+		return nil
+	case <-ctx.Done():
+		p.cancel()
+		<-p.done
+		return fmt.Errorf("close cdn purger: %w", ctx.Err())
+	}
+}
+
+// run is the worker: it takes queued purges and retries that are due, one
+// request at a time.
+func (p *Purger) run(ctx context.Context) {
+	defer close(p.done)
+	var retries retryHeap
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	giveUp := func() {
+		for range retries {
+			p.results.WithLabelValues("failed").Inc()
+		}
+	}
+	for {
+		var due <-chan time.Time
+		if len(retries) > 0 {
+			timer.Reset(time.Until(retries[0].at))
+			due = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			giveUp()
+			return
+		case j, ok := <-p.queue:
+			if !ok {
+				giveUp()
+				return
+			}
+			p.try(ctx, j, &retries)
+		case <-due:
+			now := time.Now()
+			for len(retries) > 0 && !retries[0].at.After(now) && ctx.Err() == nil {
+				p.try(ctx, heap.Pop(&retries).(purgeJob), &retries)
+			}
+		}
+	}
+}
+
+// try sends j once and schedules a retry when it may help.
+func (p *Purger) try(ctx context.Context, j purgeJob, retries *retryHeap) {
+	j.attempt++
+	err := p.send(ctx, j.base+j.path)
+	switch {
+	case err == nil:
+		p.results.WithLabelValues("ok").Inc()
+	case ctx.Err() != nil:
+		p.results.WithLabelValues("failed").Inc()
+	case errors.Is(err, errPermanent) || j.attempt >= p.attempts:
+		p.results.WithLabelValues("failed").Inc()
+		p.log.Warn("cdn purge failed; the CDN serves the old copy until it expires",
+			"url", j.base+j.path, "attempts", j.attempt, "err", err)
+	case retries.Len() >= cap(p.queue):
+		// As many retries wait as the queue holds: the CDN is down, and
+		// keeping more would only grow memory.
+		p.results.WithLabelValues("failed").Inc()
+		p.log.Warn("cdn purge failed; too many retries waiting", "url", j.base+j.path, "err", err)
+	default:
+		p.results.WithLabelValues("retry").Inc()
+		wait := min(p.backoff<<(j.attempt-1), p.maxWait)
+		j.at = time.Now().Add(wait)
+		heap.Push(retries, j)
+	}
+}
+
+var errPermanent = errors.New("not retryable")
+
+// send makes one PURGE request. 2xx is success, and so is 404 (nothing
+// cached under that URL: some CDNs say so). 408, 429 and 5xx are worth a
+// retry; any other status means the CDN refuses purges (a VCL without a
+// PURGE rule answers 405) and retrying cannot help.
+func (p *Purger) send(ctx context.Context, target string) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "PURGE", target, nil)
+	if err != nil {
+		return fmt.Errorf("purge %s: %w: %w", target, errPermanent, err)
+	}
+	if p.host != "" {
+		req.Host = p.host
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("purge %s: %w", target, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	switch c := resp.StatusCode; {
+	case c >= 200 && c < 300, c == http.StatusNotFound:
+		return nil
+	case c == http.StatusRequestTimeout, c == http.StatusTooManyRequests, c >= 500:
+		return fmt.Errorf("purge %s: %s", target, resp.Status)
+	default:
+		return fmt.Errorf("purge %s: %s: %w", target, resp.Status, errPermanent)
+	}
+}
+
+// retryHeap orders waiting retries by due time.
+type retryHeap []purgeJob
+
+func (h retryHeap) Len() int           { return len(h) }
+func (h retryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h retryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *retryHeap) Push(x any)        { *h = append(*h, x.(purgeJob)) }
+func (h *retryHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
