@@ -24,8 +24,9 @@ const (
 	// starts (and sets up) before the clock starts.
 	DefaultPreAllocated = 20
 	// DefaultMaxDelay is how late an arrival may start before it is
-	// dropped instead.
-	DefaultMaxDelay = 20 * time.Millisecond
+	// dropped instead. It is well above the scheduling hiccups of a busy
+	// 2-core machine (a few ms) and well below any interesting latency.
+	DefaultMaxDelay = 50 * time.Millisecond
 	// DefaultGracefulStop is how long a run waits, after its duration, for
 	// operations in flight before it cuts them off.
 	DefaultGracefulStop = 5 * time.Second
