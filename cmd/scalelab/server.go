@@ -18,6 +18,7 @@ import (
 	"scalelab/server/auth"
 	"scalelab/server/cache"
 	"scalelab/server/httpapi"
+	"scalelab/server/ratelimit"
 )
 
 type serverConfig struct {
@@ -35,6 +36,9 @@ type serverConfig struct {
 	shutdownTimeout time.Duration
 	logLevel        string
 	name            string
+	tokenSecret     string
+	tokenTTL        time.Duration
+	trustedProxies  listFlag
 }
 
 func runServer(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -54,6 +58,9 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for in-flight requests on shutdown")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.name, "instance-name", "", "name of this instance in logs and metrics")
+	fs.StringVar(&c.tokenSecret, "token-secret", "", "secret (32+ bytes; raw, base64: or hex:) that signs /api/v1 tokens; share it across instances. Empty: a random one for this process")
+	fs.DurationVar(&c.tokenTTL, "token-ttl", auth.DefaultTokenTTL, "lifetime of /api/v1 access tokens")
+	fs.Var(&c.trustedProxies, "trusted-proxy", "CIDR of a proxy whose X-Forwarded-For is believed for client addresses (repeatable)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -94,8 +101,6 @@ func serve(ctx context.Context, c serverConfig, log *slog.Logger, stdout io.Writ
 	}{
 		{len(c.replicas) > 0, "--replica"},
 		{len(c.redis) > 0, "--redis"},
-		{c.rateLimit > 0, "--rate-limit"},
-		{c.loginLimit > 0, "--login-limit"},
 	} {
 		if unsupported.set {
 			log.Warn("flag accepted but its feature is not built yet (phase 3); ignoring it", "flag", unsupported.flag)
@@ -125,15 +130,37 @@ func serve(ctx context.Context, c serverConfig, log *slog.Logger, stdout io.Writ
 		defer l1.Close()
 	}
 
+	tokens, err := newIssuer(c, log)
+	if err != nil {
+		return err
+	}
+	trusted, err := ratelimit.ParseTrustedProxies(c.trustedProxies)
+	if err != nil {
+		return &exitError{code: 2, msg: fmt.Sprintf("--trusted-proxy: %v", err)}
+	}
+	var limiter *ratelimit.Limiter
+	if c.rateLimit > 0 || c.loginLimit > 0 {
+		limiter, err = ratelimit.New(nil, ratelimit.Config{Rate: c.rateLimit, LoginLimit: c.loginLimit, Registerer: reg, Logger: log})
+		if err != nil {
+			return &exitError{code: 2, msg: err.Error()}
+		}
+	}
+
 	var draining atomic.Bool
-	handler := httpapi.NewHandler(httpapi.Config{
-		Store:     store,
-		Hasher:    hasher,
-		UserCache: l1,
-		Logger:    log,
-		Registry:  reg,
-		Draining:  &draining,
+	handler, err := httpapi.NewHandler(httpapi.Config{
+		Store:          store,
+		Hasher:         hasher,
+		UserCache:      l1,
+		Logger:         log,
+		Registry:       reg,
+		Draining:       &draining,
+		Tokens:         tokens,
+		Limiter:        limiter,
+		TrustedProxies: trusted,
 	})
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
@@ -175,6 +202,30 @@ func serve(ctx context.Context, c serverConfig, log *slog.Logger, stdout io.Writ
 	}
 	log.Info("server stopped")
 	return nil
+}
+
+// newIssuer returns the token issuer. Without a configured secret each
+// process makes its own, and tokens then work only on the instance that
+// issued them: fine alone, wrong behind a load balancer.
+func newIssuer(c serverConfig, log *slog.Logger) (*auth.Issuer, error) {
+	secret := c.tokenSecret
+	if secret == "" {
+		s, err := auth.GenerateSecret()
+		if err != nil {
+			return nil, err
+		}
+		secret = s
+		log.Info("no --token-secret: tokens are signed with a random secret of this process only")
+	}
+	key, err := auth.NewKey(secret)
+	if err != nil {
+		return nil, &exitError{code: 2, msg: fmt.Sprintf("--token-secret: %v", err)}
+	}
+	iss, err := auth.NewIssuer(auth.IssuerOptions{Key: key, TTL: c.tokenTTL})
+	if err != nil {
+		return nil, &exitError{code: 2, msg: err.Error()}
+	}
+	return iss, nil
 }
 
 // redactDSN hides a password in a database URL for logs.

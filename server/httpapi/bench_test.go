@@ -58,14 +58,14 @@ func BenchmarkGetUser(b *testing.B) {
 			w.WriteHeader(200)
 			w.Write(body)
 		}),
-		"l1-off": NewHandler(Config{Store: db, Hasher: hasher, Logger: slog.New(slog.DiscardHandler)}),
+		"l1-off": mustHandler(b, Config{Store: db, Hasher: hasher, Logger: slog.New(slog.DiscardHandler)}),
 	}
 	l1, err := cache.NewL1(cache.L1Options[*UserEntry]{TTL: time.Hour, MaxBytes: 256 << 20, Weigh: WeighUserEntry})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer l1.Close()
-	handlers["l1-on"] = NewHandler(Config{Store: db, Hasher: hasher, UserCache: l1, Logger: slog.New(slog.DiscardHandler)})
+	handlers["l1-on"] = mustHandler(b, Config{Store: db, Hasher: hasher, UserCache: l1, Logger: slog.New(slog.DiscardHandler)})
 	// Warm L1 so the benchmark measures hits.
 	for _, p := range paths {
 		handlers["l1-on"].ServeHTTP(&nopWriter{h: http.Header{}}, httptest.NewRequest("GET", p, nil))
@@ -112,4 +112,13 @@ func BenchmarkEncodeUser(b *testing.B) {
 			w.Write(e.Full)
 		}
 	})
+}
+
+func mustHandler(tb testing.TB, cfg Config) http.Handler {
+	tb.Helper()
+	h, err := NewHandler(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
 }

@@ -4,8 +4,10 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +15,7 @@ import (
 	"scalelab/server"
 	"scalelab/server/auth"
 	"scalelab/server/cache"
+	"scalelab/server/ratelimit"
 )
 
 // Config is everything the handler depends on.
@@ -27,20 +30,35 @@ type Config struct {
 	// Draining, when set, fails /readyz so load balancers stop sending
 	// traffic before the server shuts down.
 	Draining *atomic.Bool
+
+	// Tokens issues and verifies /api/v1 access tokens; nil leaves the
+	// token endpoint answering 503 and every token invalid.
+	Tokens *auth.Issuer
+	// Limiter limits /api/v1 requests and failed logins; nil is no limit.
+	Limiter *ratelimit.Limiter
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// finding a client's address for rate limits.
+	TrustedProxies []netip.Prefix
 }
 
 // api holds the dependencies that handler makers close over.
 type api struct {
-	store  server.Store
-	hasher *auth.Hasher
-	l1     *cache.L1[*UserEntry]
-	log    *slog.Logger
+	store   server.Store
+	hasher  *auth.Hasher
+	l1      *cache.L1[*UserEntry]
+	log     *slog.Logger
+	tokens  *auth.Issuer
+	limiter *ratelimit.Limiter
+	trusted []netip.Prefix
+	// dummyHash is verified for unknown logins, so that they take as long
+	// as wrong passwords.
+	dummyHash string
 
 	jsonContentType []string // {"application/json"}, shared by responses
 }
 
 // NewHandler returns the server's whole HTTP surface.
-func NewHandler(cfg Config) http.Handler {
+func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -51,9 +69,15 @@ func NewHandler(cfg Config) http.Handler {
 		cfg.Draining = new(atomic.Bool)
 	}
 	a := &api{store: cfg.Store, hasher: cfg.Hasher, l1: cfg.UserCache, log: cfg.Logger,
+		tokens: cfg.Tokens, limiter: cfg.Limiter, trusted: cfg.TrustedProxies,
 		jsonContentType: []string{"application/json"}}
+	dummy, err := auth.Hash("not a password anyone has: "+server.SeedPassword, cfg.Hasher.Params())
+	if err != nil {
+		return nil, fmt.Errorf("hash the dummy password: %w", err)
+	}
+	a.dummyHash = dummy
 	m := newHTTPMetrics(cfg.Registry)
-	return recoverPanics(cfg.Logger, routes(a, cfg, m))
+	return recoverPanics(cfg.Logger, routes(a, cfg, m)), nil
 }
 
 // ready reports whether the server should receive traffic.

@@ -26,6 +26,19 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 	handle(http.MethodPut, "/api/users/:id", a.handleUpdateUser())
 	handle(http.MethodDelete, "/api/users/:id", a.handleDeleteUser())
 
+	// Versioned API (phases 3–4): auth, rate limits, CDN-friendly caching.
+	v1 := func(method, path string, h httprouter.Handle) { handle(method, path, a.limit(h)) }
+	v1(http.MethodPost, "/api/v1/users", a.handleV1CreateUser())
+	v1(http.MethodPost, "/api/v1/auth/token", a.handleToken())
+	v1(http.MethodGet, "/api/v1/users/:id", a.handleV1GetUser())
+	v1(http.MethodPut, "/api/v1/users/:id", a.handleV1UpdateUser())
+	v1(http.MethodDelete, "/api/v1/users/:id", a.handleV1DeleteUser())
+	v1(http.MethodPost, "/api/v1/users/:id/data", a.handleCreateRecord())
+	v1(http.MethodGet, "/api/v1/users/:id/data", a.handleListRecords())
+	v1(http.MethodGet, "/api/v1/users/:id/data/:record_id", a.handleGetRecord())
+	v1(http.MethodPut, "/api/v1/users/:id/data/:record_id", a.handleUpdateRecord())
+	v1(http.MethodDelete, "/api/v1/users/:id/data/:record_id", a.handleDeleteRecord())
+
 	// Operations.
 	handle(http.MethodGet, "/healthz", handleHealthz)
 	handle(http.MethodGet, "/readyz", handleReadyz(cfg.Store, cfg.Draining))

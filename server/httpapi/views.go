@@ -40,9 +40,11 @@ func fullView(u *server.User) userView {
 // rather than only the struct, so a cache hit writes bytes without encoding
 // JSON again (BenchmarkGetUser measures the difference).
 type UserEntry struct {
-	User *server.User
-	Full []byte // encoded userView
-	ETag string // strong validator of Full
+	User       *server.User
+	Full       []byte // encoded userView: the user's own view
+	ETag       string // strong validator of Full
+	Public     []byte // encoded publicView: what anyone may see
+	PublicETag string // strong validator of Public
 
 	etagHeader []string // {ETag}, ready to assign to a header map
 }
@@ -53,13 +55,17 @@ func newUserEntry(u *server.User) (*UserEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode user %s: %w", u.ID, err)
 	}
+	public, err := json.Marshal(newPublicView(u))
+	if err != nil {
+		return nil, fmt.Errorf("encode public view of user %s: %w", u.ID, err)
+	}
 	tag := etag(full)
-	return &UserEntry{User: u, Full: full, ETag: tag, etagHeader: []string{tag}}, nil
+	return &UserEntry{User: u, Full: full, ETag: tag, Public: public, PublicETag: etag(public), etagHeader: []string{tag}}, nil
 }
 
 // WeighUserEntry estimates an entry's memory for the L1 bound.
 func WeighUserEntry(_ string, e *UserEntry) uint32 {
-	return uint32(len(e.Full) + len(e.User.Email) + len(e.User.Username) + len(e.User.PasswordHash) +
+	return uint32(len(e.Full) + len(e.Public) + len(e.User.Email) + len(e.User.Username) + len(e.User.PasswordHash) +
 		len(e.User.Profile.Name) + len(e.User.Profile.Avatar) + 256)
 }
 

@@ -1,0 +1,497 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"scalelab/server"
+)
+
+// Cache-Control values of the versioned API. The anonymous public view is
+// what the CDN tier (L3) may keep for an hour; browsers must revalidate
+// (max-age=0) so a purge takes effect for them at once. Everything that
+// depends on who asks is private.
+const (
+	cachePublic  = "public, s-maxage=3600, max-age=0"
+	cachePrivate = "private"
+	cacheNoStore = "no-store"
+)
+
+// publicView is what anyone may see of a user.
+type publicView struct {
+	ID        string      `json:"id"`
+	Username  string      `json:"username"`
+	Profile   profileView `json:"profile"`
+	CreatedAt time.Time   `json:"created_at"`
+}
+
+func newPublicView(u *server.User) publicView {
+	return publicView{
+		ID:        u.ID,
+		Username:  u.Username,
+		Profile:   profileView{Name: u.Profile.Name, Avatar: u.Profile.Avatar},
+		CreatedAt: u.CreatedAt.UTC(),
+	}
+}
+
+// recordView is an application-data record as the API shows it.
+type recordView struct {
+	ID        string          `json:"id"`
+	UserID    string          `json:"user_id"`
+	Data      json.RawMessage `json:"data"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+func newRecordView(r *server.Record) recordView {
+	return recordView{ID: r.ID, UserID: r.UserID, Data: r.Data, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+}
+
+type recordPageView struct {
+	Items      []recordView `json:"items"`
+	NextCursor *string      `json:"next_cursor"`
+}
+
+// principal is who a request acts as; nil means anonymous.
+type principal struct {
+	UserID string
+}
+
+// errBadToken is the one 401 for any token problem: malformed, badly
+// signed, expired, or of a user that no longer exists.
+func errBadToken() error {
+	return server.Errorf(server.EUNAUTHORIZED, "the access token is invalid or expired")
+}
+
+// authenticate returns the request's principal. No Authorization header
+// means anonymous; any Authorization header must carry a valid bearer
+// token, or the request fails with 401 — never a quiet downgrade to
+// anonymous. A token of a deleted user fails too: its user is looked up
+// (through the caches) on every request.
+func (a *api) authenticate(r *http.Request) (*principal, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return nil, nil
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" || a.tokens == nil {
+		return nil, errBadToken()
+	}
+	uid, err := a.tokens.Verify(strings.TrimSpace(token))
+	if err != nil {
+		return nil, errBadToken()
+	}
+	if _, err := a.userEntry(r.Context(), uid); err != nil {
+		if server.ErrorCode(err) == server.ENOTFOUND {
+			return nil, errBadToken()
+		}
+		return nil, err
+	}
+	return &principal{UserID: uid}, nil
+}
+
+// requireSelf authenticates r and checks that it acts as user id: 401
+// without a valid token, 403 for another user's token.
+func (a *api) requireSelf(r *http.Request, id string) (*principal, error) {
+	p, err := a.authenticate(r)
+	switch {
+	case err != nil:
+		return nil, err
+	case p == nil:
+		return nil, server.Errorf(server.EUNAUTHORIZED, "this request needs a bearer token")
+	case p.UserID != id:
+		return nil, server.Errorf(server.EFORBIDDEN, "only the user themself may do this")
+	}
+	return p, nil
+}
+
+// writeV1Error writes a problem and, for 401, the challenge RFC 6750 asks
+// for.
+func (a *api) writeV1Error(w http.ResponseWriter, r *http.Request, err error) {
+	if server.ErrorCode(err) == server.EUNAUTHORIZED {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="scalelab"`)
+	}
+	writeError(w, r, a.log, err)
+}
+
+func (a *api) handleV1CreateUser() httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		var body userRequest
+		if herr := readJSON(w, r, &body); herr != nil {
+			herr.write(w)
+			return
+		}
+		u, err := a.createUser(r.Context(), body)
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		w.Header().Set("Location", "/api/v1/users/"+u.ID)
+		w.Header().Set("Cache-Control", cachePrivate)
+		writeJSON(w, r, a.log, http.StatusCreated, fullView(u))
+	}
+}
+
+type tokenRequest struct {
+	Login    *string `json:"login"`
+	Password *string `json:"password"`
+}
+
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// errBadLogin is the one answer to every failed login, so a client cannot
+// tell an unknown user from a wrong password.
+func errBadLogin() error {
+	return server.Errorf(server.EUNAUTHORIZED, "invalid login or password")
+}
+
+func (a *api) handleToken() httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		w.Header().Set("Cache-Control", cacheNoStore)
+		var body tokenRequest
+		if herr := readJSON(w, r, &body); herr != nil {
+			herr.write(w)
+			return
+		}
+		var fields []server.FieldError
+		if body.Login == nil || *body.Login == "" {
+			fields = append(fields, server.FieldError{Field: "login", Message: "is required"})
+		}
+		if body.Password == nil || *body.Password == "" {
+			fields = append(fields, server.FieldError{Field: "password", Message: "is required"})
+		}
+		if len(fields) > 0 {
+			a.writeV1Error(w, r, invalid(fields))
+			return
+		}
+		login := *body.Login
+		if d, limited := a.loginLimited(r, login); limited {
+			a.writeLimited(w, d)
+			return
+		}
+		uid, err := a.checkLogin(r.Context(), login, *body.Password)
+		if err != nil {
+			if server.ErrorCode(err) == server.EUNAUTHORIZED {
+				a.loginFailed(r, login)
+			}
+			a.writeV1Error(w, r, err)
+			return
+		}
+		token, ttl, err := a.tokens.Issue(uid)
+		if err != nil {
+			a.writeV1Error(w, r, fmt.Errorf("issue token for user %s: %w", uid, err))
+			return
+		}
+		writeJSON(w, r, a.log, http.StatusOK, tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(ttl.Seconds())})
+	}
+}
+
+// checkLogin returns the id of the user whose login and password match.
+// For an unknown login it still verifies the password against a dummy hash
+// of the same cost, so the response time does not tell whether the user
+// exists.
+func (a *api) checkLogin(ctx context.Context, login, password string) (string, error) {
+	if a.tokens == nil {
+		return "", server.Errorf(server.EUNAVAILABLE, "tokens are not configured on this server")
+	}
+	u, err := a.store.UserByLogin(ctx, login)
+	hash := a.dummyHash
+	if err == nil {
+		hash = u.PasswordHash
+	} else if server.ErrorCode(err) != server.ENOTFOUND {
+		return "", err
+	}
+	ok, verr := a.hasher.Verify(ctx, password, hash)
+	if verr != nil {
+		return "", fmt.Errorf("verify password: %w", verr)
+	}
+	if err != nil || !ok {
+		return "", errBadLogin()
+	}
+	return u.ID, nil
+}
+
+func (a *api) handleV1GetUser() httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		h := w.Header()
+		h.Set("Vary", "Authorization")
+		id, err := userID(ps, "id")
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		p, err := a.authenticate(r)
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		e, err := a.userEntry(r.Context(), id)
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		body, tag, cc := e.Public, e.PublicETag, cachePublic
+		switch {
+		case p != nil && p.UserID == id:
+			body, tag, cc = e.Full, e.ETag, cachePrivate
+		case p != nil:
+			cc = cachePrivate
+		}
+		h.Set("Cache-Control", cc)
+		h.Set("ETag", tag)
+		if etagMatch(r.Header.Get("If-None-Match"), tag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		h["Content-Type"] = a.jsonContentType
+		w.WriteHeader(http.StatusOK)
+		w.Write(body)
+	}
+}
+
+func (a *api) handleV1UpdateUser() httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		w.Header().Set("Cache-Control", cachePrivate)
+		id, err := userID(ps, "id")
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		if _, err := a.requireSelf(r, id); err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		var body userRequest
+		if herr := readJSON(w, r, &body); herr != nil {
+			herr.write(w)
+			return
+		}
+		u, err := a.updateUser(r.Context(), id, body.change())
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		writeJSON(w, r, a.log, http.StatusOK, fullView(u))
+	}
+}
+
+func (a *api) handleV1DeleteUser() httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		w.Header().Set("Cache-Control", cachePrivate)
+		id, err := userID(ps, "id")
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		if _, err := a.requireSelf(r, id); err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		if err := a.deleteUser(r.Context(), id); err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// recordRequest is a record's create or update body. Data is required; any
+// JSON value, null included, is accepted.
+type recordRequest struct {
+	Data json.RawMessage `json:"data"`
+}
+
+func (b recordRequest) validate() error {
+	if len(b.Data) == 0 {
+		return invalid([]server.FieldError{{Field: "data", Message: "is required"}})
+	}
+	return nil
+}
+
+// ownerParams authenticates a data route: the caller must be the owner.
+func (a *api) ownerParams(w http.ResponseWriter, r *http.Request, ps httprouter.Params) (userID string, ok bool) {
+	w.Header().Set("Cache-Control", cachePrivate)
+	id, err := userIDParam(ps)
+	if err != nil {
+		// A malformed id names no one: still demand a token first, so
+		// anonymous callers learn nothing about ids.
+		if p, aerr := a.authenticate(r); aerr != nil || p == nil {
+			if aerr == nil {
+				aerr = server.Errorf(server.EUNAUTHORIZED, "this request needs a bearer token")
+			}
+			a.writeV1Error(w, r, aerr)
+			return "", false
+		}
+		a.writeV1Error(w, r, err)
+		return "", false
+	}
+	if _, err := a.requireSelf(r, id); err != nil {
+		a.writeV1Error(w, r, err)
+		return "", false
+	}
+	return id, true
+}
+
+func userIDParam(ps httprouter.Params) (string, error) { return userID(ps, "id") }
+
+func recordIDParam(ps httprouter.Params) (string, error) {
+	id := strings.ToLower(ps.ByName("record_id"))
+	if !server.ValidID(id) {
+		return "", server.Errorf(server.ENOTFOUND, "record %q not found", ps.ByName("record_id"))
+	}
+	return id, nil
+}
+
+func (a *api) handleCreateRecord() httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		uid, ok := a.ownerParams(w, r, ps)
+		if !ok {
+			return
+		}
+		var body recordRequest
+		if herr := readJSON(w, r, &body); herr != nil {
+			herr.write(w)
+			return
+		}
+		if err := body.validate(); err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		rec := &server.Record{UserID: uid, Data: compact(body.Data)}
+		if err := a.store.CreateRecord(r.Context(), rec); err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		w.Header().Set("Location", "/api/v1/users/"+uid+"/data/"+rec.ID)
+		writeJSON(w, r, a.log, http.StatusCreated, newRecordView(rec))
+	}
+}
+
+// Page sizes of GET /api/v1/users/{id}/data.
+const (
+	defaultPageLimit = 20
+	maxPageLimit     = 100
+)
+
+func (a *api) handleListRecords() httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		uid, ok := a.ownerParams(w, r, ps)
+		if !ok {
+			return
+		}
+		q := r.URL.Query()
+		limit := defaultPageLimit
+		if s := q.Get("limit"); s != "" || q.Has("limit") {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > maxPageLimit {
+				writeProblem(w, http.StatusBadRequest, fmt.Sprintf("limit %q: must be an integer from 1 to %d", s, maxPageLimit), nil)
+				return
+			}
+			limit = n
+		}
+		page, err := a.store.Records(r.Context(), uid, limit, q.Get("cursor"))
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		out := recordPageView{Items: make([]recordView, 0, len(page.Items))}
+		for i := range page.Items {
+			out.Items = append(out.Items, newRecordView(&page.Items[i]))
+		}
+		if page.NextCursor != "" {
+			out.NextCursor = &page.NextCursor
+		}
+		writeJSON(w, r, a.log, http.StatusOK, out)
+	}
+}
+
+func (a *api) handleGetRecord() httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		uid, ok := a.ownerParams(w, r, ps)
+		if !ok {
+			return
+		}
+		rid, err := recordIDParam(ps)
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		rec, err := a.store.Record(r.Context(), uid, rid)
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		writeJSON(w, r, a.log, http.StatusOK, newRecordView(rec))
+	}
+}
+
+func (a *api) handleUpdateRecord() httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		uid, ok := a.ownerParams(w, r, ps)
+		if !ok {
+			return
+		}
+		rid, err := recordIDParam(ps)
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		var body recordRequest
+		if herr := readJSON(w, r, &body); herr != nil {
+			herr.write(w)
+			return
+		}
+		if err := body.validate(); err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		rec, err := a.store.UpdateRecord(r.Context(), uid, rid, compact(body.Data))
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		writeJSON(w, r, a.log, http.StatusOK, newRecordView(rec))
+	}
+}
+
+func (a *api) handleDeleteRecord() httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		uid, ok := a.ownerParams(w, r, ps)
+		if !ok {
+			return
+		}
+		rid, err := recordIDParam(ps)
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		if err := a.store.DeleteRecord(r.Context(), uid, rid); err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// compact returns JSON text without insignificant whitespace; the store
+// keeps the client's value otherwise as sent (key order, duplicates).
+func compact(raw json.RawMessage) json.RawMessage {
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	if err := json.Compact(&buf, raw); err != nil {
+		return raw
+	}
+	return buf.Bytes()
+}
