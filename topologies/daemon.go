@@ -218,17 +218,34 @@ func (d *daemon) Restart(ctx context.Context) error {
 	return d.start(ctx)
 }
 
-// tailFile returns the last n lines of a log file, for error messages.
+// tailFile returns the last n lines of a log file for error messages,
+// preceded by earlier lines that look like the reason (a bad flag's
+// message comes before the usage text that fills the tail).
 func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	from := max(len(lines)-n, 0)
+	var out []string
+	for _, l := range lines[:from] {
+		if strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t") {
+			continue // usage text, stack frames
+		}
+		low := strings.ToLower(l)
+		for _, w := range []string{"error", "invalid", "fatal", "panic", "not defined", "address already in use"} {
+			if strings.Contains(low, w) && len(out) < 5 {
+				out = append(out, l)
+				break
+			}
+		}
 	}
-	return "  " + strings.Join(lines, "\n  ")
+	if len(out) > 0 {
+		out = append(out, "...")
+	}
+	out = append(out, lines[from:]...)
+	return "  " + strings.Join(out, "\n  ")
 }
 
 // errNotReady is what probes return while a program is still starting.
