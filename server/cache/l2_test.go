@@ -489,3 +489,56 @@ func TestL2Cluster(t *testing.T) {
 		})
 	})
 }
+
+// ExampleL2 shows the read and write paths of the HTTP layer with L1 in
+// front of L2. (It needs a Redis, so it is compiled but not run.)
+func ExampleL2() {
+	ctx := context.Background()
+	rdb, _ := NewRedisClient(RedisOptions{Addrs: []string{"127.0.0.1:6379"}})
+	l1, _ := NewL1(L1Options[[]byte]{TTL: 5 * time.Minute})
+	l2, _ := NewL2(rdb, L2Options{})
+	purger, _ := NewPurger(PurgerOptions{BaseURLs: []string{"http://127.0.0.1:6081"}})
+	purger.Start(ctx)
+	// Other instances' writes drop keys from this L1; a reconnect flushes it.
+	l2.Subscribe(ctx, l1.Invalidate, l1.InvalidateAll)
+
+	// Stand-ins for the store: a replica read and a primary read.
+	readReplica := func(ctx context.Context, id string) ([]byte, int64, error) { return []byte(`{"v":1}`), 1, nil }
+	readPrimary := func(ctx context.Context, id string) ([]byte, int64, error) { return []byte(`{"v":2}`), 2, nil }
+
+	// Read: L1, then L2, then the database (one load per instance).
+	data, _, err := l1.Get(ctx, "user-id", func(ctx context.Context, id string) ([]byte, error) {
+		e, err := l2.Load(ctx, id, readReplica)
+		if err != nil {
+			return nil, err
+		}
+		if e.Fill == FillStale {
+			// A write invalidated the key after this value was read (the
+			// replica lags): it must not be cached. Read the primary, whose
+			// version is at least the write's, and fill with that.
+			d, v, err := readPrimary(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			l2.Fill(ctx, id, d, v)
+			return d, nil
+		}
+		return e.Data, nil
+	})
+	_, _ = data, err
+
+	// Write: commit on the primary, then invalidate every tier, L2 before
+	// L1 (else a local reader could copy the old L2 entry into L1 between
+	// the two; the instance's own pub/sub message would drop it again, but
+	// only a moment later). newVersion is the version the write produced
+	// (0 for a delete).
+	newVersion := int64(2)
+	l2.Invalidate(ctx, "user-id", newVersion)
+	l1.Invalidate("user-id")
+	purger.Purge("/api/v1/users/user-id")
+
+	_ = purger.Close(ctx)
+	_ = l2.Close(ctx)
+	l1.Close()
+	_ = rdb.Close()
+}
