@@ -386,6 +386,9 @@ func (c *L2) entryTTL() time.Duration {
 // key, if one runs, is forgotten so that readers after the write start a
 // fresh one. When Redis is unavailable the invalidation is kept and retried
 // by Subscribe's goroutine; the write is never failed.
+//
+// Invalidate L2 before this instance's L1: the other order lets a local
+// reader copy the old L2 entry into L1 in between.
 func (c *L2) Invalidate(ctx context.Context, key string, version int64) {
 	c.flights.Forget(key)
 	if version <= 0 {

@@ -32,7 +32,7 @@ func newLocal(maxKeys int, now func() time.Time) *local {
 	return &local{maxKeys: maxKeys, now: now, buckets: make(map[string]*rate.Limiter), lastSweep: now()}
 }
 
-func (l *local) bucket(key string, lim Limit, now time.Time) *rate.Limiter {
+func (l *local) bucket(key string, lim gcraLimit, now time.Time) *rate.Limiter {
 	b, ok := l.buckets[key]
 	if ok {
 		return b
@@ -63,7 +63,7 @@ func (l *local) sweep(now time.Time) {
 }
 
 // allow takes n tokens (n = 0 only looks) and reports the decision.
-func (l *local) allow(key string, lim Limit, n int) Decision {
+func (l *local) allow(key string, lim gcraLimit, n int) Decision {
 	now := l.now()
 	l.mu.Lock()
 	b := l.bucket(key, lim, now)

@@ -59,9 +59,9 @@ const (
 	KindLoginAddress Kind = "login_address" // failed token requests per address
 )
 
-// Limit is a GCRA budget: Rate events per Period, with bursts of up to
+// gcraLimit is a GCRA budget: Rate events per Period, with bursts of up to
 // Burst events.
-type Limit = redis_rate.Limit
+type gcraLimit = redis_rate.Limit
 
 // Decision is the outcome of one check, with what the HTTP layer needs for
 // the RateLimit-* and Retry-After headers (SetHeaders writes them).
@@ -149,7 +149,7 @@ type Limiter struct {
 	log     *slog.Logger
 	m       *metrics
 
-	request, anonymous, login Limit
+	request, anonymous, login gcraLimit
 	requestOn, loginOn        bool
 }
 
@@ -193,9 +193,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 		prefix:    cfg.KeyPrefix,
 		log:       cfg.Logger,
 		m:         m,
-		request:   Limit{Rate: cfg.Rate, Burst: 2 * cfg.Rate, Period: time.Second},
-		anonymous: Limit{Rate: cfg.AnonymousRate, Burst: 2 * cfg.AnonymousRate, Period: time.Second},
-		login:     Limit{Rate: cfg.LoginLimit, Burst: cfg.LoginLimit, Period: time.Minute},
+		request:   gcraLimit{Rate: cfg.Rate, Burst: 2 * cfg.Rate, Period: time.Second},
+		anonymous: gcraLimit{Rate: cfg.AnonymousRate, Burst: 2 * cfg.AnonymousRate, Period: time.Second},
+		login:     gcraLimit{Rate: cfg.LoginLimit, Burst: cfg.LoginLimit, Period: time.Minute},
 		requestOn: cfg.Rate > 0,
 		loginOn:   cfg.LoginLimit > 0,
 	}
@@ -239,7 +239,7 @@ func (l *Limiter) AllowRequest(ctx context.Context, r Request) Decision {
 
 // Allow spends one request from the kind's budget for key.
 func (l *Limiter) Allow(ctx context.Context, kind Kind, key string) Decision {
-	lim, on := l.limit(kind)
+	lim, on := l.budget(kind)
 	if !on {
 		return Decision{Allowed: true, Kind: kind}
 	}
@@ -301,7 +301,7 @@ func stricter(a, b Decision) Decision {
 	}
 }
 
-func (l *Limiter) limit(kind Kind) (Limit, bool) {
+func (l *Limiter) budget(kind Kind) (gcraLimit, bool) {
 	switch kind {
 	case KindToken, KindAddress:
 		return l.request, l.requestOn
@@ -310,13 +310,13 @@ func (l *Limiter) limit(kind Kind) (Limit, bool) {
 	case KindLogin, KindLoginAddress:
 		return l.login, l.loginOn
 	default:
-		return Limit{}, false
+		return gcraLimit{}, false
 	}
 }
 
 // decide takes n from key's budget (n = 0 only looks) in Redis, or locally
 // when there is no Redis, the breaker is open, or the call fails.
-func (l *Limiter) decide(ctx context.Context, kind Kind, key string, lim Limit, n int) Decision {
+func (l *Limiter) decide(ctx context.Context, kind Kind, key string, lim gcraLimit, n int) Decision {
 	fullKey := l.prefix + string(kind) + ":" + key
 	if l.redis != nil {
 		if l.breaker.allow() {
@@ -340,7 +340,7 @@ func (l *Limiter) decide(ctx context.Context, kind Kind, key string, lim Limit, 
 	return d
 }
 
-func (l *Limiter) decideRedis(ctx context.Context, key string, lim Limit, n int) (Decision, error) {
+func (l *Limiter) decideRedis(ctx context.Context, key string, lim gcraLimit, n int) (Decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	res, err := l.redis.AllowN(ctx, key, lim, n)
