@@ -275,3 +275,40 @@ func mustExec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
+
+// The Sampler counts the requests HAProxy sent to each instance and the
+// CDN tier's lookups.
+func TestPhase4SamplerCountsTraffic(t *testing.T) {
+	top := phase4.Topology(t)
+	ctx := context.Background()
+	s, err := topologies.StartSampler(ctx, top, topologies.SamplerOptions{Interval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 30
+	for range n {
+		mustGet(t, top.EntryURL+"/healthz")
+		mustGet(t, top.HAProxyURL+"/healthz")
+	}
+	m, err := s.Stop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Problems) > 0 {
+		t.Errorf("Problems = %q, want none", m.Problems)
+	}
+	var sum uint64
+	for _, b := range m.Backends {
+		sum += b.Requests
+	}
+	if len(m.Backends) != 3 || sum < 2*n {
+		t.Errorf("Backends = %+v, want 3 servers sharing at least %d requests", m.Backends, 2*n)
+	}
+	if l3 := m.Cache.L3; l3 == nil || l3.Hits+l3.Misses < n {
+		t.Errorf("Cache.L3 = %+v, want at least %d lookups", l3, n)
+	}
+	if m.Cache.L1 == nil {
+		t.Errorf("Cache.L1 = nil, want the apps' L1 counters")
+	}
+	t.Logf("backends %+v, L1 %+v, L3 %+v", m.Backends, m.Cache.L1, m.Cache.L3)
+}
