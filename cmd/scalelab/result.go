@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"scalelab/loadgen"
+	"scalelab/reports"
+	"scalelab/scenarios"
+	"scalelab/topologies"
+)
+
+type resultInput struct {
+	phase        int
+	topology     string
+	scenario     *scenarios.Scenario
+	argv         []string
+	load         *loadgen.Result
+	measurements *topologies.Measurements // nil when sampling failed
+	top          *topologies.Topology
+}
+
+// buildResult maps what the load generator and the topology measured into
+// the result.json schema.
+func buildResult(ctx context.Context, in resultInput) *reports.Result {
+	lr, sc := in.load, in.scenario
+	d := lr.Duration
+	res := &reports.Result{
+		SchemaVersion:       reports.SchemaVersion,
+		Phase:               in.phase,
+		Scenario:            sc.Name,
+		StartedAt:           lr.Start.UTC(),
+		DurationS:           d.Seconds(),
+		Machine:             reports.DetectMachine(ctx),
+		Command:             reports.CommandLine(in.argv),
+		ScenarioDescription: sc.Description,
+		Topology:            in.topology,
+		Executor:            sc.Executor.String(),
+		Keys:                sc.Keys.String(),
+		Users:               int64(sc.Users),
+		WarmupS:             sc.Warmup.Seconds(),
+		Counters:            lr.Counters,
+		Replicas:            []reports.Replica{},
+		Thresholds:          []reports.ThresholdResult{},
+	}
+	total := lr.Total
+	res.Totals = reports.Totals{
+		Requests:      total.Count,
+		Errors:        total.Errors,
+		Rate:          total.Rate(d),
+		Dropped:       lr.Dropped,
+		Throttled:     total.Throttled,
+		ErrorsByClass: lr.ErrorsByClass,
+		LatencyMS:     latency(&total),
+	}
+	if d > 0 && lr.Offered > 0 {
+		res.Totals.OfferedRate = float64(lr.Offered) / d.Seconds()
+	}
+	for i := range lr.Operations {
+		res.Operations = append(res.Operations, operation(&lr.Operations[i], d))
+	}
+	for i := range lr.Requests {
+		res.Requests = append(res.Requests, operation(&lr.Requests[i], d))
+	}
+	for _, p := range lr.Series {
+		res.Series = append(res.Series, reports.Second{
+			T: p.Second, Requests: p.Requests, Rate: p.Rate(), Offered: p.OfferedRate(),
+			Errors: p.Errors, Throttled: p.Throttled, Dropped: p.Dropped, P50MS: p.P50, P99MS: p.P99,
+		})
+	}
+	res.LatencyDistribution = distribution(total.Latency)
+	if lr.StartDelay != nil {
+		res.Generator = &reports.Generator{Workers: lr.Workers, Seed: lr.Seed, StartDelayMS: histLatency(lr.StartDelay)}
+	}
+
+	outcomes, _ := scenarios.Evaluate(sc.Thresholds, observed(lr))
+	for _, o := range outcomes {
+		tr := reports.ThresholdResult{Threshold: o.Threshold.String(), Pass: o.Pass, Unit: o.Threshold.Metric.Unit()}
+		if !o.NoData {
+			tr.Observed = reports.Float(o.Value)
+		}
+		res.Thresholds = append(res.Thresholds, tr)
+	}
+
+	if m := in.measurements; m != nil {
+		res.Cache = reports.Cache{L1HitRate: hitRate(m.Cache.L1), L2HitRate: hitRate(m.Cache.L2), L3HitRate: hitRate(m.Cache.L3)}
+		for _, r := range m.Replicas {
+			res.Replicas = append(res.Replicas, reports.Replica{Name: r.Name, LagSP50: r.LagSP50, LagSMax: r.LagSMax})
+		}
+		for _, b := range m.Backends {
+			res.Backends = append(res.Backends, reports.Backend{Name: b.Server, Requests: int64(b.Requests)})
+		}
+		for _, c := range m.CPU {
+			res.Components = append(res.Components, reports.Component{Name: c.Name, CPUS: c.Seconds})
+		}
+		for _, p := range m.Problems {
+			res.Notes = append(res.Notes, "not measured: "+p)
+		}
+	}
+	res.Notes = append(res.Notes, notes(in, res)...)
+	return res
+}
+
+// notes says what a reader must know to read the numbers right.
+func notes(in resultInput, res *reports.Result) []string {
+	var n []string
+	n = append(n, fmt.Sprintf("The load generator ran in the same process as this command, on the same %d cores as every component: its CPU is taken from the server's.", res.Machine.Cores))
+	if in.phase >= 3 {
+		n = append(n, "One machine: phase 3 and 4 pay for the load balancer, the extra hops and every extra process on the same cores, so they are not expected to be faster here. Their point is what they would do on many machines; read the per-component CPU seconds as the cost of each tier per request.")
+	}
+	if res.Totals.Dropped > 0 {
+		n = append(n, fmt.Sprintf("%d arrivals were dropped: no worker was free within the executor's bound, so the server saw less than the offered rate.", res.Totals.Dropped))
+	}
+	if g := res.Generator; g != nil && res.Totals.LatencyMS.P99 > 0 && g.StartDelayMS.P99 > 0.25*res.Totals.LatencyMS.P99 {
+		n = append(n, fmt.Sprintf("The generator's own start delay (p99 %.2f ms) is a sizeable part of the requests' p99 (%.2f ms): the generator, not the server, may be the bottleneck.", g.StartDelayMS.P99, res.Totals.LatencyMS.P99))
+	}
+	if s := in.top.Skipped; len(s) > 0 {
+		n = append(n, fmt.Sprintf("The topology left out what this server does not have yet: %v.", s))
+	}
+	return n
+}
+
+func operation(s *loadgen.Stats, d time.Duration) reports.Operation {
+	return reports.Operation{Name: s.Name, Count: s.Count, Errors: s.Errors, Throttled: s.Throttled, Rate: s.Rate(d), LatencyMS: latency(s)}
+}
+
+func latency(s *loadgen.Stats) reports.Latency {
+	p := s.Percentiles()
+	return reports.Latency{P50: p.P50, P90: p.P90, P99: p.P99, P999: p.P999, Max: p.Max, Mean: p.Mean}
+}
+
+// histLatency summarizes a histogram of microseconds in milliseconds.
+func histLatency(h *hdrhistogram.Histogram) reports.Latency {
+	ms := func(v int64) float64 { return float64(v) / 1000 }
+	return reports.Latency{
+		P50: ms(h.ValueAtQuantile(50)), P90: ms(h.ValueAtQuantile(90)), P99: ms(h.ValueAtQuantile(99)),
+		P999: ms(h.ValueAtQuantile(99.9)), Max: ms(h.Max()), Mean: h.Mean() / 1000,
+	}
+}
+
+// distribution samples the latency histogram (µs) at percentiles spread
+// over the "nines" scale that the report's chart draws.
+func distribution(h *hdrhistogram.Histogram) []reports.PercentilePoint {
+	if h == nil || h.TotalCount() == 0 {
+		return nil
+	}
+	ps := []float64{0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100}
+	out := make([]reports.PercentilePoint, 0, len(ps))
+	for _, p := range ps {
+		v := h.ValueAtQuantile(p)
+		if p == 100 {
+			v = h.Max()
+		}
+		out = append(out, reports.PercentilePoint{Percentile: p, ValueMS: float64(v) / 1000})
+	}
+	return out
+}
+
+func hitRate(t *topologies.CacheTier) *float64 {
+	if t == nil {
+		return nil
+	}
+	r, ok := t.HitRate()
+	if !ok {
+		return nil
+	}
+	return reports.Float(r)
+}
+
+// observed is the view of the run that thresholds judge.
+func observed(lr *loadgen.Result) scenarios.Observed {
+	o := scenarios.Observed{Total: stats(&lr.Total, lr.Duration), Ops: map[scenarios.Op]scenarios.Stats{}}
+	for i := range lr.Operations {
+		o.Ops[scenarios.Op(lr.Operations[i].Name)] = stats(&lr.Operations[i], lr.Duration)
+	}
+	return o
+}
+
+func stats(s *loadgen.Stats, d time.Duration) scenarios.Stats {
+	p := s.Percentiles()
+	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	return scenarios.Stats{
+		Requests: s.Count, Errors: s.Errors, Rate: s.Rate(d),
+		P50: ms(p.P50), P90: ms(p.P90), P99: ms(p.P99), P999: ms(p.P999), Max: ms(p.Max), Mean: ms(p.Mean),
+	}
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"scalelab/reports"
+	"scalelab/topologies"
+)
+
+// runUp brings a phase's topology up and leaves it running: its processes
+// live in their own process groups and outlive this command. `scalelab
+// down` stops them.
+func runUp(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("up", stderr)
+	phase := fs.Int("phase", 1, "phase whose topology to start: 1 to 4")
+	dir := fs.String("topology-dir", "", "folder for the topology's run folders (default .scalelab/topologies)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	def, err := topologies.Phase(*phase)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the scalelab binary: %w", err)
+	}
+	top, err := topologies.Up(ctx, def, topologies.Options{Binary: bin, Dir: *dir, Logger: log})
+	if err != nil {
+		return fmt.Errorf("bring phase %d up: %w", *phase, err)
+	}
+	fmt.Fprintf(stdout, "phase %d is up in %.1fs: %s\n", *phase, top.UpSeconds, def.Description)
+	fmt.Fprintf(stdout, "entry:     %s%s\n", top.EntryURL, top.API)
+	for _, c := range top.Components() {
+		where := c.URL
+		if where == "" {
+			where = c.Addr
+		}
+		fmt.Fprintf(stdout, "  %-16s pid %-7d %s\n", c.Name, c.PID, where)
+	}
+	fmt.Fprintf(stdout, "endpoints: %s/topology.json\nstop it with: scalelab down\n", top.Dir)
+	return nil
+}
+
+// runDown stops every topology that `scalelab up` left running (or one
+// folder given with --run). A second down finds nothing to stop.
+func runDown(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("down", stderr)
+	dir := fs.String("topology-dir", "", "folder of the topologies' run folders (default .scalelab/topologies)")
+	run := fs.String("run", "", "stop only this run folder")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	runs := []string{*run}
+	if *run == "" {
+		if runs, err = topologies.ListRuns(*dir); err != nil {
+			return err
+		}
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(stdout, "nothing to stop")
+		return nil
+	}
+	var errs []error
+	for _, r := range runs {
+		top, err := topologies.Open(r, log)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		start := time.Now()
+		if err := top.Down(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", r, err))
+			continue
+		}
+		fmt.Fprintf(stdout, "stopped %s in %.1fs\n", r, time.Since(start).Seconds())
+	}
+	return errors.Join(errs...)
+}
+
+// runCompare puts results side by side with a noise-aware verdict.
+func runCompare(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("compare", stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: scalelab compare RESULT_OR_DIR RESULT_OR_DIR...")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if fs.NArg() < 2 {
+		fs.Usage()
+		return &exitError{code: 2, msg: "compare needs at least two results (result.json files or run folders)"}
+	}
+	var results []*reports.Result
+	for _, p := range fs.Args() {
+		r, err := reports.Read(p)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		results = append(results, r)
+	}
+	return reports.RenderComparison(stdout, reports.Compare(results))
+}
