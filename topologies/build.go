@@ -219,6 +219,7 @@ func (rt *runtime) register(t *Topology, m member) {
 }
 
 func (b *builder) daemonHooks(d *daemon) {
+	d.spec.dieWithParent = b.opts.DieWithParent
 	d.onStart = func() {
 		if err := b.t.save(); err != nil {
 			b.log.Warn("write topology.json", "err", err)
@@ -316,7 +317,7 @@ func (b *builder) startCluster(ctx context.Context) error {
 	def := b.def.RedisCluster
 	c, err := startRedisCluster(ctx, dir, RedisClusterOptions{
 		Masters: def.Masters, ReplicasPerMaster: def.ReplicasPerMaster, NodeTimeout: def.NodeTimeout,
-		Settings: def.Settings, Logger: b.log,
+		Settings: def.Settings, Logger: b.log, DieWithParent: b.opts.DieWithParent,
 	}, b.ports, func(r *Redis) {
 		b.daemonHooks(&r.daemon)
 		b.t.rt.register(b.t, r)

@@ -211,3 +211,14 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("percentile(nil, 50) = %v, want 0", got)
 	}
 }
+
+func TestMissingBinariesMessage(t *testing.T) {
+	err := &MissingBinariesError{Programs: []string{"redis-server", "varnishd", "varnishstat", "pg_basebackup"}}
+	want := "missing programs: redis-server, varnishd, varnishstat, pg_basebackup; install them with `make deps` (apt-get install redis-server varnish postgresql-15)"
+	if got := err.Error(); got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if err := checkPrograms([]string{"no-such-program-scalelab"}); err == nil || !strings.Contains(err.Error(), "make deps") {
+		t.Errorf("checkPrograms(missing) = %v, want a MissingBinariesError", err)
+	}
+}

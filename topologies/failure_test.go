@@ -59,7 +59,7 @@ haproxy: {}
 			if tt.cancel > 0 {
 				time.AfterFunc(tt.cancel, cancel)
 			}
-			top, err := topologies.Up(ctx, def, topologies.Options{Binary: bin, Dir: dir, RunID: "run", FastPostgres: true, Logger: topotest.Logger()})
+			top, err := topologies.Up(ctx, def, topologies.Options{Binary: bin, Dir: dir, RunID: "run", FastPostgres: true, DieWithParent: true, Logger: topotest.Logger()})
 			if err == nil {
 				top.Down(context.Background())
 				t.Fatalf("Up succeeded, want an error containing %q", tt.wantErr)

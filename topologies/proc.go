@@ -26,6 +26,10 @@ type procSpec struct {
 	// asPostgres runs the program as the postgres system user when the
 	// runner is root: initdb, postgres and pgbouncer refuse to run as root.
 	asPostgres bool
+	// dieWithParent has the kernel kill the program when the runner's
+	// process dies (tests killed by go test -timeout); never for `scalelab
+	// up`, whose components outlive it.
+	dieWithParent bool
 }
 
 // process is one OS process the runner started, or one it adopted from a
@@ -62,6 +66,11 @@ func startProcess(spec procSpec) (*process, error) {
 	// Its own process group: a Ctrl-C in the terminal reaches the runner
 	// only, and the runner stops the children in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if spec.dieWithParent {
+		// Go keeps the starting thread alive as long as the process runs
+		// (no goroutine here locks it), so this fires on process exit.
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	if spec.asPostgres {
 		cred, err := postgresCredential()
 		if err != nil {

@@ -34,6 +34,9 @@ type RedisOptions struct {
 	Settings map[string]string
 	// Logger receives start and stop events; nil discards them.
 	Logger *slog.Logger
+	// DieWithParent has the kernel kill the server when this process
+	// dies (for tests).
+	DieWithParent bool
 }
 
 // Redis is one redis-server process on 127.0.0.1, with no persistence.
@@ -114,6 +117,8 @@ func newRedis(dir string, opts RedisOptions, ports *portPicker) (*Redis, error) 
 			args:    []string{filepath.Join(dir, "redis.conf")},
 			dir:     dir,
 			logPath: filepath.Join(dir, "redis.log"),
+
+			dieWithParent: opts.DieWithParent,
 		},
 		log: opts.Logger,
 		ready: func(ctx context.Context) error {

@@ -21,6 +21,7 @@ type RedisClusterOptions struct {
 	NodeTimeout       time.Duration // cluster-node-timeout; default 2s
 	Settings          map[string]string
 	Logger            *slog.Logger
+	DieWithParent     bool // kill the nodes when this process dies (tests)
 }
 
 // RedisCluster is a Redis Cluster of local redis-server processes. The
@@ -52,7 +53,8 @@ func startRedisCluster(ctx context.Context, dir string, opts RedisClusterOptions
 	}
 	c = &RedisCluster{}
 	ro := func(name string) RedisOptions {
-		return RedisOptions{Name: name, Cluster: true, ClusterNodeTimeout: opts.NodeTimeout, Settings: opts.Settings, Logger: opts.Logger}
+		return RedisOptions{Name: name, Cluster: true, ClusterNodeTimeout: opts.NodeTimeout, Settings: opts.Settings,
+			Logger: opts.Logger, DieWithParent: opts.DieWithParent}
 	}
 	for i := range opts.Masters {
 		name := fmt.Sprintf("redis-master-%d", i)

@@ -37,6 +37,10 @@ type Options struct {
 	// FastPostgres runs Postgres without fsync (initdb --no-sync, fsync =
 	// off): quicker for tests, wrong for measuring durable writes.
 	FastPostgres bool
+	// DieWithParent has the kernel kill the components this process
+	// starts directly (all but Postgres, which pg_ctl detaches) when this
+	// process dies, for tests. Leave it off for `scalelab up`.
+	DieWithParent bool
 }
 
 // Component is one process (or process group) of a running topology,

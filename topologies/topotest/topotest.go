@@ -43,7 +43,7 @@ func Redis(tb testing.TB) *topologies.Redis {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	r, err := topologies.StartRedis(ctx, tb.TempDir(), topologies.RedisOptions{Logger: Logger()})
+	r, err := topologies.StartRedis(ctx, tb.TempDir(), topologies.RedisOptions{Logger: Logger(), DieWithParent: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func RedisCluster(tb testing.TB) *topologies.RedisCluster {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	c, err := topologies.StartRedisCluster(ctx, tb.TempDir(), topologies.RedisClusterOptions{Logger: Logger()})
+	c, err := topologies.StartRedisCluster(ctx, tb.TempDir(), topologies.RedisClusterOptions{Logger: Logger(), DieWithParent: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func up(phase int) (*topologies.Topology, func(keep bool) error, error) {
 		return nil, nil, err
 	}
 	top, err := topologies.Up(ctx, def, topologies.Options{
-		Binary: bin, Dir: dir, RunID: fmt.Sprintf("phase-%d", phase), Logger: Logger(), FastPostgres: true,
+		Binary: bin, Dir: dir, RunID: fmt.Sprintf("phase-%d", phase), Logger: Logger(), FastPostgres: true, DieWithParent: true,
 	})
 	if err != nil {
 		os.RemoveAll(dir)
