@@ -402,6 +402,9 @@ func (r *run) open(ctx context.Context, p Pacer, d time.Duration, pool Pool) err
 		if int64(len(arrivals)) > idle.Load() && live.Load() < int64(pool.MaxWorkers) {
 			spawn()
 		}
+		// Let the worker just woken run on this P before the pacer
+		// sleeps on it (see fineSleep).
+		runtime.Gosched()
 	}
 	r.activeEnd = minTime(time.Now(), r.start.Add(d))
 	close(arrivals)
@@ -425,8 +428,10 @@ func sleepUntil(ctx context.Context, t *time.Timer, due time.Time) bool {
 		}
 		d = time.Until(due)
 	}
-	if d > 0 {
-		fineSleep(d)
+	// In slices, so that a stop-the-world waits for the pacer's P at most
+	// one slice (fineSleep keeps the P).
+	for ; d > 0; d = time.Until(due) {
+		fineSleep(min(d, 250*time.Microsecond))
 	}
 	select {
 	case <-ctx.Done():
