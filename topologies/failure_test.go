@@ -16,6 +16,7 @@ import (
 // A bring-up that fails (an app instance that cannot start, or a cancelled
 // context) stops everything it had started and marks the run stopped.
 func TestUpFailureStopsEverything(t *testing.T) {
+	t.Parallel()
 	const badApp = `
 phase: 3
 postgres: {replicas: 1}
@@ -89,6 +90,7 @@ haproxy: {}
 // Down works from another process: Open reads topology.json and stops
 // every component by the PIDs recorded there.
 func TestDownFromTopologyJSON(t *testing.T) {
+	t.Parallel()
 	top := topotest.Up(t, 3)
 	before := readTopologyJSON(t, top.Dir)
 	runs, err := topologies.ListRuns(filepath.Dir(top.Dir))

@@ -221,6 +221,22 @@ func TestPhase4FaultsByName(t *testing.T) {
 	if !listeningOn(r.Addr()) {
 		t.Errorf("redis not listening after restart")
 	}
+	// A killed replica (postmaster and every backend) comes back streaming.
+	replica := top.Replicas()[1]
+	oldPID := replica.PID()
+	if err := top.Inject(ctx, "replica-2", topologies.FaultKill); err != nil {
+		t.Fatal(err)
+	}
+	if processExists(oldPID) || replica.PID() != 0 {
+		t.Errorf("replica-2 pid %d still runs after kill", oldPID)
+	}
+	if err := top.Inject(ctx, "replica-2", topologies.FaultRestart); err != nil {
+		t.Fatal(err)
+	}
+	var status string
+	if err := mustConnect(t, replica.URL()).QueryRow(ctx, "SELECT status FROM pg_stat_wal_receiver").Scan(&status); err != nil || status != "streaming" {
+		t.Errorf("replica-2 after restart: wal receiver %q, %v; want streaming", status, err)
+	}
 	// The on-disk description follows the new PID.
 	opened, err := topologies.Open(top.Dir, nil)
 	if err != nil {

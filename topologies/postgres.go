@@ -2,10 +2,14 @@ package topologies
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -121,6 +125,9 @@ func (p *Postgres) Restart(ctx context.Context) error {
 }
 
 func (p *Postgres) start(ctx context.Context) error {
+	if err := p.waitReaped(ctx); err != nil {
+		return err
+	}
 	if err := p.srv.Start(ctx); err != nil {
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
@@ -132,6 +139,44 @@ func (p *Postgres) start(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// waitReaped waits, after a Kill, until the old postmaster is really
+// gone. pg_ctl detaches the postmaster, so PID 1 reaps it, here a second or
+// two late; until then its zombie keeps the PID in postmaster.pid alive
+// and a new postmaster refuses to start ("lock file already exists"). If
+// the zombie outlives the wait, the lock file is stale and is removed.
+func (p *Postgres) waitReaped(ctx context.Context) error {
+	lock := filepath.Join(p.srv.DataDir(), "postmaster.pid")
+	b, err := os.ReadFile(lock)
+	if err != nil {
+		return nil
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		st, err := readProcStat(pid)
+		if err != nil {
+			return nil // reaped
+		}
+		if st.state != 'Z' && st.state != 'X' {
+			return nil // a live postmaster: let pg_ctl say so
+		}
+		select {
+		case <-ctx.Done():
+			p.log.Warn("postmaster is still a zombie; removing its stale lock file", "component", p.name, "pid", pid)
+			if err := os.Remove(lock); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("%s: remove stale %s: %w", p.name, lock, err)
+			}
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // postgresConf turns the definition's settings into postgresql.conf lines.

@@ -12,6 +12,7 @@ import (
 )
 
 func TestRedisFaults(t *testing.T) {
+	t.Parallel()
 	r := topotest.Redis(t)
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, ReadTimeout: 300 * time.Millisecond})
@@ -58,6 +59,7 @@ func TestRedisFaults(t *testing.T) {
 }
 
 func TestRedisClusterStoresOnEveryMaster(t *testing.T) {
+	t.Parallel()
 	rc := topotest.RedisCluster(t)
 	ctx := context.Background()
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs()})

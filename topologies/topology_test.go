@@ -23,6 +23,7 @@ func TestMain(m *testing.M) { os.Exit(phase4.Main(m)) }
 // and checks nothing of the run is left. Phase 4 is the shared topology
 // of the TestPhase4 tests; topotest checks its Down the same way.
 func TestUpDown(t *testing.T) {
+	t.Parallel()
 	for _, phase := range []int{1, 2, 3} {
 		t.Run(fmt.Sprintf("phase-%d", phase), func(t *testing.T) {
 			t.Parallel()
