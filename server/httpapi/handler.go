@@ -36,6 +36,12 @@ type Config struct {
 	Tokens *auth.Issuer
 	// Limiter limits /api/v1 requests and failed logins; nil is no limit.
 	Limiter *ratelimit.Limiter
+	// L2 is the Redis tier behind L1; nil turns it off. Writes invalidate
+	// it, and through it the L1 of every instance.
+	L2 *cache.L2
+	// Purger sends PURGE for a user's public URL to the CDN tier after a
+	// write; nil when there is no CDN.
+	Purger *cache.Purger
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a client's address for rate limits.
 	TrustedProxies []netip.Prefix
@@ -50,6 +56,8 @@ type api struct {
 	tokens  *auth.Issuer
 	limiter *ratelimit.Limiter
 	trusted []netip.Prefix
+	l2      *cache.L2
+	purger  *cache.Purger
 	// dummyHash is verified for unknown logins, so that they take as long
 	// as wrong passwords.
 	dummyHash string
@@ -70,6 +78,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	}
 	a := &api{store: cfg.Store, hasher: cfg.Hasher, l1: cfg.UserCache, log: cfg.Logger,
 		tokens: cfg.Tokens, limiter: cfg.Limiter, trusted: cfg.TrustedProxies,
+		l2: cfg.L2, purger: cfg.Purger,
 		jsonContentType: []string{"application/json"}}
 	dummy, err := auth.Hash("not a password anyone has: "+server.SeedPassword, cfg.Hasher.Params())
 	if err != nil {

@@ -101,22 +101,38 @@ func (a *api) updateUser(ctx context.Context, id string, c server.UserChange) (*
 		upd.PasswordHash = &hash
 	}
 	u, err := a.store.UpdateUser(ctx, id, upd)
-	a.invalidate(id) // also on error: the write may have committed
+	var version int64
+	if u != nil {
+		version = u.Version
+	}
+	a.invalidate(ctx, id, version) // also on error: the write may have committed
 	return u, err
 }
 
 func (a *api) deleteUser(ctx context.Context, id string) error {
 	err := a.store.DeleteUser(ctx, id)
-	a.invalidate(id)
+	a.invalidate(ctx, id, 0)
 	return err
 }
 
-// invalidate drops id from the caches after a write. It runs after the
-// write committed: a reader that loaded the old row before this point has
-// its load discarded by the L1 (see cache.L1).
-func (a *api) invalidate(id string) {
+// invalidate drops user id from every cache tier after a write of its row
+// version (0 when unknown, as for a delete). It runs after the write
+// committed, before the write is acknowledged:
+//   - L1 here: a load of the old row in flight is discarded (see cache.L1);
+//   - L2: the entry is deleted and a marker refuses any later fill older
+//     than version (no stale set), and the invalidation is published so
+//     every other instance drops its L1 entry;
+//   - L3: the CDN is asked to purge the public URL, asynchronously; a
+//     failed purge is retried and counted but never fails the write.
+func (a *api) invalidate(ctx context.Context, id string, version int64) {
 	if a.l1 != nil {
 		a.l1.Invalidate(id)
+	}
+	if a.l2 != nil {
+		a.l2.Invalidate(ctx, id, version)
+	}
+	if a.purger != nil {
+		a.purger.Purge("/api/v1/users/" + id)
 	}
 }
 
@@ -125,11 +141,35 @@ func (a *api) userEntry(ctx context.Context, id string) (*UserEntry, error) {
 	if a.l1 == nil {
 		return a.loadUserEntry(ctx, id)
 	}
-	e, _, err := a.l1.Get(ctx, id, a.loadUserEntry)
+	e, _, err := a.l1.Get(ctx, id, a.loadUserTiers)
 	if errors.Is(err, cache.ErrNotFound) {
 		return nil, server.Errorf(server.ENOTFOUND, "user %s not found", id)
 	}
 	return e, err
+}
+
+// loadUserTiers is L1's loader: L2, then the database. Concurrent misses
+// on one key share one L2 read and one database load per instance.
+func (a *api) loadUserTiers(ctx context.Context, id string) (*UserEntry, error) {
+	if a.l2 == nil {
+		return a.loadUserEntry(ctx, id)
+	}
+	e, err := a.l2.Load(ctx, id, func(ctx context.Context, key string) ([]byte, int64, error) {
+		ue, err := a.loadUserEntry(ctx, key)
+		if err != nil {
+			return nil, 0, err
+		}
+		return ue.l2Bytes(), ue.Version, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if e.Fill == cache.FillStale {
+		// The database answered with a row older than a write that has
+		// already been acknowledged (a lagging replica): read the primary.
+		return a.loadUserEntry(server.WithPrimary(ctx), id)
+	}
+	return entryFromL2(e.Data, e.Version)
 }
 
 func (a *api) loadUserEntry(ctx context.Context, id string) (*UserEntry, error) {

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"time"
@@ -40,7 +42,10 @@ func fullView(u *server.User) userView {
 // rather than only the struct, so a cache hit writes bytes without encoding
 // JSON again (BenchmarkGetUser measures the difference).
 type UserEntry struct {
+	// User is the row the entry was encoded from; nil when the entry came
+	// from L2, which keeps only the encoded views (never a password hash).
 	User       *server.User
+	Version    int64  // the user's row version
 	Full       []byte // encoded userView: the user's own view
 	ETag       string // strong validator of Full
 	Public     []byte // encoded publicView: what anyone may see
@@ -59,14 +64,46 @@ func newUserEntry(u *server.User) (*UserEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode public view of user %s: %w", u.ID, err)
 	}
+	return newEncodedEntry(u, u.Version, full, public), nil
+}
+
+func newEncodedEntry(u *server.User, version int64, full, public []byte) *UserEntry {
 	tag := etag(full)
-	return &UserEntry{User: u, Full: full, ETag: tag, Public: public, PublicETag: etag(public), etagHeader: []string{tag}}, nil
+	return &UserEntry{User: u, Version: version, Full: full, ETag: tag, Public: public, PublicETag: etag(public), etagHeader: []string{tag}}
 }
 
 // WeighUserEntry estimates an entry's memory for the L1 bound.
 func WeighUserEntry(_ string, e *UserEntry) uint32 {
-	return uint32(len(e.Full) + len(e.Public) + len(e.User.Email) + len(e.User.Username) + len(e.User.PasswordHash) +
-		len(e.User.Profile.Name) + len(e.User.Profile.Avatar) + 256)
+	n := len(e.Full) + len(e.Public) + 2*len(e.ETag) + 256
+	if u := e.User; u != nil {
+		n += len(u.Email) + len(u.Username) + len(u.PasswordHash) + len(u.Profile.Name) + len(u.Profile.Avatar) + 128
+	}
+	return uint32(n)
+}
+
+// l2Bytes encodes the entry for L2: the two encoded views, length-prefixed.
+// The version travels beside it in L2's own field.
+func (e *UserEntry) l2Bytes() []byte {
+	b := make([]byte, 0, 4+len(e.Full)+len(e.Public))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(e.Full)))
+	b = append(b, e.Full...)
+	return append(b, e.Public...)
+}
+
+// entryFromL2 decodes what l2Bytes encoded.
+func entryFromL2(data []byte, version int64) (*UserEntry, error) {
+	if len(data) < 4 {
+		return nil, errors.New("decode l2 user entry: too short")
+	}
+	n := int(binary.BigEndian.Uint32(data))
+	if n > len(data)-4 {
+		return nil, errors.New("decode l2 user entry: bad length")
+	}
+	full, public := data[4:4+n], data[4+n:]
+	if !json.Valid(full) || !json.Valid(public) {
+		return nil, errors.New("decode l2 user entry: not JSON")
+	}
+	return newEncodedEntry(nil, version, full, public), nil
 }
 
 // etag returns a strong entity tag for body.
