@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"scalelab/server/auth"
 	"scalelab/server/cache"
@@ -39,6 +40,8 @@ type serverConfig struct {
 	tokenSecret     string
 	tokenTTL        time.Duration
 	trustedProxies  listFlag
+	l2TTL           time.Duration
+	purgeURLs       listFlag
 }
 
 func runServer(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -60,6 +63,8 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	fs.StringVar(&c.name, "instance-name", "", "name of this instance in logs and metrics")
 	fs.StringVar(&c.tokenSecret, "token-secret", "", "secret (32+ bytes; raw, base64: or hex:) that signs /api/v1 tokens; share it across instances. Empty: a random one for this process")
 	fs.DurationVar(&c.tokenTTL, "token-ttl", auth.DefaultTokenTTL, "lifetime of /api/v1 access tokens")
+	fs.DurationVar(&c.l2TTL, "l2-ttl", 15*time.Minute, "L2 (Redis) cache TTL, jittered ±10%")
+	fs.Var(&c.purgeURLs, "purge-url", "CDN base URL to send PURGE to after writes, e.g. Varnish (repeatable; phase 4)")
 	fs.Var(&c.trustedProxies, "trusted-proxy", "CIDR of a proxy whose X-Forwarded-For is believed for client addresses (repeatable)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -100,7 +105,6 @@ func serve(ctx context.Context, c serverConfig, log *slog.Logger, stdout io.Writ
 		flag string
 	}{
 		{len(c.replicas) > 0, "--replica"},
-		{len(c.redis) > 0, "--redis"},
 	} {
 		if unsupported.set {
 			log.Warn("flag accepted but its feature is not built yet (phase 3); ignoring it", "flag", unsupported.flag)
@@ -116,18 +120,61 @@ func serve(ctx context.Context, c serverConfig, log *slog.Logger, stdout io.Writ
 	}
 	defer store.Close()
 
+	cacheMetrics := cache.NewMetrics(reg)
 	var l1 *cache.L1[*httpapi.UserEntry]
 	if c.cacheTTL > 0 {
 		l1, err = cache.NewL1(cache.L1Options[*httpapi.UserEntry]{
 			TTL:      c.cacheTTL,
 			MaxBytes: uint64(c.cacheMiB) << 20,
 			Weigh:    httpapi.WeighUserEntry,
-			Metrics:  cache.NewMetrics(reg),
+			Metrics:  cacheMetrics,
 		})
 		if err != nil {
 			return err
 		}
 		defer l1.Close()
+	}
+
+	// One Redis client serves the L2 tier and the shared rate limits.
+	var rdb redis.UniversalClient
+	var l2 *cache.L2
+	if len(c.redis) > 0 {
+		rdb, err = cache.NewRedisClient(cache.RedisOptions{Addrs: c.redis})
+		if err != nil {
+			return &exitError{code: 2, msg: fmt.Sprintf("--redis: %v", err)}
+		}
+		defer rdb.Close()
+		l2, err = cache.NewL2(rdb, cache.L2Options{TTL: c.l2TTL, Metrics: cacheMetrics, Registerer: reg, Logger: log})
+		if err != nil {
+			return err
+		}
+		// Invalidations published by other instances drop this instance's
+		// L1 entries; on every (re)subscription the whole L1 is flushed,
+		// since messages may have been missed meanwhile.
+		var onInvalidate func(string)
+		var onReset func()
+		if l1 != nil {
+			onInvalidate, onReset = l1.Invalidate, l1.InvalidateAll
+		}
+		l2.Subscribe(ctx, onInvalidate, onReset)
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			l2.Close(cctx)
+		}()
+	}
+	var purger *cache.Purger
+	if len(c.purgeURLs) > 0 {
+		purger, err = cache.NewPurger(cache.PurgerOptions{BaseURLs: c.purgeURLs, Registerer: reg, Logger: log})
+		if err != nil {
+			return &exitError{code: 2, msg: fmt.Sprintf("--purge-url: %v", err)}
+		}
+		purger.Start(ctx)
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			purger.Close(cctx)
+		}()
 	}
 
 	tokens, err := newIssuer(c, log)
@@ -140,7 +187,7 @@ func serve(ctx context.Context, c serverConfig, log *slog.Logger, stdout io.Writ
 	}
 	var limiter *ratelimit.Limiter
 	if c.rateLimit > 0 || c.loginLimit > 0 {
-		limiter, err = ratelimit.New(nil, ratelimit.Config{Rate: c.rateLimit, LoginLimit: c.loginLimit, Registerer: reg, Logger: log})
+		limiter, err = ratelimit.New(rdb, ratelimit.Config{Rate: c.rateLimit, LoginLimit: c.loginLimit, Registerer: reg, Logger: log})
 		if err != nil {
 			return &exitError{code: 2, msg: err.Error()}
 		}
@@ -157,6 +204,8 @@ func serve(ctx context.Context, c serverConfig, log *slog.Logger, stdout io.Writ
 		Tokens:         tokens,
 		Limiter:        limiter,
 		TrustedProxies: trusted,
+		L2:             l2,
+		Purger:         purger,
 	})
 	if err != nil {
 		return err
