@@ -201,3 +201,39 @@ func TestParseTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestClientDoesNotAllocate(t *testing.T) {
+	// A server that allocates nothing per request either, since
+	// AllocsPerRun counts the whole process.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	resp := []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(bareBody), bareBody))
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			if len(line) == 2 { // the empty line after the head
+				conn.Write(resp)
+			}
+		}
+	}()
+	c := mustClient(t, "http://"+ln.Addr().String(), 0)
+	req := &Request{Path: "/users/1", Header: []Header{{"Accept", "application/json"}}}
+	if _, err := c.Do(req); err != nil { // connect, size the buffers
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(200, func() { c.Do(req) }); n > 0 {
+		t.Errorf("Do allocates %v times per request, want 0", n)
+	}
+}

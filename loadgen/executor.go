@@ -212,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.GracefulStop == 0 {
 		cfg.GracefulStop = DefaultGracefulStop
 	}
-	r := &run{cfg: cfg, t: t, mix: m}
+	r := &run{cfg: cfg, t: t, mix: m, opDropped: make([]atomic.Int64, len(cfg.Ops))}
 	n := min(4*runtime.GOMAXPROCS(0), 64)
 	for range n {
 		r.shards = append(r.shards, newShard(len(cfg.Ops)))
@@ -239,6 +239,7 @@ type run struct {
 
 	start, activeEnd, end time.Time
 	offered, dropped      atomic.Int64
+	opDropped             []atomic.Int64 // by operation index
 	openModel             bool
 
 	// Owned by the collector goroutine between begin and finish.
@@ -250,6 +251,12 @@ type run struct {
 	lastOffered        int64
 	lastDropped        int64
 	sum                Snapshot
+}
+
+// drop counts an arrival of operation op that could not start in time.
+func (r *run) drop(op int) {
+	r.dropped.Add(1)
+	r.opDropped[op].Add(1)
 }
 
 func (r *run) newWorker() *worker {
@@ -343,7 +350,7 @@ func (r *run) open(ctx context.Context, p Pacer, d time.Duration, pool Pool) err
 			switch {
 			case wctx.Err() != nil:
 			case time.Since(a.due) > pool.MaxDelay:
-				r.dropped.Add(1)
+				r.drop(a.op)
 			default:
 				w.runOp(wctx, a.op, a.due)
 			}
@@ -394,10 +401,11 @@ func (r *run) open(ctx context.Context, p Pacer, d time.Duration, pool Pool) err
 			break
 		}
 		r.offered.Add(1)
+		op := r.mix.pick(rng)
 		select {
-		case arrivals <- arrival{due: due, op: r.mix.pick(rng)}:
+		case arrivals <- arrival{due: due, op: op}:
 		default:
-			r.dropped.Add(1) // the queue holds MaxWorkers arrivals: all late
+			r.drop(op) // the queue holds MaxWorkers arrivals: all late
 		}
 		if int64(len(arrivals)) > idle.Load() && live.Load() < int64(pool.MaxWorkers) {
 			spawn()
@@ -631,7 +639,7 @@ func (r *run) result() *Result {
 		res.StartDelay = NewHistogram()
 	}
 	for i, op := range r.mix.ops {
-		st := Stats{Name: op.Name, Latency: NewHistogram()}
+		st := Stats{Name: op.Name, Latency: NewHistogram(), Dropped: r.opDropped[i].Load()}
 		for _, sh := range r.shards {
 			sh.mu.Lock()
 			t := sh.ops[i].stats(op.Name)

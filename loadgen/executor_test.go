@@ -99,6 +99,9 @@ func TestConstantArrivalRateHoldsRateWhenServerSlows(t *testing.T) {
 			if res.Offered != 400 {
 				t.Errorf("Offered = %d, want 400", res.Offered)
 			}
+			if get.Dropped != res.Dropped {
+				t.Errorf("operation dropped %d, run dropped %d, want equal", get.Dropped, res.Dropped)
+			}
 			if get.Count+res.Dropped != res.Offered {
 				t.Errorf("operations %d + dropped %d = %d, want offered %d", get.Count, res.Dropped, get.Count+res.Dropped, res.Offered)
 			}

@@ -97,6 +97,10 @@ type Stats struct {
 	Errors int64
 	// Throttled among them: answered 429 Too Many Requests.
 	Throttled int64
+	// Dropped counts the operation's arrivals that could not start in
+	// time and were not run (open model; operations only). They are not
+	// in Count.
+	Dropped int64
 	// Latency holds their latencies in microseconds: every request that got
 	// a response or timed out (a refused or reset connection has no
 	// meaningful latency, and a failed operation has none if one of its
@@ -120,6 +124,7 @@ func (s *Stats) merge(o *Stats) {
 	s.Count += o.Count
 	s.Errors += o.Errors
 	s.Throttled += o.Throttled
+	s.Dropped += o.Dropped
 	if s.Latency == nil {
 		s.Latency = NewHistogram()
 	}
@@ -336,6 +341,7 @@ type StatsSummary struct {
 	Count     int64   `json:"count"`
 	Errors    int64   `json:"errors"`
 	Throttled int64   `json:"throttled"`
+	Dropped   int64   `json:"dropped"`
 	Rate      float64 `json:"rate"` // Count per second of the run's Duration
 	LatencyMS Latency `json:"latency_ms"`
 	// Histogram is the latency histogram (µs) in HdrHistogram's V2
@@ -412,7 +418,7 @@ func cloneCounts(m map[string]int64) map[string]int64 {
 
 func (r *Result) statsSummary(s *Stats) StatsSummary {
 	return StatsSummary{
-		Name: s.Name, Count: s.Count, Errors: s.Errors, Throttled: s.Throttled,
+		Name: s.Name, Count: s.Count, Errors: s.Errors, Throttled: s.Throttled, Dropped: s.Dropped,
 		Rate:      s.Rate(r.Duration),
 		LatencyMS: s.Percentiles(),
 		Histogram: encode(s.Latency),
@@ -468,7 +474,7 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 		if err != nil {
 			return Stats{}, fmt.Errorf("%s histogram: %w", ss.Name, err)
 		}
-		return Stats{Name: ss.Name, Count: ss.Count, Errors: ss.Errors, Throttled: ss.Throttled, Latency: h}, nil
+		return Stats{Name: ss.Name, Count: ss.Count, Errors: ss.Errors, Throttled: ss.Throttled, Dropped: ss.Dropped, Latency: h}, nil
 	}
 	if out.Total, err = stats(s.Total); err != nil {
 		return err
