@@ -2,6 +2,8 @@ package topologies
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,6 +30,9 @@ type builder struct {
 	haproxyPort, statsPort, varnishPort   int
 	varnishAdmin, promPort, pgbouncerPort int
 	serverFlags, workerFlags              map[string]bool
+	// secret is shared by every instance of the run (${run.secret}), e.g.
+	// to sign tokens that any instance behind the load balancer accepts.
+	secret string
 }
 
 type step struct {
@@ -73,6 +78,12 @@ func (b *builder) plan(ctx context.Context) error {
 			}
 		}
 	}
+
+	var secret [32]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return fmt.Errorf("topology secret: %w", err)
+	}
+	b.secret = "hex:" + hex.EncodeToString(secret[:])
 
 	b.serverFlags = probeFlags(ctx, b.bin, "server")
 	if !b.serverFlags["addr"] {
@@ -332,7 +343,7 @@ func (b *builder) startCluster(ctx context.Context) error {
 // vars are the values app and worker flags may use.
 func (b *builder) vars(name, dir, addr string) flagVars {
 	rt := b.t.rt
-	v := flagVars{"app.name": {name}, "app.dir": {dir}, "app.addr": {addr}, "app.url": {"http://" + addr}}
+	v := flagVars{"app.name": {name}, "app.dir": {dir}, "app.addr": {addr}, "app.url": {"http://" + addr}, "run.secret": {b.secret}}
 	if rt.primary != nil {
 		v["postgres.url"] = []string{rt.primary.URL()}
 	}

@@ -2,6 +2,7 @@ package topologies_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -327,4 +328,42 @@ func TestPhase4SamplerCountsTraffic(t *testing.T) {
 		t.Errorf("Cache.L1 = nil, want the apps' L1 counters")
 	}
 	t.Logf("backends %+v, L1 %+v, L3 %+v", m.Backends, m.Cache.L1, m.Cache.L3)
+}
+
+// A user signed up through the entry point (Varnish, HAProxy, an app,
+// pgbouncer, the primary) can be read from every app instance.
+func TestPhase4SignUpThroughEntryPoint(t *testing.T) {
+	top := phase4.Topology(t)
+	body := fmt.Sprintf(`{"email":"topotest-%d@example.com","username":"topotest_%d","password":"correct horse battery"}`, time.Now().UnixNano(), time.Now().UnixNano())
+	resp, err := http.Post(top.EntryURL+top.API+"/users", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST %s/users = %s %s, want 201", top.API, resp.Status, b)
+	}
+	var u struct{ ID string }
+	if err := json.Unmarshal(b, &u); err != nil || u.ID == "" {
+		t.Fatalf("POST %s/users body %s: %v", top.API, b, err)
+	}
+	// Another instance may read from a replica a few milliseconds behind.
+	for _, a := range top.AppURLs {
+		url := a + top.API + "/users/" + u.ID
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			resp, err := http.Get(url)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s = %v, %v; want 200 within 3s", url, resp, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
