@@ -30,6 +30,7 @@ type builder struct {
 	haproxyPort, statsPort, varnishPort   int
 	varnishAdmin, promPort, pgbouncerPort int
 	serverFlags, workerFlags              map[string]bool
+	workerPorts                           []int // when workers serve HTTP (--addr)
 	// secret is shared by every instance of the run (${run.secret}), e.g.
 	// to sign tokens that any instance behind the load balancer accepts.
 	secret string
@@ -142,7 +143,15 @@ func (b *builder) plan(ctx context.Context) error {
 	if w := def.Workers; w != nil && len(b.workerFlags) > 0 {
 		for i := range w.Count {
 			name := fmt.Sprintf("worker-%d", i+1)
-			b.add(name, dataDeps, func(ctx context.Context) error { return b.startWorker(ctx, name) })
+			if b.workerFlags["addr"] {
+				// Picked now: Prometheus' config names them.
+				port, err := b.ports.pick()
+				if err != nil {
+					return err
+				}
+				b.workerPorts = append(b.workerPorts, port)
+			}
+			b.add(name, dataDeps, func(ctx context.Context) error { return b.startWorker(ctx, i) })
 		}
 	}
 	front := apps
@@ -248,6 +257,13 @@ func (b *builder) startPrometheus(ctx context.Context) error {
 		app.Targets = append(app.Targets, promTarget{Addr: loopback(p), Component: fmt.Sprintf("app-%d", i+1)})
 	}
 	jobs := []promJob{app}
+	if len(b.workerPorts) > 0 {
+		worker := promJob{Name: "worker"}
+		for i, p := range b.workerPorts {
+			worker.Targets = append(worker.Targets, promTarget{Addr: loopback(p), Component: fmt.Sprintf("worker-%d", i+1)})
+		}
+		jobs = append(jobs, worker)
+	}
 	if b.def.HAProxy != nil {
 		jobs = append(jobs, promJob{Name: "haproxy", Targets: []promTarget{{Addr: loopback(b.statsPort), Component: "haproxy"}}})
 	}
@@ -425,17 +441,16 @@ func (b *builder) startApp(ctx context.Context, i int) error {
 	return a.start(ctx)
 }
 
-func (b *builder) startWorker(ctx context.Context, name string) error {
+func (b *builder) startWorker(ctx context.Context, i int) error {
+	name := fmt.Sprintf("worker-%d", i+1)
 	dir, err := b.dir(name)
 	if err != nil {
 		return err
 	}
 	port := 0
 	var args []string
-	if b.workerFlags["addr"] {
-		if port, err = b.ports.pick(); err != nil {
-			return err
-		}
+	if len(b.workerPorts) > i {
+		port = b.workerPorts[i]
 		args = append(args, "--addr="+loopback(port))
 	}
 	flags, err := b.args(b.def.Workers.Flags, b.workerFlags, b.vars(name, dir, loopback(port)), "workers")
