@@ -414,7 +414,7 @@ func (r *run) open(ctx context.Context, p Pacer, d time.Duration, pool Pool) err
 		// sleeps on it (see fineSleep).
 		runtime.Gosched()
 	}
-	r.activeEnd = minTime(time.Now(), r.start.Add(d))
+	r.activeEnd = r.start.Add(min(time.Since(r.start), d))
 	close(arrivals)
 	r.drain(ctx, cancel, &wg)
 	r.finish()
@@ -501,7 +501,7 @@ func (r *run) closed(ctx context.Context, e ConstantVUs) error {
 	case <-ctx.Done():
 		timer.Stop()
 	}
-	r.activeEnd = minTime(time.Now(), r.start.Add(e.Duration))
+	r.activeEnd = r.start.Add(min(time.Since(r.start), e.Duration))
 	close(stop)
 	r.drain(ctx, cancel, &wg)
 	r.finish()

@@ -551,3 +551,20 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// A pacer of one's own: bursts of 5 every 100ms, 20 arrivals in all; the
+// run ends with the pacer.
+func TestArrivalRateWithPacerFunc(t *testing.T) {
+	t.Parallel()
+	srv := mustServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	burst := PacerFunc(func(n int64) (time.Duration, bool) {
+		return time.Duration(n/5) * 100 * time.Millisecond, n < 20
+	})
+	res := mustRun(t, Config{Target: srv.URL, Ops: []Op{getOp("get", "/")}, Executor: ArrivalRate{Pacer: burst}})
+	if res.Offered != 20 || res.Total.Count+res.Dropped != 20 {
+		t.Errorf("offered %d, ran %d, dropped %d; want 20 offered and accounted for", res.Offered, res.Total.Count, res.Dropped)
+	}
+	if res.Duration > 5*time.Second {
+		t.Errorf("Duration = %v, want the run to end with its pacer", res.Duration)
+	}
+}
