@@ -160,6 +160,7 @@ func newHAProxy(dir string, def *HAProxyDef, port, statsPort int, servers []hapr
 	err = writeTemplate("haproxy.cfg", cfg, map[string]any{
 		"MaxConn": def.MaxConn, "Dir": dir, "Addr": h.Addr(), "StatsAddr": h.StatsAddr(),
 		"Balance": def.Balance, "CheckInterval": fmt.Sprintf("%dms", def.CheckInterval.Milliseconds()),
+		"FastInterval": fmt.Sprintf("%dms", min(def.CheckInterval, 200*time.Millisecond).Milliseconds()),
 		"Servers": servers,
 	})
 	if err != nil {
