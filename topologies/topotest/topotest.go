@@ -35,6 +35,8 @@ const (
 	dirPrefix = "scalelab-topotest-"
 	// ownerFile holds "PID STARTTICKS" of the test process that owns a directory.
 	ownerFile = "owner"
+	// keptFile marks a directory kept after a failed test, for its logs.
+	keptFile = "kept"
 )
 
 // Redis starts a standalone Redis server on a free port and stops it when
@@ -191,7 +193,7 @@ func up(phase int) (*topologies.Topology, func(keep bool) error, error) {
 		}
 		if keep {
 			fmt.Fprintf(os.Stderr, "topotest: phase %d folder kept for inspection: %s\n", phase, top.Dir)
-			return nil
+			return os.WriteFile(filepath.Join(dir, keptFile), nil, 0o644)
 		}
 		return os.RemoveAll(dir)
 	}
@@ -234,10 +236,13 @@ func processID(pid int) (string, error) {
 }
 
 // reapOrphans stops and removes the topologies of test processes that died
-// without cleaning up.
+// without cleaning up. Folders kept after a failed test stay.
 func reapOrphans(ctx context.Context) {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
 	for _, dir := range dirs {
+		if _, err := os.Stat(filepath.Join(dir, keptFile)); err == nil {
+			continue
+		}
 		owner, err := os.ReadFile(filepath.Join(dir, ownerFile))
 		if err != nil {
 			continue
