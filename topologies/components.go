@@ -161,7 +161,7 @@ func newHAProxy(dir string, def *HAProxyDef, port, statsPort int, servers []hapr
 		"MaxConn": def.MaxConn, "Dir": dir, "Addr": h.Addr(), "StatsAddr": h.StatsAddr(),
 		"Balance": def.Balance, "CheckInterval": fmt.Sprintf("%dms", def.CheckInterval.Milliseconds()),
 		"FastInterval": fmt.Sprintf("%dms", min(def.CheckInterval, 200*time.Millisecond).Milliseconds()),
-		"Servers": servers,
+		"Servers":      servers,
 	})
 	if err != nil {
 		return nil, err
