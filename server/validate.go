@@ -4,6 +4,7 @@ import (
 	"net/mail"
 	"net/url"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -124,13 +125,18 @@ func ValidatePassword(s string) string {
 	return ""
 }
 
-// ValidateName returns "" for at most 100 characters.
+// ValidateName returns "" for at most 100 characters, none of them control
+// characters: a display name has no use for them, and PostgreSQL cannot
+// store a NUL at all, so both stores must refuse what one cannot keep.
 func ValidateName(s string) string {
 	if !utf8.ValidString(s) {
 		return "must be valid UTF-8"
 	}
 	if utf8.RuneCountInString(s) > MaxNameLen {
 		return "must be at most 100 characters"
+	}
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return "must not contain control characters"
 	}
 	return ""
 }

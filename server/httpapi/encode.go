@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"scalelab/server"
 )
@@ -190,6 +191,12 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *httpError) {
 	}
 	if depthExceeds(body, MaxJSONDepth) {
 		return nil, badRequest(fmt.Sprintf("JSON is nested deeper than %d levels", MaxJSONDepth))
+	}
+	// JSON text is UTF-8 (RFC 8259 §8.1). The decoder would quietly turn
+	// bad bytes in strings into U+FFFD, and raw record data would carry them
+	// to the store, where PostgreSQL refuses them (a 500).
+	if !utf8.Valid(body) {
+		return nil, badRequest("request body is not valid UTF-8")
 	}
 	return body, nil
 }
