@@ -74,14 +74,19 @@ func errBadToken() error {
 // authenticate returns the request's principal. No Authorization header
 // means anonymous; any Authorization header must carry a valid bearer
 // token, or the request fails with 401 — never a quiet downgrade to
-// anonymous. A token of a deleted user fails too: its user is looked up
-// (through the caches) on every request.
+// anonymous. An empty header and a repeated one are malformed credentials,
+// not absent ones (a proxy that checks one copy and a server that reads
+// the other must never disagree on who asks). A token of a deleted user
+// fails too: its user is looked up (through the caches) on every request.
 func (a *api) authenticate(r *http.Request) (*principal, error) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
+	hs := r.Header.Values("Authorization")
+	if len(hs) == 0 {
 		return nil, nil
 	}
-	scheme, token, ok := strings.Cut(h, " ")
+	if len(hs) > 1 {
+		return nil, errBadToken()
+	}
+	scheme, token, ok := strings.Cut(hs[0], " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" || a.tokens == nil {
 		return nil, errBadToken()
 	}
@@ -98,19 +103,36 @@ func (a *api) authenticate(r *http.Request) (*principal, error) {
 	return &principal{UserID: uid}, nil
 }
 
-// requireSelf authenticates r and checks that it acts as user id: 401
-// without a valid token, 403 for another user's token.
-func (a *api) requireSelf(r *http.Request, id string) (*principal, error) {
+// requireSelf authenticates r and returns the route's user id, which must
+// be the caller's own: 401 without a valid token (checked first, so
+// anonymous callers learn nothing about ids), 404 for an id that names no
+// one, 403 for another user's.
+func (a *api) requireSelf(r *http.Request, ps httprouter.Params) (string, error) {
 	p, err := a.authenticate(r)
 	switch {
 	case err != nil:
-		return nil, err
+		return "", err
 	case p == nil:
-		return nil, server.Errorf(server.EUNAUTHORIZED, "this request needs a bearer token")
-	case p.UserID != id:
-		return nil, server.Errorf(server.EFORBIDDEN, "only the user themself may do this")
+		return "", server.Errorf(server.EUNAUTHORIZED, "this request needs a bearer token")
 	}
-	return p, nil
+	id, err := userID(ps, "id")
+	if err != nil {
+		return "", err
+	}
+	if p.UserID != id {
+		return "", server.Errorf(server.EFORBIDDEN, "only the user themself may do this")
+	}
+	return id, nil
+}
+
+// refuseBadToken fails a public route's request that carries a token that
+// is not valid: the contract allows no downgrade to anonymous anywhere.
+func (a *api) refuseBadToken(w http.ResponseWriter, r *http.Request) bool {
+	if _, err := a.authenticate(r); err != nil {
+		a.writeV1Error(w, r, err)
+		return true
+	}
+	return false
 }
 
 // writeV1Error writes a problem and, for 401, the challenge RFC 6750 asks
@@ -124,6 +146,9 @@ func (a *api) writeV1Error(w http.ResponseWriter, r *http.Request, err error) {
 
 func (a *api) handleV1CreateUser() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		if a.refuseBadToken(w, r) {
+			return
+		}
 		var body userRequest
 		if herr := readJSON(w, r, &body); herr != nil {
 			herr.write(w)
@@ -160,6 +185,9 @@ func errBadLogin() error {
 func (a *api) handleToken() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 		w.Header().Set("Cache-Control", cacheNoStore)
+		if a.refuseBadToken(w, r) {
+			return
+		}
 		var body tokenRequest
 		if herr := readJSON(w, r, &body); herr != nil {
 			herr.write(w)
@@ -227,12 +255,12 @@ func (a *api) handleV1GetUser() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		h := w.Header()
 		h.Set("Vary", "Authorization")
-		id, err := userID(ps, "id")
+		p, err := a.authenticate(r)
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		p, err := a.authenticate(r)
+		id, err := userID(ps, "id")
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
@@ -264,12 +292,8 @@ func (a *api) handleV1GetUser() httprouter.Handle {
 func (a *api) handleV1UpdateUser() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		w.Header().Set("Cache-Control", cachePrivate)
-		id, err := userID(ps, "id")
+		id, err := a.requireSelf(r, ps)
 		if err != nil {
-			a.writeV1Error(w, r, err)
-			return
-		}
-		if _, err := a.requireSelf(r, id); err != nil {
 			a.writeV1Error(w, r, err)
 			return
 		}
@@ -290,12 +314,8 @@ func (a *api) handleV1UpdateUser() httprouter.Handle {
 func (a *api) handleV1DeleteUser() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		w.Header().Set("Cache-Control", cachePrivate)
-		id, err := userID(ps, "id")
+		id, err := a.requireSelf(r, ps)
 		if err != nil {
-			a.writeV1Error(w, r, err)
-			return
-		}
-		if _, err := a.requireSelf(r, id); err != nil {
 			a.writeV1Error(w, r, err)
 			return
 		}
@@ -323,28 +343,13 @@ func (b recordRequest) validate() error {
 // ownerParams authenticates a data route: the caller must be the owner.
 func (a *api) ownerParams(w http.ResponseWriter, r *http.Request, ps httprouter.Params) (userID string, ok bool) {
 	w.Header().Set("Cache-Control", cachePrivate)
-	id, err := userIDParam(ps)
+	id, err := a.requireSelf(r, ps)
 	if err != nil {
-		// A malformed id names no one: still demand a token first, so
-		// anonymous callers learn nothing about ids.
-		if p, aerr := a.authenticate(r); aerr != nil || p == nil {
-			if aerr == nil {
-				aerr = server.Errorf(server.EUNAUTHORIZED, "this request needs a bearer token")
-			}
-			a.writeV1Error(w, r, aerr)
-			return "", false
-		}
-		a.writeV1Error(w, r, err)
-		return "", false
-	}
-	if _, err := a.requireSelf(r, id); err != nil {
 		a.writeV1Error(w, r, err)
 		return "", false
 	}
 	return id, true
 }
-
-func userIDParam(ps httprouter.Params) (string, error) { return userID(ps, "id") }
 
 func recordIDParam(ps httprouter.Params) (string, error) {
 	id := strings.ToLower(ps.ByName("record_id"))
