@@ -204,12 +204,35 @@ func (a *api) handleToken() httprouter.Handle {
 			a.writeV1Error(w, r, invalid(fields))
 			return
 		}
-		login := *body.Login
+		if a.tokens == nil {
+			a.writeV1Error(w, r, server.Errorf(server.EUNAVAILABLE, "tokens are not configured on this server"))
+			return
+		}
+		var u *server.User
+		// No email or username holds a NUL (validation refuses them), and
+		// PostgreSQL cannot even compare text with one: such a login is
+		// unknown without asking the store.
+		if !strings.ContainsRune(*body.Login, 0) {
+			var err error
+			u, err = a.store.UserByLogin(r.Context(), *body.Login)
+			if err != nil && server.ErrorCode(err) != server.ENOTFOUND {
+				a.writeV1Error(w, r, err)
+				return
+			}
+		}
+		// Failures count against the account rather than the text that
+		// named it, so a user's email and username share one budget. The
+		// lookup comes first for that; a refused attempt still costs no
+		// argon2 work.
+		login := "login:" + *body.Login
+		if u != nil {
+			login = "user:" + u.ID
+		}
 		if d, limited := a.loginLimited(r, login); limited {
 			a.writeLimited(w, d)
 			return
 		}
-		uid, err := a.checkLogin(r.Context(), login, *body.Password)
+		uid, err := a.checkLogin(r.Context(), u, *body.Password)
 		if err != nil {
 			if server.ErrorCode(err) == server.EUNAUTHORIZED {
 				a.loginFailed(r, login)
@@ -226,26 +249,20 @@ func (a *api) handleToken() httprouter.Handle {
 	}
 }
 
-// checkLogin returns the id of the user whose login and password match.
-// For an unknown login it still verifies the password against a dummy hash
-// of the same cost, so the response time does not tell whether the user
-// exists.
-func (a *api) checkLogin(ctx context.Context, login, password string) (string, error) {
-	if a.tokens == nil {
-		return "", server.Errorf(server.EUNAVAILABLE, "tokens are not configured on this server")
-	}
-	u, err := a.store.UserByLogin(ctx, login)
+// checkLogin returns the id of u, the user a login named (nil for none),
+// if password is theirs. For an unknown login it still verifies the
+// password against a dummy hash of the same cost, so the response time does
+// not tell whether the user exists.
+func (a *api) checkLogin(ctx context.Context, u *server.User, password string) (string, error) {
 	hash := a.dummyHash
-	if err == nil {
+	if u != nil {
 		hash = u.PasswordHash
-	} else if server.ErrorCode(err) != server.ENOTFOUND {
-		return "", err
 	}
-	ok, verr := a.hasher.Verify(ctx, password, hash)
-	if verr != nil {
-		return "", fmt.Errorf("verify password: %w", verr)
+	ok, err := a.hasher.Verify(ctx, password, hash)
+	if err != nil {
+		return "", fmt.Errorf("verify password: %w", err)
 	}
-	if err != nil || !ok {
+	if u == nil || !ok {
 		return "", errBadLogin()
 	}
 	return u.ID, nil
