@@ -23,11 +23,18 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 	// Unversioned API (phases 1–2, no auth).
 	handle(http.MethodPost, "/api/users", a.handleCreateUser())
 	handle(http.MethodGet, "/api/users/:id", a.handleGetUser())
+	handle(http.MethodHead, "/api/users/:id", a.handleGetUser())
 	handle(http.MethodPut, "/api/users/:id", a.handleUpdateUser())
 	handle(http.MethodDelete, "/api/users/:id", a.handleDeleteUser())
 
 	// Versioned API (phases 3–4): auth, rate limits, CDN-friendly caching.
-	v1 := func(method, path string, h httprouter.Handle) { handle(method, path, a.limit(h)) }
+	// Every GET also answers HEAD (RFC 9110 §9.1; net/http drops the body).
+	v1 := func(method, path string, h httprouter.Handle) {
+		handle(method, path, a.limit(h))
+		if method == http.MethodGet {
+			handle(http.MethodHead, path, a.limit(h))
+		}
+	}
 	v1(http.MethodPost, "/api/v1/users", a.handleV1CreateUser())
 	v1(http.MethodPost, "/api/v1/auth/token", a.handleToken())
 	v1(http.MethodGet, "/api/v1/users/:id", a.handleV1GetUser())
