@@ -40,8 +40,8 @@ const (
 	// otherwise: long enough for a load-test run, short enough that a
 	// leaked token dies the same day.
 	DefaultTokenTTL = time.Hour
-	// DefaultLeeway is the clock skew between instances that exp, nbf and
-	// iat checks tolerate.
+	// DefaultLeeway is the clock skew between instances that nbf and iat
+	// checks tolerate; exp is checked without it (see Verify).
 	DefaultLeeway = 5 * time.Second
 	// maxTokenLen rejects absurd inputs before any parsing or HMAC work.
 	maxTokenLen = 4096
@@ -181,14 +181,21 @@ func (i *Issuer) Issue(userID string) (string, time.Duration, error) {
 	if _, err := rand.Read(jti); err != nil {
 		return "", 0, fmt.Errorf("issue token: read jti: %w", err)
 	}
-	// JWT times are whole seconds; truncating here keeps expires_in exact.
-	now := i.now().Truncate(time.Second)
+	// JWT times are whole seconds. iat and nbf round down and exp rounds
+	// up, so a token lives at least the expires_in it is sold with (and
+	// less than a second more), never less: a 1s token issued at .9 must
+	// not be dead on arrival.
+	now := i.now()
+	exp := now.Add(i.ttl)
+	if up := exp.Truncate(time.Second); !up.Equal(exp) {
+		exp = up.Add(time.Second)
+	}
 	c := claims{
 		Issuer:    tokenIssuer,
 		Subject:   userID,
-		IssuedAt:  jwt.NewNumericDate(now),
-		NotBefore: jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(i.ttl)),
+		IssuedAt:  jwt.NewNumericDate(now.Truncate(time.Second)),
+		NotBefore: jwt.NewNumericDate(now.Truncate(time.Second)),
+		ExpiresAt: jwt.NewNumericDate(exp),
 		ID:        base64.RawURLEncoding.EncodeToString(jti),
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(i.key)
@@ -220,6 +227,13 @@ func (i *Issuer) Verify(token string) (string, error) {
 	})
 	if err != nil {
 		return "", unauthorized(err)
+	}
+	// The leeway is for iat and nbf, where an instance whose clock runs
+	// behind the issuer's would refuse a fresh token. It does not stretch
+	// exp: the client was told expires_in, and a token must be dead once
+	// that has passed, on every instance.
+	if c.ExpiresAt == nil || !i.now().Before(c.ExpiresAt.Time) {
+		return "", unauthorized(jwt.ErrTokenExpired)
 	}
 	if c.Subject == "" {
 		return "", unauthorized(jwt.ErrTokenRequiredClaimMissing)

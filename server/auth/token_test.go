@@ -218,17 +218,22 @@ func TestTokenRejected(t *testing.T) {
 }
 
 func TestTokenExpiresWithClock(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	start := time.Date(2026, 3, 1, 12, 0, 0, 900_000_000, time.UTC)
+	now := start
 	i := mustIssuer(t, IssuerOptions{TTL: time.Minute, Leeway: 5 * time.Second, Now: func() time.Time { return now }})
 	tok, _, err := i.Issue("user-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(time.Minute + 4*time.Second) // within leeway
+	now = start.Add(-4 * time.Second) // a verifier whose clock runs behind: within leeway
 	if _, err := i.Verify(tok); err != nil {
-		t.Errorf("Verify within leeway = %v", err)
+		t.Errorf("Verify on a clock 4s behind = %v", err)
 	}
-	now = now.Add(2 * time.Second)
+	now = start.Add(time.Minute - time.Millisecond) // the whole TTL, though iat rounds down
+	if _, err := i.Verify(tok); err != nil {
+		t.Errorf("Verify just before the TTL has passed = %v", err)
+	}
+	now = start.Add(time.Minute + time.Second) // past exp (rounded up); no leeway on exp
 	if _, err := i.Verify(tok); !errors.Is(err, jwt.ErrTokenExpired) || !isUnauthorized(err) {
 		t.Errorf("Verify after expiry = %v, want expired", err)
 	}
