@@ -11,6 +11,9 @@ import (
 func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 	r := httprouter.New()
 	r.RedirectFixedPath = false
+	// A trailing slash names no resource: answer 404 problem+json rather
+	// than a redirect that a JSON client may not follow.
+	r.RedirectTrailingSlash = false
 	r.HandleMethodNotAllowed = true
 	r.NotFound = http.HandlerFunc(handleNotFound)
 	r.MethodNotAllowed = http.HandlerFunc(handleMethodNotAllowed)
