@@ -45,9 +45,9 @@ func (r ConstantRate) Due(n int64) (time.Duration, bool) {
 // previous stage ended to Target over Duration. Equal targets hold a rate.
 type Stage struct {
 	// Target is the rate, in arrivals per second, at the end of the stage.
-	Target float64 `json:"target"`
+	Target float64
 	// Duration is how long the stage lasts.
-	Duration time.Duration `json:"duration"`
+	Duration time.Duration
 }
 
 // Ramp is a Pacer whose rate follows straight lines between stage

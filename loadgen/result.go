@@ -316,23 +316,25 @@ func addCounts(a, b map[string]int64) map[string]int64 {
 // Summary is the JSON form of a Result: the names are those its fields
 // document, durations are in seconds and latencies in milliseconds.
 type Summary struct {
-	Executor      string           `json:"executor"`
-	StartedAt     time.Time        `json:"started_at"`
-	DurationS     float64          `json:"duration_s"`
-	EndedAt       time.Time        `json:"ended_at"`
-	Seed          uint64           `json:"seed"`
-	Total         StatsSummary     `json:"total"`
-	Operations    []StatsSummary   `json:"operations"`
-	Requests      []StatsSummary   `json:"requests"`
-	Offered       int64            `json:"offered"`
-	OfferedRate   float64          `json:"offered_rate"`
-	Dropped       int64            `json:"dropped"`
-	Workers       int              `json:"workers"`
+	Executor    string         `json:"executor"`   // e.g. "constant-arrival-rate"
+	StartedAt   time.Time      `json:"started_at"` // UTC
+	DurationS   float64        `json:"duration_s"` // Result.Duration: rates divide by it
+	EndedAt     time.Time      `json:"ended_at"`   // UTC, after the graceful stop
+	Seed        uint64         `json:"seed"`
+	Total       StatsSummary   `json:"total"`        // all requests
+	Operations  []StatsSummary `json:"operations"`   // per Op, as a whole
+	Requests    []StatsSummary `json:"requests"`     // per request name
+	Offered     int64          `json:"offered"`      // arrivals scheduled (open model)
+	OfferedRate float64        `json:"offered_rate"` // per second
+	Dropped     int64          `json:"dropped"`      // arrivals not started in time
+	Workers     int            `json:"workers"`      // most workers used
+	// ErrorsByClass and Counters: see Result.
 	ErrorsByClass map[string]int64 `json:"errors_by_class"`
 	Counters      map[string]int64 `json:"counters"`
-	StartDelayMS  Latency          `json:"start_delay_ms"`
-	StartDelayH   string           `json:"start_delay_histogram,omitempty"`
-	Series        []PointSummary   `json:"series"`
+	// StartDelayMS summarises how late operations started (open model).
+	StartDelayMS        Latency        `json:"start_delay_ms"`
+	StartDelayHistogram string         `json:"start_delay_histogram,omitempty"`
+	Series              []PointSummary `json:"series"` // one per second
 }
 
 // StatsSummary is the JSON form of Stats.
@@ -368,23 +370,23 @@ type PointSummary struct {
 // Summary returns the JSON-ready form of r.
 func (r *Result) Summary() Summary {
 	s := Summary{
-		Executor:      r.Executor,
-		StartedAt:     r.Start.UTC(),
-		DurationS:     r.Duration.Seconds(),
-		EndedAt:       r.End.UTC(),
-		Seed:          r.Seed,
-		Total:         r.statsSummary(&r.Total),
-		Operations:    []StatsSummary{},
-		Requests:      []StatsSummary{},
-		Offered:       r.Offered,
-		OfferedRate:   perSecond(r.Offered, r.Duration),
-		Dropped:       r.Dropped,
-		Workers:       r.Workers,
-		ErrorsByClass: cloneCounts(r.ErrorsByClass),
-		Counters:      cloneCounts(r.Counters),
-		StartDelayMS:  latencyOf(r.StartDelay),
-		StartDelayH:   encode(r.StartDelay),
-		Series:        []PointSummary{},
+		Executor:            r.Executor,
+		StartedAt:           r.Start.UTC(),
+		DurationS:           r.Duration.Seconds(),
+		EndedAt:             r.End.UTC(),
+		Seed:                r.Seed,
+		Total:               r.statsSummary(&r.Total),
+		Operations:          []StatsSummary{},
+		Requests:            []StatsSummary{},
+		Offered:             r.Offered,
+		OfferedRate:         perSecond(r.Offered, r.Duration),
+		Dropped:             r.Dropped,
+		Workers:             r.Workers,
+		ErrorsByClass:       cloneCounts(r.ErrorsByClass),
+		Counters:            cloneCounts(r.Counters),
+		StartDelayMS:        latencyOf(r.StartDelay),
+		StartDelayHistogram: encode(r.StartDelay),
+		Series:              []PointSummary{},
 	}
 	for i := range r.Operations {
 		s.Operations = append(s.Operations, r.statsSummary(&r.Operations[i]))
@@ -466,7 +468,7 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 		ErrorsByClass: s.ErrorsByClass, Counters: s.Counters,
 	}
 	var err error
-	if out.StartDelay, err = decode(s.StartDelayH); err != nil {
+	if out.StartDelay, err = decode(s.StartDelayHistogram); err != nil {
 		return fmt.Errorf("start delay histogram: %w", err)
 	}
 	stats := func(ss StatsSummary) (Stats, error) {
