@@ -1,9 +1,27 @@
-// Package postgres is scalelab's PostgreSQL store (phases 2 to 4), on a
-// pgx/v5 connection pool.
+// Package postgres is scalelab's PostgreSQL store (phases 2 to 4), on
+// pgx/v5 connection pools: one to the primary and, in phase 3, one to each
+// streaming read replica (Options.Replicas).
 //
-// Every query goes to the primary for now. Reads are issued through
-// DB.readPool, the one place where phase 3's replica routing (lag-aware,
-// read-your-writes) will choose a replica pool; writes use DB.primary.
+// # Routing
+//
+// Writes (and everything that must be one transaction) go to the primary.
+// Reads go through DB.read, which picks a replica that is healthy and lags
+// less than Options.MaxReplicaLag, round robin, and the primary when there
+// is none. A router goroutine probes every replica every
+// Options.ReplicaCheckInterval and measures its lag against the primary's
+// WAL position (see lsnHistory); a replica that fails a probe or a read is
+// skipped until it answers again, and a read that fails on a replica runs
+// again on the primary.
+//
+// # Read-your-writes
+//
+// A write made with a server.WithPositionRecorder context reports the
+// primary's WAL position after its commit; a read made with
+// server.WithMinPosition is served only by a replica that has replayed that
+// far (see server.Position for why positions and not time or versions). So
+// a client that carries its last write's position to any app instance
+// never reads older data, and still reads from replicas once they caught
+// up, which is usually within a millisecond.
 package postgres
 
 import (
@@ -14,6 +32,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,15 +69,47 @@ type Options struct {
 	// Registerer receives the store's metrics (see server/internal/dbmetrics:
 	// query durations, pool stats); nil registers none.
 	Registerer prometheus.Registerer
-	// Logger receives migrations and seeding progress; nil discards.
+	// Logger receives migrations and seeding progress, and replicas going
+	// unhealthy or lagging and back; nil discards.
 	Logger *slog.Logger
+
+	// Replicas are the URLs (postgres://...) of streaming read replicas of
+	// the primary, each naming one server (not a balancer over several: a
+	// read that re-checks a replica's position must run where it checked).
+	// They are named replica-1, replica-2, … in this order in metrics and
+	// logs. MaxConns and ExecMode apply to their pools too. A replica that
+	// is down when Open runs is not an error: reads skip it until it answers.
+	Replicas []string
+	// MaxReplicaLag is the most a replica may lag behind the primary (how
+	// long ago the primary was where the replica is) and still serve reads
+	// that carry no position; 0 means 1 s.
+	MaxReplicaLag time.Duration
+	// MaxReplicaLagBytes also bounds the lag in bytes of WAL; 0 means no
+	// such bound.
+	MaxReplicaLagBytes int64
+	// ReplicaCheckInterval is how often the router probes every replica and
+	// the primary's position; 0 means 50 ms.
+	ReplicaCheckInterval time.Duration
+	// ReplicaCheckTimeout bounds one probe (a new connection included): a
+	// replica that does not answer within it is unhealthy; 0 means 200 ms.
+	ReplicaCheckTimeout time.Duration
 }
 
-// DB is a server.Store on a PostgreSQL database.
+// DB is a server.Store on a PostgreSQL database and its read replicas.
 type DB struct {
 	primary *pgxpool.Pool
-	metrics *dbmetrics.Queries
 	log     *slog.Logger
+
+	replicas    []*replica // read-only after Open
+	next        atomic.Uint64
+	maxLag      time.Duration
+	maxLagBytes int64
+	router      *router // nil without replicas
+
+	metrics        *dbmetrics.Queries // durations of operations the primary served
+	replicaMetrics *dbmetrics.Queries // … and those a replica served
+	primaryQueries prometheus.Counter
+	fallbacks      map[string]prometheus.Counter // by reason; read-only after Open
 }
 
 var _ server.Store = (*DB)(nil)
@@ -73,21 +124,16 @@ const migrationLockID int64 = 0x7363616c656c6162
 
 // Open connects to the database at url (postgres://...), applies the
 // embedded migrations (one instance at a time when several start together),
-// and returns the store.
+// opens a pool to each of opts.Replicas, starts the router that watches
+// them, and returns the store.
 func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := poolConfig(url, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err) // pgx keeps passwords out of this error
-	}
-	if opts.MaxConns > 0 {
-		cfg.MaxConns = opts.MaxConns
-	}
-	if opts.ExecMode != 0 {
-		cfg.ConnConfig.DefaultQueryExecMode = opts.ExecMode
 	}
 	where := fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
 
@@ -107,20 +153,137 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
 	}
-	db := &DB{primary: pool, log: log}
-	if db.metrics, err = dbmetrics.NewQueries(opts.Registerer, "postgres", "primary", ops); err != nil {
-		pool.Close()
+	db := &DB{primary: pool, log: log, maxLag: opts.MaxReplicaLag, maxLagBytes: opts.MaxReplicaLagBytes}
+	if db.maxLag <= 0 {
+		db.maxLag = defaultMaxReplicaLag
+	}
+	if err := db.openReplicas(ctx, opts); err != nil {
+		db.closePools()
+		return nil, fmt.Errorf("open postgres %s: %w", where, err)
+	}
+	if err := db.registerMetrics(opts.Registerer); err != nil {
+		db.closePools()
 		return nil, fmt.Errorf("open postgres %s: register metrics: %w", where, err)
 	}
-	if err := dbmetrics.RegisterPools(opts.Registerer, "postgres", dbmetrics.Pool{Name: "primary", Stats: poolStats(pool)}); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("open postgres %s: register pool metrics: %w", where, err)
+	if len(db.replicas) > 0 {
+		probe := cfg.ConnConfig.Copy()
+		probe.RuntimeParams["application_name"] = "scalelab-router"
+		db.router = &router{primary: probe, replicas: db.replicas, usable: db.usable, log: log,
+			interval: opts.ReplicaCheckInterval, timeout: opts.ReplicaCheckTimeout}
+		if db.router.interval <= 0 {
+			db.router.interval = defaultCheckInterval
+		}
+		if db.router.timeout <= 0 {
+			db.router.timeout = defaultCheckTimeout
+		}
+		db.router.start()
+		log.Info("postgres replicas", "replicas", len(db.replicas), "max_lag", db.maxLag, "max_lag_bytes", db.maxLagBytes,
+			"check_interval", db.router.interval)
 	}
 	return db, nil
 }
 
-// readPool is the pool reads use. Phase 3 routes reads to a replica here.
-func (db *DB) readPool() *pgxpool.Pool { return db.primary }
+// poolConfig parses url and applies the pool options of opts.
+func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if opts.ExecMode != 0 {
+		cfg.ConnConfig.DefaultQueryExecMode = opts.ExecMode
+	}
+	return cfg, nil
+}
+
+// openReplicas makes a pool for each replica. Pools connect on first use,
+// so a replica that is down now costs nothing here.
+func (db *DB) openReplicas(ctx context.Context, opts Options) error {
+	for i, url := range opts.Replicas {
+		name := fmt.Sprintf("replica-%d", i+1)
+		cfg, err := poolConfig(url, opts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if cfg.ConnConfig.ConnectTimeout == 0 {
+			cfg.ConnConfig.ConnectTimeout = replicaConnectTimeout
+		}
+		r := &replica{name: name, log: db.log, probe: cfg.ConnConfig.Copy()}
+		r.state.Store(&replicaState{err: errors.New("not probed yet")})
+		r.probe.RuntimeParams["application_name"] = "scalelab-router"
+		// A new connection must not be to a server that has replayed less
+		// than the router last saw (restarted, or restored from an older
+		// backup within one check interval): reads that trusted that
+		// sample would miss commits. Refusing it sends the read to the
+		// primary and marks the replica unhealthy until its next probe.
+		cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+			var text *string
+			if err := c.QueryRow(ctx, `SELECT pg_last_wal_replay_lsn()::text`).Scan(&text); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if text == nil {
+				return fmt.Errorf("%s: not a replica (pg_last_wal_replay_lsn() is null)", name)
+			}
+			p, err := server.ParsePosition(*text)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if st := r.state.Load(); st.healthy && p < st.replay {
+				return fmt.Errorf("%s: replayed %s, less than %s seen before (restarted?)", name, p, st.replay)
+			}
+			return nil
+		}
+		if r.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		db.replicas = append(db.replicas, r)
+	}
+	return nil
+}
+
+func (db *DB) registerMetrics(reg prometheus.Registerer) error {
+	var err error
+	if len(db.replicas) == 0 {
+		// Without replicas every operation is the primary's.
+		db.metrics, err = dbmetrics.NewQueries(reg, "postgres", "primary", ops)
+	} else {
+		db.metrics, db.replicaMetrics, err = newQueryDurations(reg)
+	}
+	if err != nil {
+		return err
+	}
+	m := newRouteMetrics()
+	db.primaryQueries = m.queries.WithLabelValues("postgres", "primary", "")
+	db.fallbacks = make(map[string]prometheus.Counter, len(fallbackReasons))
+	for _, reason := range fallbackReasons {
+		db.fallbacks[reason] = m.fallbacks.WithLabelValues("postgres", reason)
+	}
+	pools := []dbmetrics.Pool{{Name: "primary", Stats: poolStats(db.primary)}}
+	for _, r := range db.replicas {
+		r.queries = m.queries.WithLabelValues("postgres", "replica", r.name)
+		r.checks = make(map[string]prometheus.Counter, 3)
+		for _, result := range []string{"caught_up", "behind", "error"} {
+			r.checks[result] = m.checks.WithLabelValues("postgres", r.name, result)
+		}
+		pools = append(pools, dbmetrics.Pool{Name: r.name, Stats: poolStats(r.pool)})
+	}
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{m.queries, m.fallbacks, m.checks} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	if len(db.replicas) > 0 {
+		if err := reg.Register(replicaCollector{db}); err != nil {
+			return err
+		}
+	}
+	return dbmetrics.RegisterPools(reg, "postgres", pools...)
+}
 
 // migrate applies the embedded migrations through database/sql (goose's
 // interface) under an advisory lock.
@@ -187,18 +350,69 @@ func poolStats(pool *pgxpool.Pool) func() dbmetrics.PoolStats {
 	}
 }
 
-// Ping reports whether the database answers.
+// Ping reports whether the primary answers. Replicas do not count: reads
+// fall back to the primary without them, and writes need the primary.
 func (db *DB) Ping(ctx context.Context) error {
-	if err := db.readPool().Ping(ctx); err != nil {
+	if err := db.primary.Ping(ctx); err != nil {
 		return fmt.Errorf("ping postgres: %w", err)
 	}
 	return nil
 }
 
-// Close closes the pool, waiting for connections in use to be released.
+// Close stops the router and closes the pools, waiting for connections in
+// use to be released.
 func (db *DB) Close() error {
-	db.primary.Close()
+	if db.router != nil {
+		db.router.close()
+	}
+	db.closePools()
 	return nil
+}
+
+func (db *DB) closePools() {
+	for _, r := range db.replicas {
+		r.pool.Close()
+	}
+	db.primary.Close()
+}
+
+// positionTimeout bounds the query that reads a write's position.
+const positionTimeout = 2 * time.Second
+
+// recordPosition reports, to ctx's server.PositionRecorder if it has one,
+// the position of a write that has just committed on the primary.
+//
+// The position is pg_current_wal_insert_lsn() read after COMMIT returned:
+// the commit record was inserted into the WAL before that, so the position
+// is at or past the commit record's end, and a replica whose replay
+// position (the end of the last record it replayed) has reached it has
+// replayed the commit. pg_current_wal_lsn() would not do: it is the
+// position written out to the kernel, which with synchronous_commit = off
+// (the lab's NoSync servers) may still be before the commit record, and a
+// test (ReadYourWritesAsyncCommit) sees replicas serve reads too early with
+// it. The query need not run on the write's connection, only after its
+// commit. Reading it costs the write one more round trip, paid only when a
+// caller asks for the position.
+//
+// Should the query fail (the primary vanished right after the commit), the
+// write still succeeded: it reports server.PositionUnknown, which sends the
+// caller's next reads to the primary, rather than failing a committed write.
+func (db *DB) recordPosition(ctx context.Context) {
+	if !server.WantsPosition(ctx) {
+		return
+	}
+	// The write committed: read its position even if the caller gave up.
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), positionTimeout)
+	defer cancel()
+	var text string
+	err := db.primary.QueryRow(qctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&text)
+	p, perr := server.ParsePosition(text)
+	p = recordEnd(p)
+	if err = errors.Join(err, perr); err != nil {
+		db.log.Warn("write committed but its WAL position is unknown: the caller's next reads go to the primary", "err", err)
+		p = server.PositionUnknown
+	}
+	server.RecordPosition(ctx, p)
 }
 
 // mapError turns constraint violations into domain errors, by constraint

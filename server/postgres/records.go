@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,7 @@ const recordCols = `id, user_id, data, created_at, updated_at`
 // (callers compact it); it must be valid JSON (EINVALID). An unknown owner is
 // ENOTFOUND.
 func (db *DB) CreateRecord(ctx context.Context, r *server.Record) error {
-	defer db.metrics.Since("create_record", time.Now())
+	defer db.wrote("create_record", time.Now())
 	if !server.ValidID(r.UserID) {
 		return errUserNotFound()
 	}
@@ -38,6 +39,7 @@ func (db *DB) CreateRecord(ctx context.Context, r *server.Record) error {
 	if err != nil {
 		return fmt.Errorf("create record for user %s: %w", r.UserID, mapError(err))
 	}
+	db.recordPosition(ctx)
 	return nil
 }
 
@@ -66,12 +68,15 @@ func fillRecord(r *server.Record) error {
 // Record returns the record id of user userID, or ENOTFOUND (also when the
 // record belongs to another user).
 func (db *DB) Record(ctx context.Context, userID, id string) (*server.Record, error) {
-	defer db.metrics.Since("record", time.Now())
 	if !server.ValidID(userID) || !server.ValidID(id) {
 		return nil, errRecordNotFound()
 	}
-	r, err := scanRecord(db.readPool().QueryRow(ctx,
-		`SELECT `+recordCols+` FROM records WHERE id = $1::uuid AND user_id = $2::uuid`, id, userID))
+	var r *server.Record
+	err := db.read(ctx, "record", func(q querier) (err error) {
+		r, err = scanRecord(q.QueryRow(ctx,
+			`SELECT `+recordCols+` FROM records WHERE id = $1::uuid AND user_id = $2::uuid`, id, userID))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("load record %s: %w", id, err)
 	}
@@ -80,12 +85,12 @@ func (db *DB) Record(ctx context.Context, userID, id string) (*server.Record, er
 
 // Records returns up to limit (1..MaxPageLimit) records of userID, newest
 // first, after the cursor of the previous page ("" for the first page). The
-// cursor is the last id of the previous page, so a page never repeats or
+// cursor is the last id of the previous page (with replicas, also the WAL
+// position of the snapshot that page came from), so a page never repeats or
 // skips a record that existed when the first page was read, whatever is
-// inserted meanwhile. A malformed cursor is EBADREQUEST; an unknown user is
+// inserted meanwhile and whichever replica serves the page. A malformed cursor is EBADREQUEST; an unknown user is
 // ENOTFOUND.
 func (db *DB) Records(ctx context.Context, userID string, limit int, cursor string) (*server.RecordPage, error) {
-	defer db.metrics.Since("records", time.Now())
 	if limit < 1 || limit > MaxPageLimit {
 		return nil, server.Errorf(server.EBADREQUEST, "limit must be 1 to %d", MaxPageLimit)
 	}
@@ -96,38 +101,84 @@ func (db *DB) Records(ctx context.Context, userID string, limit int, cursor stri
 	if !server.ValidID(userID) {
 		return nil, errUserNotFound()
 	}
-	var rows pgx.Rows
-	if after == "" {
-		rows, err = db.readPool().Query(ctx, `SELECT `+recordCols+` FROM records
-			WHERE user_id = $1::uuid ORDER BY id DESC LIMIT $2`, userID, limit+1)
-	} else {
-		rows, err = db.readPool().Query(ctx, `SELECT `+recordCols+` FROM records
-			WHERE user_id = $1::uuid AND id < $2::uuid ORDER BY id DESC LIMIT $3`, userID, after, limit+1)
-	}
+	// The cursor carries the position of the page that made it (see
+	// records), and the next page must see at least as much.
+	ctx = server.WithMinPosition(ctx, after.pos)
+	withPos := len(db.replicas) > 0
+	var page *server.RecordPage
+	err = db.read(ctx, "records", func(q querier) (err error) {
+		page, err = records(ctx, q, userID, limit, after.id, withPos)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list records of user %s: %w", userID, err)
 	}
+	return page, nil
+}
+
+// snapshotPosition, evaluated in a statement, is a WAL position at or past
+// every commit the statement's snapshot sees: the snapshot was taken before
+// the function ran, and a replica's replay position (the primary's insert
+// position) only grows. COALESCE evaluates its second argument only on the
+// primary, where the first is null; on a replica it would fail.
+const snapshotPosition = `coalesce(pg_last_wal_replay_lsn(), pg_current_wal_insert_lsn())::text`
+
+// records reads one page of Records on q. With withPos, the next page's
+// cursor also carries the position of the snapshot this page was read
+// from, so that the next page, served by whatever replica, sees at least
+// as much: a replica further behind would skip the records committed in
+// between, breaking "never skips a record that existed when the first page
+// was read".
+func records(ctx context.Context, q querier, userID string, limit int, after string, withPos bool) (*server.RecordPage, error) {
+	cols := recordCols
+	if withPos {
+		cols += `, ` + snapshotPosition
+	}
+	var rows pgx.Rows
+	var err error
+	if after == "" {
+		rows, err = q.Query(ctx, `SELECT `+cols+` FROM records
+			WHERE user_id = $1::uuid ORDER BY id DESC LIMIT $2`, userID, limit+1)
+	} else {
+		rows, err = q.Query(ctx, `SELECT `+cols+` FROM records
+			WHERE user_id = $1::uuid AND id < $2::uuid ORDER BY id DESC LIMIT $3`, userID, after, limit+1)
+	}
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
 	page := &server.RecordPage{Items: make([]server.Record, 0, limit)}
+	var posText string
+	var extra []any
+	if withPos {
+		extra = []any{&posText}
+	}
 	for rows.Next() {
-		r, err := scanRecord(rows)
+		r, err := scanRecord(rows, extra...)
 		if err != nil {
-			return nil, fmt.Errorf("list records of user %s: %w", userID, err)
+			return nil, err
 		}
 		page.Items = append(page.Items, *r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list records of user %s: %w", userID, err)
+		return nil, err
 	}
 	if len(page.Items) > limit {
+		var pos server.Position
+		if withPos {
+			if pos, err = server.ParsePosition(posText); err != nil {
+				return nil, err
+			}
+			pos = recordEnd(pos)
+		}
 		page.Items = page.Items[:limit]
-		page.NextCursor = encodeCursor(page.Items[limit-1].ID)
+		page.NextCursor = encodeCursor(cursor{id: page.Items[limit-1].ID, pos: pos})
 	}
 	if len(page.Items) == 0 {
 		// Tell "no records" from "no such user"; only empty pages pay.
 		var exists bool
-		if err := db.readPool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1::uuid)`, userID).Scan(&exists); err != nil {
-			return nil, fmt.Errorf("list records of user %s: %w", userID, err)
+		if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1::uuid)`, userID).Scan(&exists); err != nil {
+			return nil, err
 		}
 		if !exists {
 			return nil, errUserNotFound()
@@ -138,7 +189,7 @@ func (db *DB) Records(ctx context.Context, userID string, limit int, cursor stri
 
 // UpdateRecord replaces the record's data and advances its UpdatedAt.
 func (db *DB) UpdateRecord(ctx context.Context, userID, id string, data json.RawMessage) (*server.Record, error) {
-	defer db.metrics.Since("update_record", time.Now())
+	defer db.wrote("update_record", time.Now())
 	if !server.ValidID(userID) || !server.ValidID(id) {
 		return nil, errRecordNotFound()
 	}
@@ -152,12 +203,13 @@ func (db *DB) UpdateRecord(ctx context.Context, userID, id string, data json.Raw
 	if err != nil {
 		return nil, fmt.Errorf("update record %s: %w", id, err)
 	}
+	db.recordPosition(ctx)
 	return r, nil
 }
 
 // DeleteRecord deletes the record id of user userID.
 func (db *DB) DeleteRecord(ctx context.Context, userID, id string) error {
-	defer db.metrics.Since("delete_record", time.Now())
+	defer db.wrote("delete_record", time.Now())
 	if !server.ValidID(userID) || !server.ValidID(id) {
 		return errRecordNotFound()
 	}
@@ -168,15 +220,18 @@ func (db *DB) DeleteRecord(ctx context.Context, userID, id string) error {
 	if tag.RowsAffected() == 0 {
 		return errRecordNotFound()
 	}
+	db.recordPosition(ctx)
 	return nil
 }
 
 func errRecordNotFound() error { return server.Errorf(server.ENOTFOUND, "record not found") }
 
-func scanRecord(row pgx.Row) (*server.Record, error) {
+// scanRecord scans the record columns, and extra ones after them into
+// extra.
+func scanRecord(row pgx.Row, extra ...any) (*server.Record, error) {
 	var r server.Record
 	var data []byte
-	err := row.Scan(&r.ID, &r.UserID, &data, &r.CreatedAt, &r.UpdatedAt)
+	err := row.Scan(append([]any{&r.ID, &r.UserID, &data, &r.CreatedAt, &r.UpdatedAt}, extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errRecordNotFound()
 	}
@@ -188,26 +243,42 @@ func scanRecord(row pgx.Row) (*server.Record, error) {
 	return &r, nil
 }
 
-// encodeCursor makes the opaque cursor: the 16 bytes of the last id,
-// base64url without padding (22 characters).
-func encodeCursor(id string) string {
-	u, err := uuid.Parse(id)
+// cursor is where the next page starts: after id, in a snapshot at least
+// as new as pos (0: any).
+type cursor struct {
+	id  string
+	pos server.Position
+}
+
+// encodeCursor makes the opaque cursor: the 16 bytes of the last id, then,
+// when there is one, the 8 bytes of the position (big-endian), base64url
+// without padding (22 or 32 characters).
+func encodeCursor(c cursor) string {
+	u, err := uuid.Parse(c.id)
 	if err != nil {
 		// Stored ids are always valid. Were one not, this cursor fails to
 		// decode (EBADREQUEST) instead of paging wrongly.
-		return base64.RawURLEncoding.EncodeToString([]byte(id))
+		return base64.RawURLEncoding.EncodeToString([]byte(c.id))
 	}
-	return base64.RawURLEncoding.EncodeToString(u[:])
+	b := u[:]
+	if c.pos != 0 {
+		b = binary.BigEndian.AppendUint64(b, uint64(c.pos))
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// decodeCursor returns the id a cursor names, "" for no cursor.
-func decodeCursor(cursor string) (string, error) {
-	if cursor == "" {
-		return "", nil
+// decodeCursor returns what a cursor says, the zero cursor for "".
+func decodeCursor(s string) (cursor, error) {
+	if s == "" {
+		return cursor{}, nil
 	}
-	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(b) != 16 {
-		return "", server.Errorf(server.EBADREQUEST, "invalid cursor")
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || (len(b) != 16 && len(b) != 24) {
+		return cursor{}, server.Errorf(server.EBADREQUEST, "invalid cursor")
 	}
-	return uuid.UUID(b).String(), nil
+	c := cursor{id: uuid.UUID(b[:16]).String()}
+	if len(b) == 24 {
+		c.pos = server.Position(binary.BigEndian.Uint64(b[16:]))
+	}
+	return c, nil
 }

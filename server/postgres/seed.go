@@ -68,6 +68,7 @@ func (db *DB) Seed(ctx context.Context, users int, passwordHash string, progress
 			progress(to)
 		}
 	}
+	db.recordPosition(ctx)
 	if users > have {
 		took := time.Since(start)
 		db.log.Info("seed: done", "inserted", users-have, "took", took.Round(time.Millisecond),

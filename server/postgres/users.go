@@ -18,7 +18,7 @@ const userCols = `id, email, username, password_hash, name, avatar, created_at, 
 // "email" or "username") when either is taken, compared case-insensitively;
 // of concurrent sign-ups with one email exactly one wins.
 func (db *DB) CreateUser(ctx context.Context, u *server.User) error {
-	defer db.metrics.Since("create_user", time.Now())
+	defer db.wrote("create_user", time.Now())
 	if err := fillUser(u); err != nil {
 		return err
 	}
@@ -29,6 +29,7 @@ func (db *DB) CreateUser(ctx context.Context, u *server.User) error {
 	if err != nil {
 		return fmt.Errorf("create user %s: %w", u.ID, mapError(err))
 	}
+	db.recordPosition(ctx)
 	return nil
 }
 
@@ -57,11 +58,14 @@ func fillUser(u *server.User) error {
 
 // User returns the user with the given id, or ENOTFOUND.
 func (db *DB) User(ctx context.Context, id string) (*server.User, error) {
-	defer db.metrics.Since("user", time.Now())
 	if !server.ValidID(id) {
 		return nil, errUserNotFound()
 	}
-	u, err := scanUser(db.readPool().QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1::uuid`, id))
+	var u *server.User
+	err := db.read(ctx, "user", func(q querier) (err error) {
+		u, err = scanUser(q.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1::uuid`, id))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("load user %s: %w", id, err)
 	}
@@ -71,9 +75,12 @@ func (db *DB) User(ctx context.Context, id string) (*server.User, error) {
 // UserByLogin returns the user whose email or username is login, compared
 // case-insensitively, or ENOTFOUND.
 func (db *DB) UserByLogin(ctx context.Context, login string) (*server.User, error) {
-	defer db.metrics.Since("user_by_login", time.Now())
-	u, err := scanUser(db.readPool().QueryRow(ctx,
-		`SELECT `+userCols+` FROM users WHERE email_key = $1 OR username_key = $1`, server.FoldKey(login)))
+	key := server.FoldKey(login)
+	var u *server.User
+	err := db.read(ctx, "user_by_login", func(q querier) (err error) {
+		u, err = scanUser(q.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE email_key = $1 OR username_key = $1`, key))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("load user by login: %w", err)
 	}
@@ -85,7 +92,7 @@ func (db *DB) UserByLogin(ctx context.Context, login string) (*server.User, erro
 // the row's current value) and Version, and returns the new user. The
 // unique constraints re-check email and username.
 func (db *DB) UpdateUser(ctx context.Context, id string, upd server.UserUpdate) (*server.User, error) {
-	defer db.metrics.Since("update_user", time.Now())
+	defer db.wrote("update_user", time.Now())
 	if !server.ValidID(id) {
 		return nil, errUserNotFound()
 	}
@@ -100,12 +107,13 @@ func (db *DB) UpdateUser(ctx context.Context, id string, upd server.UserUpdate) 
 	if err != nil {
 		return nil, fmt.Errorf("update user %s: %w", id, err)
 	}
+	db.recordPosition(ctx)
 	return u, nil
 }
 
 // DeleteUser deletes the user and, by cascade, its records.
 func (db *DB) DeleteUser(ctx context.Context, id string) error {
-	defer db.metrics.Since("delete_user", time.Now())
+	defer db.wrote("delete_user", time.Now())
 	if !server.ValidID(id) {
 		return errUserNotFound()
 	}
@@ -116,7 +124,14 @@ func (db *DB) DeleteUser(ctx context.Context, id string) error {
 	if tag.RowsAffected() == 0 {
 		return errUserNotFound()
 	}
+	db.recordPosition(ctx)
 	return nil
+}
+
+// wrote times a write (on the primary) and counts it: defer db.wrote(op, time.Now()).
+func (db *DB) wrote(op string, start time.Time) {
+	db.primaryQueries.Inc()
+	db.metrics.Since(op, start)
 }
 
 func errUserNotFound() error { return server.Errorf(server.ENOTFOUND, "user not found") }
