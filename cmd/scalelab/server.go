@@ -100,21 +100,10 @@ func serve(ctx context.Context, c serverConfig, log *slog.Logger, stdout io.Writ
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
-	for _, unsupported := range []struct {
-		set  bool
-		flag string
-	}{
-		{len(c.replicas) > 0, "--replica"},
-	} {
-		if unsupported.set {
-			log.Warn("flag accepted but its feature is not built yet (phase 3); ignoring it", "flag", unsupported.flag)
-		}
-	}
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := openStore(ctx, c.db, reg, log)
+	store, err := openStore(ctx, c.db, reg, log, c.replicas...)
 	if err != nil {
 		return err
 	}

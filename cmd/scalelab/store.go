@@ -19,13 +19,17 @@ type seedStore interface {
 	Seed(ctx context.Context, users int, passwordHash string, progress func(done int)) error
 }
 
-// openStore opens the database named by dsn: sqlite:PATH or postgres://URL.
-func openStore(ctx context.Context, dsn string, reg prometheus.Registerer, log *slog.Logger) (seedStore, error) {
+// openStore opens the database named by dsn: sqlite:PATH or postgres://URL,
+// with read replicas (postgres://URL each) for a PostgreSQL primary.
+func openStore(ctx context.Context, dsn string, reg prometheus.Registerer, log *slog.Logger, replicas ...string) (seedStore, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path := strings.TrimPrefix(dsn, "sqlite:")
 		if path == "" {
 			return nil, &exitError{code: 2, msg: "--db sqlite: needs a path, as in sqlite:scalelab.db"}
+		}
+		if len(replicas) > 0 {
+			return nil, &exitError{code: 2, msg: "--replica needs a PostgreSQL --db (postgres://URL); SQLite has no replicas"}
 		}
 		db, err := sqlite.Open(ctx, path, sqlite.Options{Registerer: reg, Logger: log})
 		if err != nil {
@@ -33,7 +37,7 @@ func openStore(ctx context.Context, dsn string, reg prometheus.Registerer, log *
 		}
 		return db, nil
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		db, err := postgres.Open(ctx, dsn, postgres.Options{Registerer: reg, Logger: log})
+		db, err := postgres.Open(ctx, dsn, postgres.Options{Registerer: reg, Logger: log, Replicas: replicas})
 		if err != nil {
 			return nil, fmt.Errorf("open postgres database %s: %w", redactDSN(dsn), err)
 		}
