@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"scalelab/server"
@@ -58,6 +59,8 @@ type api struct {
 	trusted []netip.Prefix
 	l2      *cache.L2
 	purger  *cache.Purger
+	// markers holds this instance's read-your-writes positions by user.
+	markers *otter.Cache[string, server.Position]
 	// dummyHash is verified for unknown logins, so that they take as long
 	// as wrong passwords.
 	dummyHash string
@@ -85,6 +88,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		return nil, fmt.Errorf("hash the dummy password: %w", err)
 	}
 	a.dummyHash = dummy
+	if a.markers, err = newPositionMarkers(); err != nil {
+		return nil, fmt.Errorf("position markers: %w", err)
+	}
 	m := newHTTPMetrics(cfg.Registry)
 	return recoverPanics(cfg.Logger, routes(a, cfg, m)), nil
 }

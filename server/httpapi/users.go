@@ -148,6 +148,21 @@ func (a *api) userEntry(ctx context.Context, id string) (*UserEntry, error) {
 	return e, err
 }
 
+// ownUserEntry is userEntry for a user reading themself: while a recent
+// write of theirs may be newer than L1 or a replica, it skips L1 and reads
+// no older than that write (see ryw.go).
+func (a *api) ownUserEntry(ctx context.Context, id string) (*UserEntry, error) {
+	rctx, fresh := a.ownReadContext(ctx, id)
+	if !fresh || a.l1 == nil {
+		return a.userEntry(ctx, id)
+	}
+	e, err := a.loadUserTiers(rctx, id)
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil, server.Errorf(server.ENOTFOUND, "user %s not found", id)
+	}
+	return e, err
+}
+
 // loadUserTiers is L1's loader: L2, then the database. Concurrent misses
 // on one key share one L2 read and one database load per instance.
 func (a *api) loadUserTiers(ctx context.Context, id string) (*UserEntry, error) {

@@ -214,7 +214,11 @@ func (a *api) handleToken() httprouter.Handle {
 		// unknown without asking the store.
 		if !strings.ContainsRune(*body.Login, 0) {
 			var err error
-			u, err = a.store.UserByLogin(r.Context(), *body.Login)
+			// From the primary: a sign-up acknowledged a moment ago (on
+			// any instance) must be able to sign in at once, whatever a
+			// replica has replayed. Token requests are rare and pay for
+			// argon2 anyway.
+			u, err = a.store.UserByLogin(server.WithPrimary(r.Context()), *body.Login)
 			if err != nil && server.ErrorCode(err) != server.ENOTFOUND {
 				a.writeV1Error(w, r, err)
 				return
@@ -282,7 +286,12 @@ func (a *api) handleV1GetUser() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		e, err := a.userEntry(r.Context(), id)
+		var e *UserEntry
+		if p != nil && p.UserID == id {
+			e, err = a.ownUserEntry(r.Context(), id)
+		} else {
+			e, err = a.userEntry(r.Context(), id)
+		}
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
@@ -319,7 +328,9 @@ func (a *api) handleV1UpdateUser() httprouter.Handle {
 			herr.write(w)
 			return
 		}
-		u, err := a.updateUser(r.Context(), id, body.change())
+		ctx, rec := withRecorder(r.Context())
+		u, err := a.updateUser(ctx, id, body.change())
+		a.noteWrite(r.Context(), id, rec.Position())
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
@@ -336,7 +347,10 @@ func (a *api) handleV1DeleteUser() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		if err := a.deleteUser(r.Context(), id); err != nil {
+		ctx, rec := withRecorder(r.Context())
+		err = a.deleteUser(ctx, id)
+		a.noteWrite(r.Context(), id, rec.Position())
+		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
 		}
@@ -392,7 +406,10 @@ func (a *api) handleCreateRecord() httprouter.Handle {
 			return
 		}
 		rec := &server.Record{UserID: uid, Data: compact(body.Data)}
-		if err := a.store.CreateRecord(r.Context(), rec); err != nil {
+		ctx, pos := withRecorder(r.Context())
+		err := a.store.CreateRecord(ctx, rec)
+		a.noteWrite(r.Context(), uid, pos.Position())
+		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
 		}
@@ -423,7 +440,8 @@ func (a *api) handleListRecords() httprouter.Handle {
 			}
 			limit = n
 		}
-		page, err := a.store.Records(r.Context(), uid, limit, q.Get("cursor"))
+		ctx, _ := a.ownReadContext(r.Context(), uid)
+		page, err := a.store.Records(ctx, uid, limit, q.Get("cursor"))
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
@@ -450,7 +468,8 @@ func (a *api) handleGetRecord() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		rec, err := a.store.Record(r.Context(), uid, rid)
+		ctx, _ := a.ownReadContext(r.Context(), uid)
+		rec, err := a.store.Record(ctx, uid, rid)
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
@@ -479,7 +498,9 @@ func (a *api) handleUpdateRecord() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		rec, err := a.store.UpdateRecord(r.Context(), uid, rid, compact(body.Data))
+		ctx, pos := withRecorder(r.Context())
+		rec, err := a.store.UpdateRecord(ctx, uid, rid, compact(body.Data))
+		a.noteWrite(r.Context(), uid, pos.Position())
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
@@ -499,7 +520,10 @@ func (a *api) handleDeleteRecord() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		if err := a.store.DeleteRecord(r.Context(), uid, rid); err != nil {
+		ctx, pos := withRecorder(r.Context())
+		err = a.store.DeleteRecord(ctx, uid, rid)
+		a.noteWrite(r.Context(), uid, pos.Position())
+		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
 		}
