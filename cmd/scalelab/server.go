@@ -41,6 +41,7 @@ type serverConfig struct {
 	tokenTTL        time.Duration
 	trustedProxies  listFlag
 	l2TTL           time.Duration
+	migrationDB     string
 	purgeURLs       listFlag
 }
 
@@ -63,6 +64,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	fs.StringVar(&c.name, "instance-name", "", "name of this instance in logs and metrics")
 	fs.StringVar(&c.tokenSecret, "token-secret", "", "secret (32+ bytes; raw, base64: or hex:) that signs /api/v1 tokens; share it across instances. Empty: a random one for this process")
 	fs.DurationVar(&c.tokenTTL, "token-ttl", auth.DefaultTokenTTL, "lifetime of /api/v1 access tokens")
+	fs.StringVar(&c.migrationDB, "migration-db", "", "postgres://URL to run migrations on when --db is a pgbouncer in transaction mode (default: --db)")
 	fs.DurationVar(&c.l2TTL, "l2-ttl", 15*time.Minute, "L2 (Redis) cache TTL, jittered ±10%")
 	fs.Var(&c.purgeURLs, "purge-url", "CDN base URL to send PURGE to after writes, e.g. Varnish (repeatable; phase 4)")
 	fs.Var(&c.trustedProxies, "trusted-proxy", "CIDR of a proxy whose X-Forwarded-For is believed for client addresses (repeatable)")
@@ -103,7 +105,7 @@ func serve(ctx context.Context, c serverConfig, log *slog.Logger, stdout io.Writ
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := openStore(ctx, c.db, reg, log, c.replicas...)
+	store, err := openStoreWith(ctx, c.db, c.migrationDB, reg, log, c.replicas...)
 	if err != nil {
 		return err
 	}

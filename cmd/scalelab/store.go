@@ -22,6 +22,13 @@ type seedStore interface {
 // openStore opens the database named by dsn: sqlite:PATH or postgres://URL,
 // with read replicas (postgres://URL each) for a PostgreSQL primary.
 func openStore(ctx context.Context, dsn string, reg prometheus.Registerer, log *slog.Logger, replicas ...string) (seedStore, error) {
+	return openStoreWith(ctx, dsn, "", reg, log, replicas...)
+}
+
+// openStoreWith is openStore with the URL migrations run on: a pgbouncer in
+// transaction mode cannot hold the migrations' session advisory lock, so
+// they go straight to the primary.
+func openStoreWith(ctx context.Context, dsn, migrationDSN string, reg prometheus.Registerer, log *slog.Logger, replicas ...string) (seedStore, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path := strings.TrimPrefix(dsn, "sqlite:")
@@ -37,7 +44,7 @@ func openStore(ctx context.Context, dsn string, reg prometheus.Registerer, log *
 		}
 		return db, nil
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		db, err := postgres.Open(ctx, dsn, postgres.Options{Registerer: reg, Logger: log, Replicas: replicas})
+		db, err := postgres.Open(ctx, dsn, postgres.Options{Registerer: reg, Logger: log, Replicas: replicas, MigrationURL: migrationDSN})
 		if err != nil {
 			return nil, fmt.Errorf("open postgres database %s: %w", redactDSN(dsn), err)
 		}
