@@ -46,6 +46,15 @@ test: deps
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
 
+# CI's throughput regression check (cmd/scalelab/regress.go): the server's
+# cached GET against a bare handler in one process, as a ratio judged
+# against the committed baseline. About 25 seconds; .ci/run calls it after
+# make test. Exit status 99 on a regression.
+.PHONY: regress
+regress: build
+	@echo "regress: server/bare throughput ratio, median of 20 alternating rounds, against reports/baseline/regress.json"
+	./$(BIN) regress
+
 phase-1: build
 	./$(BIN) run --phase 1 --scenario read-heavy
 
