@@ -95,10 +95,20 @@ func (a *api) authenticate(r *http.Request) (*principal, error) {
 		return nil, errBadToken()
 	}
 	if _, err := a.userEntry(r.Context(), uid); err != nil {
-		if server.ErrorCode(err) == server.ENOTFOUND {
-			return nil, errBadToken()
+		if server.ErrorCode(err) != server.ENOTFOUND {
+			return nil, err
 		}
-		return nil, err
+		// The caches and a replica may not know a user that signed up
+		// a moment ago through another instance. The token is well
+		// signed, so the primary decides before it is refused: only a
+		// token of a deleted user (or one that lagging replicas have not
+		// seen yet) costs this query.
+		if _, err := a.store.User(server.WithPrimary(r.Context()), uid); err != nil {
+			if server.ErrorCode(err) == server.ENOTFOUND {
+				return nil, errBadToken()
+			}
+			return nil, err
+		}
 	}
 	return &principal{UserID: uid}, nil
 }
@@ -154,11 +164,16 @@ func (a *api) handleV1CreateUser() httprouter.Handle {
 			herr.write(w)
 			return
 		}
-		u, err := a.createUser(r.Context(), body)
+		// A sign-up is the new user's first write: like their later
+		// ones it leaves its position, so that their first reads through
+		// any instance see them although the replicas may not yet.
+		ctx, rec := withRecorder(r.Context())
+		u, err := a.createUser(ctx, body)
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
 		}
+		a.noteWrite(r.Context(), u.ID, rec.Position())
 		w.Header().Set("Location", "/api/v1/users/"+u.ID)
 		w.Header().Set("Cache-Control", cachePrivate)
 		writeJSON(w, r, a.log, http.StatusCreated, fullView(u))
