@@ -132,6 +132,12 @@ type L2 struct {
 	pending    map[string]int64 // key → version of invalidations to retry
 	maxPending int
 
+	// troubleAt is when a Redis call last failed or was skipped (unix
+	// nanoseconds, 0 never); subDown is set while the invalidation
+	// subscription is down. See LastTrouble.
+	troubleAt atomic.Int64
+	subDown   atomic.Bool
+
 	mu      sync.Mutex // guards closed, cancels
 	closed  bool
 	cancels []context.CancelFunc
@@ -447,6 +453,23 @@ func (c *L2) retryPending(ctx context.Context) {
 	}
 }
 
+// LastTrouble returns when this instance last saw Redis let it down: a
+// call that failed or that the open breaker skipped, or the end of an
+// outage of the invalidation subscription (now, while it is down); the
+// zero time if never. Whatever Redis should have carried meanwhile may be
+// lost (markers, invalidations of other instances' writes that this L1 did
+// not hear of): callers that must not read stale data avoid the caches for
+// a while after it.
+func (c *L2) LastTrouble() time.Time {
+	if c.subDown.Load() {
+		return time.Now()
+	}
+	if n := c.troubleAt.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
 // Pending returns how many invalidations wait for Redis.
 func (c *L2) Pending() int {
 	c.pendingMu.Lock()
@@ -509,6 +532,7 @@ func (c *L2) Load(ctx context.Context, key string, load LoadFunc) (Entry, error)
 func (c *L2) do(ctx context.Context, call func(ctx context.Context) error) error {
 	if !c.breaker.allow() {
 		c.m.bypass.Inc()
+		c.troubleAt.Store(time.Now().UnixNano())
 		return errBypass
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -528,6 +552,7 @@ func (c *L2) do(ctx context.Context, call func(ctx context.Context) error) error
 	default:
 		c.breaker.failure()
 		c.m.errors.Inc()
+		c.troubleAt.Store(time.Now().UnixNano())
 		c.log.Debug("l2 cache: redis call failed", "err", err)
 		return err
 	}
@@ -584,6 +609,7 @@ func (c *L2) receive(ctx context.Context, onInvalidate func(string), onReset fun
 				c.log.Warn("l2 cache: invalidation subscription lost; will flush L1 on reconnect", "err", err)
 				connected = false
 			}
+			c.subDown.Store(true)
 			c.m.subErrors.Inc()
 			select {
 			case <-ctx.Done():
@@ -603,6 +629,9 @@ func (c *L2) receive(ctx context.Context, onInvalidate func(string), onReset fun
 				connected = true
 				c.m.resets.Inc()
 				onReset()
+				if c.subDown.Swap(false) {
+					c.troubleAt.Store(time.Now().UnixNano())
+				}
 			}
 		case *redis.Message:
 			c.m.received.Inc()

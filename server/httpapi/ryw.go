@@ -24,9 +24,12 @@ import (
 // versions older than the last invalidation.
 //
 // When Redis cannot answer, an instance cannot know whether another one
-// took a write, so the user's own reads go to the primary until Redis is
-// back. Anonymous reads are not affected: they may be up to a replica's lag
-// (bounded by the router) or an invalidation's flight behind.
+// took a write, so the user's own reads go to the primary, past L1 and L2.
+// They keep doing so for markerTTL after Redis is back: markers of writes
+// made during the outage never reached it (a restarted Redis is empty), and
+// until every invalidation has been re-sent L1 and L2 may hold what those
+// writes replaced. Anonymous reads are not affected: they may be up to a
+// replica's lag (bounded by the router) or an invalidation's flight behind.
 
 // markerTTL is how long a write's position steers its user's reads: far
 // longer than the replica lag the router tolerates and than an
@@ -66,6 +69,9 @@ func (a *api) noteWrite(ctx context.Context, uid string, p server.Position) {
 func (a *api) ownReadContext(ctx context.Context, uid string) (context.Context, bool) {
 	p, _ := a.markers.GetIfPresent(uid)
 	if a.l2 != nil {
+		if time.Since(a.l2.LastTrouble()) < markerTTL {
+			return server.WithPrimary(ctx), true
+		}
 		s, ok, err := a.l2.Recall(ctx, "ryw:"+uid)
 		switch {
 		case err != nil:

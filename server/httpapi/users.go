@@ -150,13 +150,22 @@ func (a *api) userEntry(ctx context.Context, id string) (*UserEntry, error) {
 
 // ownUserEntry is userEntry for a user reading themself: while a recent
 // write of theirs may be newer than L1 or a replica, it skips L1 and reads
-// no older than that write (see ryw.go).
+// no older than that write (see ryw.go). When the primary must answer
+// (Redis trouble, or a write of unknown position) it skips L2 too: L2 may
+// hold an entry whose invalidation still waits for Redis, and a load
+// coalesced with other readers' could come from a replica.
 func (a *api) ownUserEntry(ctx context.Context, id string) (*UserEntry, error) {
 	rctx, fresh := a.ownReadContext(ctx, id)
-	if !fresh || a.l1 == nil {
+	if !fresh {
 		return a.userEntry(ctx, id)
 	}
-	e, err := a.loadUserTiers(rctx, id)
+	var e *UserEntry
+	var err error
+	if server.UsePrimary(rctx) {
+		e, err = a.loadUserEntry(rctx, id)
+	} else {
+		e, err = a.loadUserTiers(rctx, id)
+	}
 	if errors.Is(err, cache.ErrNotFound) {
 		return nil, server.Errorf(server.ENOTFOUND, "user %s not found", id)
 	}
