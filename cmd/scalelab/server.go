@@ -156,7 +156,9 @@ func serve(ctx context.Context, c serverConfig, log *slog.Logger, stdout io.Writ
 	}
 	var purger *cache.Purger
 	if len(c.purgeURLs) > 0 {
-		purger, err = cache.NewPurger(cache.PurgerOptions{BaseURLs: c.purgeURLs, Registerer: reg, Logger: log})
+		// Repeat: a CDN fetch in flight during a purge can store the old
+		// view after it; the repeat bounds that to half a second.
+		purger, err = cache.NewPurger(cache.PurgerOptions{BaseURLs: c.purgeURLs, Repeat: 500 * time.Millisecond, Registerer: reg, Logger: log})
 		if err != nil {
 			return &exitError{code: 2, msg: fmt.Sprintf("--purge-url: %v", err)}
 		}

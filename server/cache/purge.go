@@ -27,6 +27,14 @@ import (
 // (scalelab_cdn_purges_total{result="dropped"|"failed"}) and then the CDN
 // serves the old public view until its s-maxage runs out: the bound on
 // staleness that the Cache-Control header states anyway.
+//
+// One purge is not enough on its own. A CDN fetch that read the old value
+// before the write, and is still in flight when the purge arrives, stores
+// that old value after the purge (there was nothing to purge yet), for the
+// whole s-maxage; so does a fetch served by an instance whose L1 has not
+// yet received the write's invalidation. With Repeat set, each purge is
+// sent once more that long after it succeeded, which bounds such a stale
+// copy to Repeat instead of an hour.
 type Purger struct {
 	bases    []string
 	host     string
@@ -35,6 +43,7 @@ type Purger struct {
 	backoff  time.Duration
 	maxWait  time.Duration
 	timeout  time.Duration
+	repeat   time.Duration
 	log      *slog.Logger
 	results  *prometheus.CounterVec
 
@@ -65,6 +74,10 @@ type PurgerOptions struct {
 	MaxBackoff time.Duration
 	// Timeout bounds one PURGE request; default 2s.
 	Timeout time.Duration
+	// Repeat, when positive, sends every purge once more this long after
+	// it succeeded (see Purger); 0 sends each once. It must outlast a CDN
+	// fetch and an invalidation's way to every instance.
+	Repeat time.Duration
 	// Client sends the requests; a client that follows no redirects when
 	// nil.
 	Client *http.Client
@@ -77,7 +90,8 @@ type PurgerOptions struct {
 type purgeJob struct {
 	base, path string
 	attempt    int       // attempts made so far
-	at         time.Time // when a retry is due
+	at         time.Time // when a retry (or the repeat) is due
+	repeat     bool      // this is the repeat of a purge that succeeded
 }
 
 // NewPurger returns a Purger; call Start before Purge has any effect.
@@ -139,6 +153,7 @@ func NewPurger(o PurgerOptions) (*Purger, error) {
 		backoff:  o.Backoff,
 		maxWait:  o.MaxBackoff,
 		timeout:  o.Timeout,
+		repeat:   o.Repeat,
 		log:      o.Logger,
 		results:  results,
 		queue:    make(chan purgeJob, o.QueueSize),
@@ -254,6 +269,13 @@ func (p *Purger) try(ctx context.Context, j purgeJob, retries *retryHeap) {
 	switch {
 	case err == nil:
 		p.results.WithLabelValues("ok").Inc()
+		if p.repeat > 0 && !j.repeat {
+			if retries.Len() >= cap(p.queue) {
+				p.results.WithLabelValues("dropped").Inc()
+				return
+			}
+			heap.Push(retries, purgeJob{base: j.base, path: j.path, at: time.Now().Add(p.repeat), repeat: true})
+		}
 	case ctx.Err() != nil:
 		p.results.WithLabelValues("failed").Inc()
 	case errors.Is(err, errPermanent) || j.attempt >= p.attempts:

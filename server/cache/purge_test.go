@@ -117,6 +117,27 @@ func TestPurgeHostAndNotFound(t *testing.T) {
 	}
 }
 
+// TestPurgeRepeats: with Repeat, a purge that succeeded is sent once more,
+// Repeat later, to remove a copy a CDN fetch in flight stored after it.
+func TestPurgeRepeats(t *testing.T) {
+	cdn := newFakeCDN(t)
+	const repeat = 50 * time.Millisecond
+	p := mustPurger(t, PurgerOptions{BaseURLs: []string{cdn.URL}, Repeat: repeat})
+	begin := time.Now()
+	p.Purge("/u/1")
+	waitFor(t, 5*time.Second, "the repeat", func() bool { return len(cdn.requests()) >= 2 })
+	if d := time.Since(begin); d < repeat {
+		t.Errorf("repeat came %v after Purge, want at least %v", d, repeat)
+	}
+	time.Sleep(3 * repeat)
+	if got := cdn.requests(); len(got) != 2 || got[1] != got[0] {
+		t.Errorf("CDN got %q, want the one purge twice", got)
+	}
+	if ok := purges(p, "ok"); ok != 2 {
+		t.Errorf("ok = %v, want 2", ok)
+	}
+}
+
 func TestPurgeRetries(t *testing.T) {
 	tests := []struct {
 		name                string
