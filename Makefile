@@ -20,6 +20,7 @@ help:
 	@echo "make compare   compare the newest run of each phase"
 	@echo "make test      install what the tests need (make deps) and run every test"
 	@echo "make bench     run the Go benchmarks"
+	@echo "make regress   CI's throughput check: server vs bare handler against reports/baseline/regress.json"
 	@echo "make deps      install the Debian packages the topologies need (as root)"
 
 build:
