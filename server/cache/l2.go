@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
+
+	"scalelab/internal/breaker"
 )
 
 // RedisOptions configure the one go-redis client an app instance shares
@@ -123,7 +125,7 @@ type L2 struct {
 	channel   string
 	log       *slog.Logger
 	m         *l2Metrics
-	breaker   *breaker
+	breaker   *breaker.Breaker
 
 	fill, invalidate *redis.Script
 	flights          singleflight.Group
@@ -247,7 +249,7 @@ func NewL2(rdb redis.UniversalClient, o L2Options) (*L2, error) {
 		pending:    make(map[string]int64),
 		maxPending: o.MaxPending,
 	}
-	c.breaker = newBreaker(o.BreakerThreshold, o.BreakerCooldown, func(from, to breakerState) {
+	c.breaker = breaker.New(o.BreakerThreshold, o.BreakerCooldown, func(from, to breaker.State) {
 		m.breaker.Set(float64(to))
 		c.log.Warn("l2 cache: redis circuit breaker", "from", from.String(), "to", to.String())
 	})
@@ -530,7 +532,7 @@ func (c *L2) Load(ctx context.Context, key string, load LoadFunc) (Entry, error)
 // do runs one Redis call under the timeout and the breaker. While the
 // breaker is open it returns errBypass at once.
 func (c *L2) do(ctx context.Context, call func(ctx context.Context) error) error {
-	if !c.breaker.allow() {
+	if !c.breaker.Allow() {
 		c.m.bypass.Inc()
 		c.troubleAt.Store(time.Now().UnixNano())
 		return errBypass
@@ -540,17 +542,17 @@ func (c *L2) do(ctx context.Context, call func(ctx context.Context) error) error
 	cancel()
 	switch {
 	case err == nil || errors.Is(err, redis.Nil):
-		c.breaker.success()
+		c.breaker.Success()
 		return err
 	case ctx.Err() != nil:
 		// The caller gave up; that says nothing about Redis. Still, a probe
 		// must report back, and "failed" is the safe answer.
-		if c.breaker.current() == breakerHalfOpen {
-			c.breaker.failure()
+		if c.breaker.State() == breaker.HalfOpen {
+			c.breaker.Failure()
 		}
 		return err
 	default:
-		c.breaker.failure()
+		c.breaker.Failure()
 		c.m.errors.Inc()
 		c.troubleAt.Store(time.Now().UnixNano())
 		c.log.Debug("l2 cache: redis call failed", "err", err)
@@ -641,7 +643,7 @@ func (c *L2) receive(ctx context.Context, onInvalidate func(string), onReset fun
 }
 
 func (c *L2) retryLoop(ctx context.Context) {
-	t := time.NewTicker(c.breaker.cooldown / 2)
+	t := time.NewTicker(c.breaker.Cooldown() / 2)
 	defer t.Stop()
 	for {
 		select {
@@ -751,117 +753,4 @@ func newL2Metrics(reg prometheus.Registerer, shared *Metrics) (*l2Metrics, error
 		}
 	}
 	return m, nil
-}
-
-// breaker is a consecutive-failure circuit breaker in front of Redis. While
-// it is open the tier is skipped entirely, so a dead Redis costs a request
-// nothing, not even the timeout.
-//
-//	closed ──threshold consecutive failures──▶ open
-//	open ──cooldown passed, next caller is the probe──▶ half-open
-//	half-open ──probe succeeds──▶ closed;  ──probe fails──▶ open
-//
-// The closed path is one atomic load. (server/ratelimit keeps its own copy:
-// neither package should import the other for 100 lines.)
-type breaker struct {
-	threshold int32
-	cooldown  time.Duration
-	now       func() time.Time
-	onChange  func(from, to breakerState) // called with mu held
-
-	state    atomic.Int32 // breakerState
-	failures atomic.Int32 // consecutive, while closed
-
-	mu         sync.Mutex
-	openedAt   time.Time
-	probeStart time.Time
-}
-
-type breakerState int32
-
-const (
-	breakerClosed breakerState = iota
-	breakerOpen
-	breakerHalfOpen
-)
-
-func (s breakerState) String() string {
-	switch s {
-	case breakerClosed:
-		return "closed"
-	case breakerOpen:
-		return "open"
-	default:
-		return "half-open"
-	}
-}
-
-func newBreaker(threshold int, cooldown time.Duration, onChange func(from, to breakerState)) *breaker {
-	return &breaker{threshold: int32(threshold), cooldown: cooldown, now: time.Now, onChange: onChange}
-}
-
-// allow reports whether the caller may use Redis now; in half-open it lets
-// one probe through per cooldown, which must report success or failure.
-func (b *breaker) allow() bool {
-	if breakerState(b.state.Load()) == breakerClosed {
-		return true
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.now()
-	switch breakerState(b.state.Load()) {
-	case breakerClosed:
-		return true
-	case breakerOpen:
-		if now.Sub(b.openedAt) < b.cooldown {
-			return false
-		}
-		b.set(breakerHalfOpen)
-		b.probeStart = now
-		return true
-	default:
-		if now.Sub(b.probeStart) < b.cooldown {
-			return false
-		}
-		b.probeStart = now
-		return true
-	}
-}
-
-func (b *breaker) success() {
-	if b.failures.Load() != 0 {
-		b.failures.Store(0)
-	}
-	if breakerState(b.state.Load()) == breakerClosed {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.failures.Store(0)
-	b.set(breakerClosed)
-}
-
-func (b *breaker) failure() {
-	n := b.failures.Add(1)
-	st := breakerState(b.state.Load())
-	if st == breakerOpen || (st == breakerClosed && n < b.threshold) {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if breakerState(b.state.Load()) != breakerOpen {
-		b.openedAt = b.now()
-		b.set(breakerOpen)
-	}
-}
-
-func (b *breaker) current() breakerState { return breakerState(b.state.Load()) }
-
-func (b *breaker) set(to breakerState) {
-	from := breakerState(b.state.Load())
-	if from == to {
-		return
-	}
-	b.state.Store(int32(to))
-	b.onChange(from, to)
 }

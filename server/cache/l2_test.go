@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
+	"scalelab/internal/breaker"
 	"scalelab/topologies/topotest"
 )
 
@@ -316,10 +317,10 @@ func TestL2RedisDown(t *testing.T) {
 			t.Errorf("Get %d against a hung Redis took %v, want about %v", i, d, timeout)
 		}
 	}
-	if st := c.breaker.current(); st != breakerOpen {
+	if st := c.breaker.State(); st != breaker.Open {
 		t.Fatalf("breaker %v after 3 timeouts, want open", st)
 	}
-	if got := value(c.m.breaker); got != float64(breakerOpen) {
+	if got := value(c.m.breaker); got != float64(breaker.Open) {
 		t.Errorf("breaker gauge = %v", got)
 	}
 	begin := time.Now()
@@ -346,7 +347,7 @@ func TestL2RedisDown(t *testing.T) {
 	if r := c.Fill(ctx, "k", []byte("v1"), 1); r != FillStale {
 		t.Errorf("Fill(v1) after the retried Invalidate(v2) = %v, want stale", r)
 	}
-	if st := c.breaker.current(); st != breakerClosed {
+	if st := c.breaker.State(); st != breaker.Closed {
 		t.Errorf("breaker %v after recovery", st)
 	}
 
@@ -363,7 +364,7 @@ func TestL2RedisDown(t *testing.T) {
 			t.Errorf("Get %d against a dead Redis took %v", i, d)
 		}
 	}
-	if st := c.breaker.current(); st != breakerOpen {
+	if st := c.breaker.State(); st != breaker.Open {
 		t.Errorf("breaker %v with Redis dead, want open", st)
 	}
 	if got := value(c.m.errors); got < 6 {

@@ -44,6 +44,8 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"scalelab/internal/breaker"
 )
 
 // Kind names a budget. It is the label of the rejection metric and part of
@@ -143,7 +145,7 @@ type Config struct {
 type Limiter struct {
 	redis   *redis_rate.Limiter // nil without Redis
 	local   *local
-	breaker *breaker
+	breaker *breaker.Breaker
 	timeout time.Duration
 	prefix  string
 	log     *slog.Logger
@@ -199,7 +201,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 		requestOn: cfg.Rate > 0,
 		loginOn:   cfg.LoginLimit > 0,
 	}
-	l.breaker = newBreaker(cfg.BreakerThreshold, cfg.BreakerCooldown, func(from, to breakerState) {
+	l.breaker = breaker.New(cfg.BreakerThreshold, cfg.BreakerCooldown, func(from, to breaker.State) {
 		m.breaker.Set(float64(to))
 		l.log.Warn("rate limiter: redis circuit breaker", "from", from.String(), "to", to.String())
 	})
@@ -319,16 +321,16 @@ func (l *Limiter) budget(kind Kind) (gcraLimit, bool) {
 func (l *Limiter) decide(ctx context.Context, kind Kind, key string, lim gcraLimit, n int) Decision {
 	fullKey := l.prefix + string(kind) + ":" + key
 	if l.redis != nil {
-		if l.breaker.allow() {
+		if l.breaker.Allow() {
 			d, err := l.decideRedis(ctx, fullKey, lim, n)
 			if err == nil {
-				l.breaker.success()
+				l.breaker.Success()
 				d.Kind = kind
 				return d
 			}
 			// A caller that went away is not Redis' fault.
 			if ctx.Err() == nil {
-				l.breaker.failure()
+				l.breaker.Failure()
 				l.m.redisErrors.Inc()
 				l.log.Debug("rate limiter: redis call failed; deciding locally", "kind", kind, "err", err)
 			}

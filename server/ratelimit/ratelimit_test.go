@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"scalelab/internal/breaker"
 )
 
 func mustLimiter(t *testing.T, cfg Config) *Limiter {
@@ -249,38 +251,38 @@ func TestMetricsRegistered(t *testing.T) {
 func TestBreaker(t *testing.T) {
 	clock := newFakeClock()
 	var changes []string
-	b := newBreaker(3, time.Second, func(from, to breakerState) { changes = append(changes, to.String()) })
-	b.now = clock.now
+	b := breaker.New(3, time.Second, func(from, to breaker.State) { changes = append(changes, to.String()) })
+	b.SetClock(clock.now)
 
-	b.failure()
-	b.failure()
-	b.success() // resets the count
-	b.failure()
-	b.failure()
-	if !b.allow() {
+	b.Failure()
+	b.Failure()
+	b.Success() // resets the count
+	b.Failure()
+	b.Failure()
+	if !b.Allow() {
 		t.Fatal("breaker open after 2 consecutive failures")
 	}
-	b.failure()
-	if b.allow() {
+	b.Failure()
+	if b.Allow() {
 		t.Fatal("breaker closed after 3 consecutive failures")
 	}
 	clock.add(time.Second)
-	if !b.allow() {
+	if !b.Allow() {
 		t.Fatal("no probe after the cooldown")
 	}
-	if b.allow() {
+	if b.Allow() {
 		t.Fatal("a second caller got through while the probe runs")
 	}
-	b.failure()
-	if b.allow() {
+	b.Failure()
+	if b.Allow() {
 		t.Fatal("a failed probe did not reopen the breaker")
 	}
 	clock.add(time.Second)
-	if !b.allow() {
+	if !b.Allow() {
 		t.Fatal("no second probe")
 	}
-	b.success()
-	if !b.allow() || b.current() != breakerClosed {
+	b.Success()
+	if !b.Allow() || b.State() != breaker.Closed {
 		t.Fatal("a good probe did not close the breaker")
 	}
 	want := "open half-open open half-open closed"

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"scalelab/internal/breaker"
 	"scalelab/server/cache"
 	"scalelab/topologies/topotest"
 )
@@ -116,7 +117,7 @@ func TestRedisFallback(t *testing.T) {
 				t.Errorf("%s: decision %d = %+v, want allowed locally", phase, i, d)
 			}
 		}
-		if st := l.breaker.current(); st != breakerOpen {
+		if st := l.breaker.State(); st != breaker.Open {
 			t.Errorf("%s: breaker %v, want open", phase, st)
 		}
 		// With the breaker open a decision costs no network at all.
@@ -173,7 +174,7 @@ func TestRedisFallback(t *testing.T) {
 	if got := counterValue(l.m.redisErrors); got < 2 {
 		t.Errorf("redis errors = %v", got)
 	}
-	if got := counterValue(l.m.breaker); got != float64(breakerClosed) {
+	if got := counterValue(l.m.breaker); got != float64(breaker.Closed) {
 		t.Errorf("breaker gauge = %v after recovery", got)
 	}
 }
