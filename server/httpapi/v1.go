@@ -343,9 +343,11 @@ func (a *api) handleV1UpdateUser() httprouter.Handle {
 			herr.write(w)
 			return
 		}
-		ctx, rec := withRecorder(r.Context())
-		u, err := a.updateUser(ctx, id, body.change())
-		a.noteWrite(r.Context(), id, rec.Position())
+		var u *server.User
+		err = a.ownerWrite(r.Context(), id, func(ctx context.Context) (err error) {
+			u, err = a.updateUser(ctx, id, body.change())
+			return err
+		})
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
@@ -362,9 +364,7 @@ func (a *api) handleV1DeleteUser() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		ctx, rec := withRecorder(r.Context())
-		err = a.deleteUser(ctx, id)
-		a.noteWrite(r.Context(), id, rec.Position())
+		err = a.ownerWrite(r.Context(), id, func(ctx context.Context) error { return a.deleteUser(ctx, id) })
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
@@ -421,9 +421,9 @@ func (a *api) handleCreateRecord() httprouter.Handle {
 			return
 		}
 		rec := &server.Record{UserID: uid, Data: compact(body.Data)}
-		ctx, pos := withRecorder(r.Context())
-		err := a.store.CreateRecord(ctx, rec)
-		a.noteWrite(r.Context(), uid, pos.Position())
+		err := a.ownerWrite(r.Context(), uid, func(ctx context.Context) error {
+			return a.store.CreateRecord(ctx, rec)
+		})
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
@@ -474,13 +474,8 @@ func (a *api) handleListRecords() httprouter.Handle {
 
 func (a *api) handleGetRecord() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		uid, ok := a.ownerParams(w, r, ps)
+		uid, rid, ok := a.recordParams(w, r, ps)
 		if !ok {
-			return
-		}
-		rid, err := recordIDParam(ps)
-		if err != nil {
-			a.writeV1Error(w, r, err)
 			return
 		}
 		ctx, _ := a.ownReadContext(r.Context(), uid)
@@ -495,13 +490,8 @@ func (a *api) handleGetRecord() httprouter.Handle {
 
 func (a *api) handleUpdateRecord() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		uid, ok := a.ownerParams(w, r, ps)
+		uid, rid, ok := a.recordParams(w, r, ps)
 		if !ok {
-			return
-		}
-		rid, err := recordIDParam(ps)
-		if err != nil {
-			a.writeV1Error(w, r, err)
 			return
 		}
 		var body recordRequest
@@ -513,9 +503,11 @@ func (a *api) handleUpdateRecord() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		ctx, pos := withRecorder(r.Context())
-		rec, err := a.store.UpdateRecord(ctx, uid, rid, compact(body.Data))
-		a.noteWrite(r.Context(), uid, pos.Position())
+		var rec *server.Record
+		err := a.ownerWrite(r.Context(), uid, func(ctx context.Context) (err error) {
+			rec, err = a.store.UpdateRecord(ctx, uid, rid, compact(body.Data))
+			return err
+		})
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
@@ -526,24 +518,42 @@ func (a *api) handleUpdateRecord() httprouter.Handle {
 
 func (a *api) handleDeleteRecord() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		uid, ok := a.ownerParams(w, r, ps)
+		uid, rid, ok := a.recordParams(w, r, ps)
 		if !ok {
 			return
 		}
-		rid, err := recordIDParam(ps)
-		if err != nil {
-			a.writeV1Error(w, r, err)
-			return
-		}
-		ctx, pos := withRecorder(r.Context())
-		err = a.store.DeleteRecord(ctx, uid, rid)
-		a.noteWrite(r.Context(), uid, pos.Position())
+		err := a.ownerWrite(r.Context(), uid, func(ctx context.Context) error {
+			return a.store.DeleteRecord(ctx, uid, rid)
+		})
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// recordParams authenticates a route on one record: the caller must own
+// it. It writes the error response itself and reports whether to go on.
+func (a *api) recordParams(w http.ResponseWriter, r *http.Request, ps httprouter.Params) (uid, rid string, ok bool) {
+	if uid, ok = a.ownerParams(w, r, ps); !ok {
+		return "", "", false
+	}
+	rid, err := recordIDParam(ps)
+	if err != nil {
+		a.writeV1Error(w, r, err)
+		return "", "", false
+	}
+	return uid, rid, true
+}
+
+// ownerWrite runs write, a store write on behalf of user uid, and leaves
+// its position for the user's next reads (read-your-writes, ryw.go).
+func (a *api) ownerWrite(ctx context.Context, uid string, write func(ctx context.Context) error) error {
+	wctx, pos := withRecorder(ctx)
+	err := write(wctx)
+	a.noteWrite(ctx, uid, pos.Position())
+	return err
 }
 
 // compact returns JSON text without insignificant whitespace; the store
