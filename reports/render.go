@@ -245,13 +245,25 @@ func replicasSection(r *Result) section {
 		return section{title: "Replicas", empty: "No read replicas in this phase."}
 	}
 	tb := &table{
-		head: []string{"replica", "lag p50 (s)", "lag max (s)", "write-to-visible p99 (ms)"},
-		num:  []bool{false, true, true, true},
+		head: []string{"replica", "lag p50 (s)", "lag max (s)", "write-to-visible p50 (ms)", "p99 (ms)", "max (ms)", "probes", "not visible in time"},
+		num:  []bool{false, true, true, true, true, true, true, true},
 	}
 	for _, rep := range r.Replicas {
-		tb.rows = append(tb.rows, []cell{c(rep.Name), c(fmtSeconds(rep.LagSP50)), c(fmtSeconds(rep.LagSMax)), c(fmtMS(rep.VisibleMSP99))})
+		// Results written before the probe counts existed have a p99 only.
+		p50, mx, probes, timeouts := fmtMS(rep.VisibleMSP50), fmtMS(rep.VisibleMSMax), groupDigits(rep.VisibleProbes), groupDigits(rep.VisibleTimeouts)
+		if rep.VisibleProbes == 0 {
+			p50, mx, probes, timeouts = "—", "—", "—", "—"
+		}
+		tb.rows = append(tb.rows, []cell{c(rep.Name), c(fmtSeconds(rep.LagSP50)), c(fmtSeconds(rep.LagSMax)),
+			c(p50), c(fmtMS(rep.VisibleMSP99)), c(mx), c(probes), c(timeouts)})
 	}
-	return section{title: "Replicas", table: tb}
+	return section{
+		title: "Replicas",
+		text: "Lag is how far each replica was behind the primary, sampled on the primary. Write-to-visible is what a client reading the replica saw: " +
+			"from the primary acknowledging a small probe write until a read on the replica returned it. A probe not visible " +
+			"within the probe's timeout (5 s by default) counts at the timeout in the percentiles.",
+		table: tb,
+	}
 }
 
 func generatorSection(r *Result) section {

@@ -165,3 +165,17 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+// A result written before the probe counted its writes has only the p99 of
+// the write-to-visible delay: the other columns say "not measured".
+func TestRenderReplicaWithoutProbeCounts(t *testing.T) {
+	r := &Result{Phase: 3, Replicas: []Replica{{Name: "replica1", LagSP50: 0.0003, LagSMax: 0.021, VisibleMSP99: 4.2}}}
+	var b bytes.Buffer
+	if err := RenderMarkdown(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	const want = "| replica1 | 0.0003 | 0.021 | — | 4.20 | — | — | — |"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("RenderMarkdown lacks the row %q:\n%s", want, b.String())
+	}
+}

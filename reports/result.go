@@ -174,6 +174,17 @@ type Replica struct {
 	// VisibleMSP99 is the write-to-visible delay clients saw: from a write's
 	// acknowledgement until a read on this replica returned it, p99 in ms.
 	VisibleMSP99 float64 `json:"visible_ms_p99"`
+	// VisibleMSP50 and VisibleMSMax are the same delay's median and
+	// maximum, in ms.
+	VisibleMSP50 float64 `json:"visible_ms_p50"`
+	VisibleMSMax float64 `json:"visible_ms_max"`
+	// VisibleProbes is how many probe writes the delay was measured on;
+	// VisibleTimeouts how many of them the replica had not shown within
+	// the probe's timeout. Those count at the timeout in the percentiles,
+	// so a maximum equal to the timeout means "at least". 0 probes: not
+	// measured.
+	VisibleProbes   int64 `json:"visible_probes"`
+	VisibleTimeouts int64 `json:"visible_timeouts"`
 }
 
 // ThresholdResult is one pass/fail criterion and its outcome.

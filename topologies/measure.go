@@ -57,6 +57,19 @@ type ReplicaLag struct {
 	// (pg_wal_lsn_diff of the primary's current LSN and replay_lsn).
 	BytesP50 float64
 	BytesMax float64
+	// VisibleMS is the write-to-visible delay clients of this replica
+	// saw, in milliseconds: from the primary acknowledging a probe write
+	// until a read on the replica returned it (see
+	// SamplerOptions.ProbeInterval). VisibleProbes is how many probes were
+	// timed, VisibleTimeouts how many of them the replica had not shown
+	// within ProbeTimeout; those count at ProbeTimeout in the percentiles,
+	// so a Max equal to the timeout means "at least". All zero when the
+	// probe did not run.
+	VisibleMSP50    float64
+	VisibleMSP99    float64
+	VisibleMSMax    float64
+	VisibleProbes   int
+	VisibleTimeouts int
 }
 
 // CacheStats holds one entry per cache tier; nil means the topology has no
@@ -98,14 +111,24 @@ type ComponentCPU struct {
 type SamplerOptions struct {
 	// Interval between samples; default 1s.
 	Interval time.Duration
+	// ProbeInterval is how often the write-to-visible probe writes to the
+	// primary when the topology has replicas; default 100ms, negative
+	// turns the probe off. Each replica is then read, on a connection of
+	// its own, until it shows the write.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a replica may take to show a probe write
+	// before it counts as not visible; default 5s.
+	ProbeTimeout time.Duration
 	// Logger receives sampling problems; nil discards them.
 	Logger *slog.Logger
 }
 
 // Sampler measures a running topology: each interval it samples replica
-// lag on the primary and every component's CPU time; at Start and Stop it
-// reads the cache and load-balancer counters. Start it when the measured
-// part of a run begins, Stop it when that ends.
+// lag on the primary and every component's CPU time; all along, a probe
+// times how long a write to the primary takes to become visible on each
+// replica; at Start and Stop it reads the cache and load-balancer
+// counters. Start it when the measured part of a run begins, Stop it when
+// that ends.
 type Sampler struct {
 	top      *Topology
 	log      *slog.Logger
@@ -113,6 +136,7 @@ type Sampler struct {
 	start    time.Time
 	cancel   context.CancelFunc
 	done     chan struct{}
+	probe    *visibilityProbe // nil without replicas
 
 	mu      sync.Mutex
 	lag     map[string]*lagSeries // by replica name
@@ -175,6 +199,12 @@ func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sam
 	if opts.Logger == nil {
 		opts.Logger = discardLogger()
 	}
+	if opts.ProbeInterval == 0 {
+		opts.ProbeInterval = 100 * time.Millisecond
+	}
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = 5 * time.Second
+	}
 	s := &Sampler{
 		top: top, log: opts.Logger, interval: opts.Interval, start: time.Now(),
 		lag: map[string]*lagSeries{}, cpu: map[string]*cpuSeries{}, done: make(chan struct{}),
@@ -187,6 +217,9 @@ func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sam
 	sctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	go s.loop(sctx)
+	if p := top.Primary(); p != nil && len(top.Replicas()) > 0 && opts.ProbeInterval > 0 {
+		s.probe = startVisibilityProbe(sctx, p, top.Replicas(), opts.ProbeInterval, opts.ProbeTimeout, s.log)
+	}
 	return s, nil
 }
 
@@ -391,6 +424,12 @@ func groupCPU(stats []procStat, pid int) float64 {
 func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 	s.cancel()
 	<-s.done
+	if s.probe != nil {
+		s.probe.wait()
+		if p := s.probe; p.writeErrors > 0 {
+			s.problem("visibility probe: %d of %d writes to the primary failed, last: %v", p.writeErrors, p.writes, p.lastWriteErr)
+		}
+	}
 	end := time.Now()
 	s.sampleCPU()
 	if p := s.top.Prometheus(); p != nil {
@@ -408,11 +447,18 @@ func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 		if l == nil {
 			continue
 		}
-		m.Replicas = append(m.Replicas, ReplicaLag{
+		rl := ReplicaLag{
 			Name: r.Name(), Samples: l.samples, Disconnected: l.disconnected,
 			LagSP50: percentile(l.seconds, 50), LagSMax: percentile(l.seconds, 100),
 			BytesP50: percentile(l.bytes, 50), BytesMax: percentile(l.bytes, 100),
-		})
+		}
+		if s.probe != nil {
+			if v, ok := s.probe.result(r.Name()); ok {
+				rl.VisibleMSP50, rl.VisibleMSP99, rl.VisibleMSMax = v.p50, v.p99, v.max
+				rl.VisibleProbes, rl.VisibleTimeouts = v.probes, v.timeouts
+			}
+		}
+		m.Replicas = append(m.Replicas, rl)
 	}
 	m.Cache = cacheStats(s.base, final)
 	if s.top.Varnish() != nil || s.top.VarnishWorkDir != "" {

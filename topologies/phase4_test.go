@@ -142,7 +142,8 @@ func TestPhase4KilledAppLeavesRotation(t *testing.T) {
 }
 
 // A paused replica falls behind while the primary takes writes, and the
-// Sampler sees it; the other replica does not.
+// Sampler sees it, in lag and in write-to-visible delay; the other replica
+// does not.
 func TestPhase4PausedReplicaLags(t *testing.T) {
 	top := phase4.Topology(t)
 	ctx := context.Background()
@@ -192,6 +193,14 @@ func TestPhase4PausedReplicaLags(t *testing.T) {
 	if r2 := byName["replica-2"]; r2.Samples == 0 || r2.LagSMax >= 1 {
 		t.Errorf("replica-2 measured %+v, want samples and max lag < 1s", r2)
 	}
+	// SIGSTOP leaves the probe's reads of replica-1 hanging until it
+	// resumes.
+	if r1 := byName["replica-1"]; r1.VisibleMSMax < 1000 && r1.VisibleTimeouts == 0 {
+		t.Errorf("replica-1 write-to-visible max %v ms, %d timeouts; want >= 1000 ms or timeouts", r1.VisibleMSMax, r1.VisibleTimeouts)
+	}
+	if r2 := byName["replica-2"]; r2.VisibleProbes == 0 || r2.VisibleTimeouts > 0 || r2.VisibleMSP99 >= healthyVisibleMS {
+		t.Errorf("replica-2 write-to-visible: %d probes, %d timeouts, p99 %v ms; want probes, no timeouts, p99 < %d ms", r2.VisibleProbes, r2.VisibleTimeouts, r2.VisibleMSP99, healthyVisibleMS)
+	}
 	if len(m.CPU) == 0 {
 		t.Errorf("no CPU measurements")
 	}
@@ -222,7 +231,12 @@ func TestPhase4FaultsByName(t *testing.T) {
 	if !listeningOn(r.Addr()) {
 		t.Errorf("redis not listening after restart")
 	}
-	// A killed replica (postmaster and every backend) comes back streaming.
+	// A killed replica (postmaster and every backend) comes back streaming,
+	// and the Sampler's probe goes on measuring the other one meanwhile.
+	s, err := topologies.StartSampler(ctx, top, topologies.SamplerOptions{Interval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	replica := top.Replicas()[1]
 	oldPID := replica.PID()
 	if err := top.Inject(ctx, "replica-2", topologies.FaultKill); err != nil {
@@ -237,6 +251,16 @@ func TestPhase4FaultsByName(t *testing.T) {
 	var status string
 	if err := mustConnect(t, replica.URL()).QueryRow(ctx, "SELECT status FROM pg_stat_wal_receiver").Scan(&status); err != nil || status != "streaming" {
 		t.Errorf("replica-2 after restart: wal receiver %q, %v; want streaming", status, err)
+	}
+	m, err := s.Stop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range m.Replicas {
+		t.Logf("%s around the kill of replica-2: write-to-visible p50 %.3f ms, max %.3f ms over %d probes, %d timeouts", r.Name, r.VisibleMSP50, r.VisibleMSMax, r.VisibleProbes, r.VisibleTimeouts)
+		if r.Name == "replica-1" && (r.VisibleProbes < 3 || r.VisibleTimeouts > 0) {
+			t.Errorf("replica-1 while replica-2 was killed: %d probes, %d timeouts; want at least 3 probes, no timeouts", r.VisibleProbes, r.VisibleTimeouts)
+		}
 	}
 	// The on-disk description follows the new PID.
 	opened, err := topologies.Open(top.Dir, nil)

@@ -88,7 +88,11 @@ func buildResult(ctx context.Context, in resultInput) *reports.Result {
 	if m := in.measurements; m != nil {
 		res.Cache = reports.Cache{L1HitRate: hitRate(m.Cache.L1), L2HitRate: hitRate(m.Cache.L2), L3HitRate: hitRate(m.Cache.L3)}
 		for _, r := range m.Replicas {
-			res.Replicas = append(res.Replicas, reports.Replica{Name: r.Name, LagSP50: r.LagSP50, LagSMax: r.LagSMax})
+			res.Replicas = append(res.Replicas, reports.Replica{
+				Name: r.Name, LagSP50: r.LagSP50, LagSMax: r.LagSMax,
+				VisibleMSP99: r.VisibleMSP99, VisibleMSP50: r.VisibleMSP50, VisibleMSMax: r.VisibleMSMax,
+				VisibleProbes: int64(r.VisibleProbes), VisibleTimeouts: int64(r.VisibleTimeouts),
+			})
 		}
 		for _, b := range m.Backends {
 			res.Backends = append(res.Backends, reports.Backend{Name: b.Server, Requests: int64(b.Requests)})
