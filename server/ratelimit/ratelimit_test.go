@@ -10,8 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"scalelab/internal/breaker"
 )
 
 func mustLimiter(t *testing.T, cfg Config) *Limiter {
@@ -246,60 +244,6 @@ func TestMetricsRegistered(t *testing.T) {
 	if _, err := New(nil, Config{Registerer: reg}); err == nil {
 		t.Error("registering the metrics twice on one registry succeeded")
 	}
-}
-
-func TestBreaker(t *testing.T) {
-	clock := newFakeClock()
-	var changes []string
-	b := breaker.New(3, time.Second, func(from, to breaker.State) { changes = append(changes, to.String()) })
-	b.SetClock(clock.now)
-
-	b.Failure()
-	b.Failure()
-	b.Success() // resets the count
-	b.Failure()
-	b.Failure()
-	if !b.Allow() {
-		t.Fatal("breaker open after 2 consecutive failures")
-	}
-	b.Failure()
-	if b.Allow() {
-		t.Fatal("breaker closed after 3 consecutive failures")
-	}
-	clock.add(time.Second)
-	if !b.Allow() {
-		t.Fatal("no probe after the cooldown")
-	}
-	if b.Allow() {
-		t.Fatal("a second caller got through while the probe runs")
-	}
-	b.Failure()
-	if b.Allow() {
-		t.Fatal("a failed probe did not reopen the breaker")
-	}
-	clock.add(time.Second)
-	if !b.Allow() {
-		t.Fatal("no second probe")
-	}
-	b.Success()
-	if !b.Allow() || b.State() != breaker.Closed {
-		t.Fatal("a good probe did not close the breaker")
-	}
-	want := "open half-open open half-open closed"
-	if got := join(changes); got != want {
-		t.Errorf("transitions = %q, want %q", got, want)
-	}
-}
-
-func join(s []string) string {
-	out := ""
-	for i, v := range s {
-		if i > 0 {
-			out += " "
-		}
-		out += v
-	}
-	return out
 }
 
 // counterValue reads a counter or gauge (testutil would need another module).
