@@ -66,6 +66,11 @@ func buildResult(ctx context.Context, in resultInput) *reports.Result {
 		res.Requests = append(res.Requests, operation(&lr.Requests[i], d))
 	}
 	for _, p := range lr.Series {
+		if p.Second >= int(d/time.Second) && p.Offered == 0 {
+			// The graceful stop's tail: what finished after the last
+			// arrival. Its few completions would draw a false cliff.
+			continue
+		}
 		res.Series = append(res.Series, reports.Second{
 			T: p.Second, Requests: p.Requests, Rate: p.Rate(), Offered: p.OfferedRate(),
 			Errors: p.Errors, Throttled: p.Throttled, Dropped: p.Dropped, P50MS: p.P50, P99MS: p.P99,
