@@ -120,6 +120,9 @@ func notes(in resultInput, res *reports.Result) []string {
 	if in.phase >= 3 {
 		n = append(n, "One machine: phase 3 and 4 pay for the load balancer, the extra hops and every extra process on the same cores, so they are not expected to be faster here. Their point is what they would do on many machines; read the per-component CPU seconds as the cost of each tier per request.")
 	}
+	if res.Cache.L3HitRate != nil {
+		n = append(n, "L1 and L2 hit rates count only the requests that got past the CDN tier: with most anonymous reads answered by Varnish, the app instances see mostly first reads of each user, which no cache below can hold yet.")
+	}
 	if res.Totals.Dropped > 0 {
 		n = append(n, fmt.Sprintf("%d arrivals were dropped: no worker was free within the executor's bound, so the server saw less than the offered rate.", res.Totals.Dropped))
 	}

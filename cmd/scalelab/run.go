@@ -251,7 +251,7 @@ func warmupExecutor(sc *scenarios.Scenario) loadgen.Executor {
 
 // printSummary writes the run's headline numbers.
 func printSummary(w io.Writer, r *reports.Result) {
-	fmt.Fprintf(w, "\nphase %d, %s: %d requests in %.1fs = %.0f req/s (offered %.0f), errors %d, throttled %d, dropped %d\n",
+	fmt.Fprintf(w, "\nphase %d, %s: %d requests in %.1fs = %.0f req/s (operations offered: %.0f/s), errors %d, throttled %d, dropped %d\n",
 		r.Phase, r.Scenario, r.Totals.Requests, r.DurationS, r.Totals.Rate, r.Totals.OfferedRate,
 		r.Totals.Errors, r.Totals.Throttled, r.Totals.Dropped)
 	fmt.Fprintf(w, "%-34s %9s %9s %8s %8s %8s %9s %8s\n", "operation", "count", "rate/s", "p50 ms", "p99 ms", "p99.9", "max ms", "errors")
