@@ -199,6 +199,13 @@ type rawScenario struct {
 	Mix         []rawMix     `yaml:"mix"`
 	Keys        *rawKeys     `yaml:"keys"`
 	Thresholds  []string     `yaml:"thresholds"`
+	Faults      []rawFault   `yaml:"faults"`
+}
+
+type rawFault struct {
+	At        *string `yaml:"at"`
+	Component string  `yaml:"component"`
+	Action    string  `yaml:"action"`
 }
 
 type rawExecutor struct {
@@ -232,7 +239,9 @@ type rawKeys struct {
 func knownFields(typeName string) string {
 	switch strings.TrimPrefix(typeName, "scenarios.") {
 	case "rawScenario":
-		return "name, description, executor, duration, warmup, users, max_workers, connections, mix, keys, thresholds"
+		return "name, description, executor, duration, warmup, users, max_workers, connections, mix, keys, thresholds, faults"
+	case "rawFault":
+		return "at, component, action"
 	case "rawExecutor":
 		return "type, rate, start_rate, stages, vus"
 	case "rawStage":
@@ -346,6 +355,23 @@ func (r *rawScenario) scenario() (*Scenario, []issue) {
 			// Keep the place so later thresholds keep their index.
 		}
 		s.Thresholds = append(s.Thresholds, t)
+	}
+
+	for i, f := range r.Faults {
+		field := fmt.Sprintf("faults[%d]", i)
+		fault := Fault{Component: f.Component, Action: FaultAction(f.Action)}
+		if f.At == nil {
+			add(field+".at", "required (when, from the start of the measured run, e.g. 10s)")
+		} else {
+			fault.At = dur(field+".at", f.At)
+		}
+		if f.Component == "" {
+			add(field+".component", "required (a component of the phase's topology, e.g. redis, replica-1, app-2)")
+		}
+		if f.Action == "" {
+			add(field+".action", "required (%s)", faultActionList())
+		}
+		s.Faults = append(s.Faults, fault)
 	}
 	return s, is
 }

@@ -14,6 +14,8 @@ import (
 func TestLoadBad(t *testing.T) {
 	tests := map[string]string{
 		"bad-duration":             `testdata/bad-duration.bad.yaml:5: duration: invalid duration "30" (want a Go duration such as 30s or 1m30s)`,
+		"fault-bad-action":         `testdata/fault-bad-action.bad.yaml:11: faults[0].action: unknown action "explode" (want stop, kill, pause, resume, restart)`,
+		"fault-after-end":          `testdata/fault-after-end.bad.yaml:9: faults[0].at: 12s is outside the measured run (0 to 10s)`,
 		"bad-name":                 `testdata/bad-name.bad.yaml:1: name: "Read Heavy": use lower-case letters, digits and dashes`,
 		"bad-stage-duration":       `testdata/bad-stage-duration.bad.yaml:6: executor.stages[1].duration: invalid duration "ten seconds" (want a Go duration such as 30s or 1m30s)`,
 		"duplicate-op":             `testdata/duplicate-op.bad.yaml:9: mix[1].op: get-user is already in mix[0]`,
@@ -42,7 +44,7 @@ func TestLoadBad(t *testing.T) {
 		"two-documents":            `testdata/two-documents.bad.yaml:8: more than one YAML document: one scenario per file`,
 		"unknown-distribution":     `testdata/unknown-distribution.bad.yaml:9: keys.distribution: unknown distribution "pareto" (want uniform, zipfian, latest or hotspot)`,
 		"unknown-executor":         `testdata/unknown-executor.bad.yaml:3: executor.type: unknown executor "per-vu-iterations" (want constant-arrival-rate, ramping-arrival-rate, constant-vus)`,
-		"unknown-field":            `testdata/unknown-field.bad.yaml:5: duraton: unknown field (want one of name, description, executor, duration, warmup, users, max_workers, connections, mix, keys, thresholds)`,
+		"unknown-field":            `testdata/unknown-field.bad.yaml:5: duraton: unknown field (want one of name, description, executor, duration, warmup, users, max_workers, connections, mix, keys, thresholds, faults)`,
 		"unknown-nested-field":     `testdata/unknown-nested-field.bad.yaml:10: keys.thetha: unknown field (want one of distribution, theta, scrambled, hot_keys, hot_fraction, hot_op_fraction)`,
 		"unknown-op":               `testdata/unknown-op.bad.yaml:9: mix[1].op: unknown operation "delete-user" (want get-user, update-user, create-user, read-after-write, create-record, list-records, get-record)`,
 		"unused-executor-field":    `testdata/unused-executor-field.bad.yaml:5: executor.vus: not used by constant-arrival-rate`,

@@ -43,7 +43,49 @@ type Scenario struct {
 	Mix        Mix
 	Keys       Keys
 	Thresholds []Threshold
+	// Faults disturb the topology during the measured run, in order of At.
+	Faults []Fault
 }
+
+// Fault is one disturbance of a running topology: at At after the start of
+// the measured run, apply Action to the component named Component (as the
+// topology names them: app-2, replica-1, primary, redis, redis-master-0,
+// haproxy, varnish, pgbouncer, …). Whether the component exists is checked
+// when the topology is up.
+type Fault struct {
+	At        time.Duration
+	Component string
+	Action    FaultAction
+}
+
+// FaultAction is what a fault does to its component.
+type FaultAction string
+
+// The fault actions: stop (its own stop command or SIGTERM), kill (SIGKILL),
+// pause (SIGSTOP), resume (SIGCONT), restart.
+const (
+	FaultStop    FaultAction = "stop"
+	FaultKill    FaultAction = "kill"
+	FaultPause   FaultAction = "pause"
+	FaultResume  FaultAction = "resume"
+	FaultRestart FaultAction = "restart"
+)
+
+// FaultActions lists the fault actions.
+func FaultActions() []FaultAction {
+	return []FaultAction{FaultStop, FaultKill, FaultPause, FaultResume, FaultRestart}
+}
+
+func faultActionList() string {
+	names := make([]string, 0, 5)
+	for _, a := range FaultActions() {
+		names = append(names, string(a))
+	}
+	return strings.Join(names, ", ")
+}
+
+// String reads like "at 10s: kill redis".
+func (f Fault) String() string { return fmt.Sprintf("at %s: %s %s", f.At, f.Action, f.Component) }
 
 // ExecutorKind names a way to schedule requests, as k6 names its executors.
 type ExecutorKind string
@@ -483,6 +525,18 @@ func validate(s *Scenario) []issue {
 	for i, t := range s.Thresholds {
 		if t.Op != "" && !s.Mix.Has(t.Op) {
 			add(fmt.Sprintf("thresholds[%d]", i), "%q: operation %s is not in the mix", t.String(), t.Op)
+		}
+	}
+	for i, f := range s.Faults {
+		field := fmt.Sprintf("faults[%d]", i)
+		if f.Action != "" && !slices.Contains(FaultActions(), f.Action) {
+			add(field+".action", "unknown action %q (want %s)", f.Action, faultActionList())
+		}
+		if f.At < 0 || (s.Duration > 0 && f.At >= s.Duration) {
+			add(field+".at", "%s is outside the measured run (0 to %s)", f.At, s.Duration)
+		}
+		if i > 0 && f.At < s.Faults[i-1].At {
+			add(field+".at", "%s is before faults[%d] (%s): list faults in order", f.At, i-1, s.Faults[i-1].At)
 		}
 	}
 	return is

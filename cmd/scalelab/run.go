@@ -152,6 +152,10 @@ func runScenario(ctx context.Context, c runConfig, sc *scenarios.Scenario, def *
 		}
 	}
 
+	faults, err := checkFaults(top, sc.Faults)
+	if err != nil {
+		return nil, &exitError{code: 2, msg: err.Error()}
+	}
 	sampler, err := topologies.StartSampler(ctx, top, topologies.SamplerOptions{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("start sampling the topology: %w", err)
@@ -160,7 +164,12 @@ func runScenario(ctx context.Context, c runConfig, sc *scenarios.Scenario, def *
 	progress := loadgen.NewProgress(stdout)
 	cfg := loadConfig(top.EntryURL, sc, ops, drv, c.seed, mainExecutor(sc))
 	cfg.Observer = progress
+	faultCtx, stopFaults := context.WithCancel(ctx)
+	faultLog := make(chan []string, 1)
+	go func() { faultLog <- injectFaults(faultCtx, top, faults, time.Now(), stdout) }()
 	lres, runErr := loadgen.Run(ctx, cfg)
+	stopFaults()
+	injected := <-faultLog
 	progress.Stop()
 	meas, serr := sampler.Stop(context.Background())
 	if runErr != nil {
@@ -173,10 +182,59 @@ func runScenario(ctx context.Context, c runConfig, sc *scenarios.Scenario, def *
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("run %s: interrupted: %w", sc.Name, err)
 	}
-	return buildResult(ctx, resultInput{
+	res = buildResult(ctx, resultInput{
 		phase: def.Phase, topology: def.Description, scenario: sc, argv: argv,
 		load: lres, measurements: meas, top: top,
-	}), nil
+	})
+	res.Notes = append(res.Notes, injected...)
+	return res, nil
+}
+
+// scheduledFault is a scenario fault whose component exists.
+type scheduledFault struct {
+	scenarios.Fault
+	action topologies.Fault
+}
+
+// checkFaults resolves the scenario's faults against the running topology
+// before the run starts, so that a misnamed component fails at once.
+func checkFaults(top *topologies.Topology, faults []scenarios.Fault) ([]scheduledFault, error) {
+	var out []scheduledFault
+	for _, f := range faults {
+		if _, err := top.Component(f.Component); err != nil {
+			return nil, fmt.Errorf("fault %s: %w", f, err)
+		}
+		action, err := topologies.ParseFault(string(f.Action))
+		if err != nil {
+			return nil, fmt.Errorf("fault %s: %w", f, err)
+		}
+		out = append(out, scheduledFault{Fault: f, action: action})
+	}
+	return out, nil
+}
+
+// injectFaults applies each fault at its time after start, until ctx ends,
+// and returns a line per fault for the report's notes.
+func injectFaults(ctx context.Context, top *topologies.Topology, faults []scheduledFault, start time.Time, stdout io.Writer) []string {
+	var lines []string
+	for _, f := range faults {
+		t := time.NewTimer(time.Until(start.Add(f.At)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return append(lines, fmt.Sprintf("Fault %s: not injected, the run ended first.", f.Fault))
+		case <-t.C:
+		}
+		at := time.Since(start)
+		err := top.Inject(ctx, f.Component, f.action)
+		line := fmt.Sprintf("Fault %s: injected at %.2fs, took %s.", f.Fault, at.Seconds(), time.Since(start.Add(at)).Round(time.Millisecond))
+		if err != nil {
+			line = fmt.Sprintf("Fault %s: failed at %.2fs: %v.", f.Fault, at.Seconds(), err)
+		}
+		fmt.Fprintf(stdout, "\n%s\n", line)
+		lines = append(lines, line)
+	}
+	return lines
 }
 
 // seedTopology bulk-loads the scenario's users into the phase's database:
