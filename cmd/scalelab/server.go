@@ -42,6 +42,7 @@ type serverConfig struct {
 	trustedProxies  listFlag
 	l2TTL           time.Duration
 	migrationDB     string
+	unversioned     bool
 	purgeURLs       listFlag
 }
 
@@ -65,6 +66,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	fs.StringVar(&c.tokenSecret, "token-secret", "", "secret (32+ bytes; raw, base64: or hex:) that signs /api/v1 tokens; share it across instances. Empty: a random one for this process")
 	fs.DurationVar(&c.tokenTTL, "token-ttl", auth.DefaultTokenTTL, "lifetime of /api/v1 access tokens")
 	fs.StringVar(&c.migrationDB, "migration-db", "", "postgres://URL to run migrations on when --db is a pgbouncer in transaction mode (default: --db)")
+	fs.BoolVar(&c.unversioned, "unversioned-api", true, "serve the unauthenticated /api/users routes of phases 1–2; false leaves only /api/v1, whose auth they would bypass")
 	fs.DurationVar(&c.l2TTL, "l2-ttl", 15*time.Minute, "L2 (Redis) cache TTL, jittered ±10%")
 	fs.Var(&c.purgeURLs, "purge-url", "CDN base URL to send PURGE to after writes, e.g. Varnish (repeatable; phase 4)")
 	fs.Var(&c.trustedProxies, "trusted-proxy", "CIDR of a proxy whose X-Forwarded-For is believed for client addresses (repeatable)")
@@ -197,6 +199,7 @@ func serve(ctx context.Context, c serverConfig, log *slog.Logger, stdout io.Writ
 		Tokens:         tokens,
 		Limiter:        limiter,
 		TrustedProxies: trusted,
+		NoUnversioned:  !c.unversioned,
 		L2:             l2,
 		Purger:         purger,
 	})

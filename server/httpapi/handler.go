@@ -43,6 +43,9 @@ type Config struct {
 	// Purger sends PURGE for a user's public URL to the CDN tier after a
 	// write; nil when there is no CDN.
 	Purger *cache.Purger
+	// NoUnversioned leaves out the unauthenticated /api/users routes of
+	// phases 1–2, so that /api/v1's auth cannot be bypassed (phases 3–4).
+	NoUnversioned bool
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a client's address for rate limits.
 	TrustedProxies []netip.Prefix

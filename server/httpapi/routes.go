@@ -24,11 +24,13 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 	}
 
 	// Unversioned API (phases 1–2, no auth).
-	handle(http.MethodPost, "/api/users", a.handleCreateUser())
-	handle(http.MethodGet, "/api/users/:id", a.handleGetUser())
-	handle(http.MethodHead, "/api/users/:id", a.handleGetUser())
-	handle(http.MethodPut, "/api/users/:id", a.handleUpdateUser())
-	handle(http.MethodDelete, "/api/users/:id", a.handleDeleteUser())
+	if !cfg.NoUnversioned {
+		handle(http.MethodPost, "/api/users", a.handleCreateUser())
+		handle(http.MethodGet, "/api/users/:id", a.handleGetUser())
+		handle(http.MethodHead, "/api/users/:id", a.handleGetUser())
+		handle(http.MethodPut, "/api/users/:id", a.handleUpdateUser())
+		handle(http.MethodDelete, "/api/users/:id", a.handleDeleteUser())
+	}
 
 	// Versioned API (phases 3–4): auth, rate limits, CDN-friendly caching.
 	// Every GET also answers HEAD (RFC 9110 §9.1; net/http drops the body).
