@@ -62,8 +62,15 @@ phase-1: build
 phase-2 phase-3 phase-4: build deps
 	./$(BIN) run --phase $(subst phase-,,$@) --scenario read-heavy
 
+# The newest read-heavy run of each phase under reports/runs, in phase order;
+# with fewer than two, the checked-in runs under reports/published.
 compare: build
-	./$(BIN) compare $$(ls -d reports/runs/*-phase-* 2>/dev/null | sort | awk -F'-phase-' '{last[$$2]=$$0} END {for (k in last) print last[k]}')
+	@runs=$$(for n in 1 2 3 4; do ls -d reports/runs/*-phase-$$n-read-heavy 2>/dev/null | sort | tail -n 1; done); \
+	if [ $$(echo "$$runs" | grep -c .) -lt 2 ]; then \
+		echo "compare: fewer than two runs under reports/runs; comparing reports/published"; \
+		runs=$$(ls -d reports/published/phase-*-read-heavy); \
+	fi; \
+	echo ./$(BIN) compare $$runs; ./$(BIN) compare $$runs
 
 clean:
 	rm -rf bin
