@@ -72,6 +72,10 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	res, err := runScenario(ctx, c, sc, def, append([]string{"scalelab", "run"}, args...), stdout, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			// 130 is the shell's status for a run ended by Ctrl-C.
+			return &exitError{code: 130, msg: "interrupted: everything the run started was stopped; no report written"}
+		}
 		return err
 	}
 	if err := os.MkdirAll(c.out, 0o755); err != nil {
