@@ -245,11 +245,13 @@ type run struct {
 	// Owned by the collector goroutine between begin and finish.
 	stopTick, tickDone chan struct{}
 	series             []Point
+	opSeries           [][]Point // by operation index
 	spare              []*second
 	secHist            *hdrhistogram.Histogram
 	lastTick           time.Time
 	lastOffered        int64
 	lastDropped        int64
+	lastOpDropped      []int64 // by operation index
 	sum                Snapshot
 }
 
@@ -539,11 +541,14 @@ func (r *run) drain(ctx context.Context, cancel context.CancelFunc, wg *sync.Wai
 
 // begin starts the clock and the collector.
 func (r *run) begin() {
+	nops := len(r.mix.ops)
 	r.spare = make([]*second, len(r.shards))
 	for i := range r.spare {
-		r.spare[i] = &second{hist: NewHistogram()}
+		r.spare[i] = newSecond(nops)
 	}
 	r.secHist = NewHistogram()
+	r.opSeries = make([][]Point, nops)
+	r.lastOpDropped = make([]int64, nops)
 	r.stopTick, r.tickDone = make(chan struct{}), make(chan struct{})
 	r.start = time.Now()
 	r.lastTick = r.start
@@ -582,6 +587,7 @@ func (r *run) tick(now time.Time) {
 	r.lastTick = now
 	h := r.secHist
 	h.Reset()
+	// The swapped-out seconds become the spares once read.
 	for i, sh := range r.shards {
 		s := sh.swap(r.spare[i])
 		p.Ops += s.ops
@@ -589,19 +595,35 @@ func (r *run) tick(now time.Time) {
 		p.Errors += s.errors
 		p.Throttled += s.throttled
 		h.Merge(s.hist)
-		s.reset()
 		r.spare[i] = s
 	}
 	off, drop := r.offered.Load(), r.dropped.Load()
 	p.Offered, p.Dropped = off-r.lastOffered, drop-r.lastDropped
 	r.lastOffered, r.lastDropped = off, drop
-	if h.TotalCount() > 0 {
-		v := h.ValueAtPercentilesSlice([]float64{50, 99})
-		p.P50, p.P99 = usToMS(v[0]), usToMS(v[1])
-		p.Latency = hdrhistogram.NewPacked(histMin, histMax, histSigFigs)
-		p.Latency.MergeFrom(h)
-	}
+	p.setLatency(h)
 	r.series = append(r.series, p)
+
+	// Every operation gets a point every second, even an empty one, so
+	// that its series lines up with the total's.
+	for op := range r.opSeries {
+		q := Point{Second: p.Second, Interval: p.Interval}
+		h.Reset()
+		for _, s := range r.spare {
+			t := &s.byOp[op]
+			q.Ops += t.count
+			q.Errors += t.errors
+			q.Throttled += t.throttled
+			h.Merge(t.hist)
+		}
+		drop := r.opDropped[op].Load()
+		q.Dropped = drop - r.lastOpDropped[op]
+		r.lastOpDropped[op] = drop
+		q.setLatency(h)
+		r.opSeries[op] = append(r.opSeries[op], q)
+	}
+	for _, s := range r.spare {
+		s.reset()
+	}
 
 	s := &r.sum
 	s.Elapsed = now.Sub(r.start)
@@ -639,7 +661,7 @@ func (r *run) result() *Result {
 		res.StartDelay = NewHistogram()
 	}
 	for i, op := range r.mix.ops {
-		st := Stats{Name: op.Name, Latency: NewHistogram(), Dropped: r.opDropped[i].Load()}
+		st := Stats{Name: op.Name, Latency: NewHistogram(), Dropped: r.opDropped[i].Load(), Series: r.opSeries[i]}
 		for _, sh := range r.shards {
 			sh.mu.Lock()
 			t := sh.ops[i].stats(op.Name)

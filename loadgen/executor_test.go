@@ -134,6 +134,65 @@ func TestConstantArrivalRateHoldsRateWhenServerSlows(t *testing.T) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// Each operation's series adds up to the operation's stats, and lines up
+// with the total's series.
+func TestOperationSeriesSumToStats(t *testing.T) {
+	t.Parallel()
+	srv := mustServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	res := mustRun(t, Config{
+		Target:   srv.URL,
+		Ops:      []Op{getOp("get", "/"), getOp("fail", "/fail")},
+		Executor: ConstantArrivalRate{Rate: 200, Duration: 2 * time.Second},
+	})
+	var ops int64
+	for _, st := range res.Operations {
+		t.Run(st.Name, func(t *testing.T) {
+			if len(st.Series) != len(res.Series) {
+				t.Fatalf("series has %d points, want %d as the total's", len(st.Series), len(res.Series))
+			}
+			var sum Stats
+			var latencies int64
+			for i, p := range st.Series {
+				if p.Second != i || p.Interval != res.Series[i].Interval {
+					t.Errorf("point %d: second %d interval %v, want %d and %v", i, p.Second, p.Interval, i, res.Series[i].Interval)
+				}
+				sum.Count += p.Ops
+				sum.Errors += p.Errors
+				sum.Throttled += p.Throttled
+				sum.Dropped += p.Dropped
+				if p.Latency != nil {
+					latencies += p.Latency.TotalCount()
+				}
+			}
+			if sum.Count != st.Count || sum.Errors != st.Errors || sum.Throttled != st.Throttled || sum.Dropped != st.Dropped {
+				t.Errorf("series sums count %d errors %d throttled %d dropped %d, want %d, %d, %d, %d",
+					sum.Count, sum.Errors, sum.Throttled, sum.Dropped, st.Count, st.Errors, st.Throttled, st.Dropped)
+			}
+			if latencies != st.Latency.TotalCount() {
+				t.Errorf("series latencies %d, want %d", latencies, st.Latency.TotalCount())
+			}
+			if st.Count == 0 {
+				t.Errorf("no %s operations", st.Name)
+			}
+		})
+		ops += st.Count
+	}
+	if fail := opStats(t, res, "fail"); fail.Errors != fail.Count {
+		t.Errorf("fail: %d errors of %d, want all", fail.Errors, fail.Count)
+	}
+	var seriesOps int64
+	for _, p := range res.Series {
+		seriesOps += p.Ops
+	}
+	if seriesOps != ops {
+		t.Errorf("total series has %d operations, operations' series %d", seriesOps, ops)
+	}
+}
+
 // stallServer answers at once, except that from its 100th request on it
 // stalls for one second: requests arriving in that second all wait for its
 // end.

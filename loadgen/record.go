@@ -19,6 +19,12 @@ import (
 // each shard's current-second counts for an empty set (a pointer swap under
 // the lock) and merges them outside it; at the end it merges the shards'
 // per-name histograms. BenchmarkRecord measures the cost of one request.
+//
+// The current second also keeps a tally per operation, so that each
+// operation has its own series: recording an operation adds one counter
+// and one histogram value under the lock it already holds. It costs two
+// dense histograms per operation per shard (the current second and the
+// spare), as the operation's whole-run tally already does.
 
 // outcome of a request or an operation, ordered by severity.
 type outcome uint8
@@ -52,15 +58,33 @@ func (t *tally) stats(name string) Stats {
 	return Stats{Name: name, Count: t.count, Errors: t.errors, Throttled: t.throttled, Latency: t.hist}
 }
 
-// second counts what completed in one second, in one shard.
+func (t *tally) reset() {
+	t.count, t.errors, t.throttled = 0, 0, 0
+	t.hist.Reset()
+}
+
+// second counts what completed in one second, in one shard: requests, and
+// operations both in all and each on its own.
 type second struct {
 	ops, requests, errors, throttled int64
 	hist                             *hdrhistogram.Histogram
+	byOp                             []tally // by operation index
+}
+
+func newSecond(nops int) *second {
+	s := &second{hist: NewHistogram(), byOp: make([]tally, nops)}
+	for i := range s.byOp {
+		s.byOp[i].hist = NewHistogram()
+	}
+	return s
 }
 
 func (s *second) reset() {
 	s.ops, s.requests, s.errors, s.throttled = 0, 0, 0, 0
 	s.hist.Reset()
+	for i := range s.byOp {
+		s.byOp[i].reset()
+	}
 }
 
 type shard struct {
@@ -79,7 +103,7 @@ func newShard(nops int) *shard {
 		ops:        make([]tally, nops),
 		classes:    make(map[string]int64),
 		startDelay: NewHistogram(),
-		cur:        &second{hist: NewHistogram()},
+		cur:        newSecond(nops),
 	}
 	for i := range sh.ops {
 		sh.ops[i].hist = NewHistogram()
@@ -120,6 +144,7 @@ func (sh *shard) recordOp(i int, lat, delay time.Duration, o outcome, hasLatency
 		sh.classes[class]++
 	}
 	sh.cur.ops++
+	sh.cur.byOp[i].add(o, lat, hasLatency)
 	sh.mu.Unlock()
 }
 

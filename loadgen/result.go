@@ -106,6 +106,12 @@ type Stats struct {
 	// meaningful latency, and a failed operation has none if one of its
 	// requests had such an error).
 	Latency *hdrhistogram.Histogram
+	// Series has one point per second of the run for an operation, aligned
+	// with Result.Series; nil for requests and the total. Its points count
+	// the operation: Ops, Errors, Throttled, Dropped and the latencies are
+	// those of Count, Errors, Throttled, Dropped and Latency that fell in
+	// the second; Requests and Offered are zero.
+	Series []Point
 }
 
 // Rate returns the stats' count per second over d.
@@ -187,6 +193,20 @@ func (p *Point) Rate() float64 { return perSecond(p.Requests, p.Interval) }
 // OfferedRate returns the offered arrival rate of the point, per second.
 func (p *Point) OfferedRate() float64 { return perSecond(p.Offered, p.Interval) }
 
+// OpRate returns the rate of operations finished in the point, per second.
+func (p *Point) OpRate() float64 { return perSecond(p.Ops, p.Interval) }
+
+// setLatency sets the point's latencies to those of h (µs), if any.
+func (p *Point) setLatency(h *hdrhistogram.Histogram) {
+	if h.TotalCount() == 0 {
+		return
+	}
+	v := h.ValueAtPercentilesSlice([]float64{50, 99})
+	p.P50, p.P99 = usToMS(v[0]), usToMS(v[1])
+	p.Latency = hdrhistogram.NewPacked(histMin, histMax, histSigFigs)
+	p.Latency.MergeFrom(h)
+}
+
 func perSecond(n int64, d time.Duration) float64 {
 	if d <= 0 {
 		return 0
@@ -196,9 +216,9 @@ func perSecond(n int64, d time.Duration) float64 {
 
 // Merge adds o into r, as if both runs had been one: counts add up,
 // histograms merge (so percentiles of the merged result are those of all the
-// values recorded by both), the per-second series are aligned on wall-clock
-// seconds, and the merged run spans from the earlier start to the later
-// end. Use it to combine the results of several generator processes that
+// values recorded by both), the per-second series (the total's and each
+// operation's) are aligned on wall-clock seconds, and the merged run spans
+// from the earlier start to the later end. Use it to combine the results of several generator processes that
 // ran at the same time, or of several rounds.
 func (r *Result) Merge(o *Result) {
 	start, end := o.Start, o.Start.Add(o.Duration)
@@ -206,9 +226,9 @@ func (r *Result) Merge(o *Result) {
 		start = minTime(r.Start, o.Start)
 		end = maxTime(r.Start.Add(r.Duration), end)
 		if shift := int(math.Round(r.Start.Sub(start).Seconds())); shift > 0 {
-			r.Series = append(make([]Point, shift), r.Series...)
-			for i := range r.Series {
-				r.Series[i].Second = i
+			r.Series = shiftSeries(r.Series, shift)
+			for i := range r.Operations {
+				r.Operations[i].Series = shiftSeries(r.Operations[i].Series, shift)
 			}
 		}
 	}
@@ -239,12 +259,31 @@ func (r *Result) Merge(o *Result) {
 	}
 
 	offset := int(math.Round(o.Start.Sub(r.Start).Seconds()))
-	for _, p := range o.Series {
+	r.Series = mergeSeries(r.Series, o.Series, offset)
+	for i := range o.Operations {
+		// mergeStats above has given r every operation of o.
+		j := slices.IndexFunc(r.Operations, func(s Stats) bool { return s.Name == o.Operations[i].Name })
+		r.Operations[j].Series = mergeSeries(r.Operations[j].Series, o.Operations[i].Series, offset)
+	}
+}
+
+// shiftSeries moves a series n seconds later, prepending empty points.
+func shiftSeries(a []Point, n int) []Point {
+	a = append(make([]Point, n), a...)
+	for i := range a {
+		a[i].Second = i
+	}
+	return a
+}
+
+// mergeSeries adds b into a, b's second 0 being a's second offset.
+func mergeSeries(a, b []Point, offset int) []Point {
+	for _, p := range b {
 		i := p.Second + offset
-		for len(r.Series) <= i {
-			r.Series = append(r.Series, Point{Second: len(r.Series)})
+		for len(a) <= i {
+			a = append(a, Point{Second: len(a)})
 		}
-		q := &r.Series[i]
+		q := &a[i]
 		q.Interval = max(q.Interval, p.Interval)
 		q.Offered += p.Offered
 		q.Dropped += p.Dropped
@@ -262,6 +301,7 @@ func (r *Result) Merge(o *Result) {
 			q.P99 = usToMS(q.Latency.ValueAtPercentile(99))
 		}
 	}
+	return a
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -349,6 +389,8 @@ type StatsSummary struct {
 	// Histogram is the latency histogram (µs) in HdrHistogram's V2
 	// compressed encoding, base64.
 	Histogram string `json:"histogram,omitempty"`
+	// Series is an operation's per-second series (Stats.Series).
+	Series []PointSummary `json:"series,omitempty"`
 }
 
 // PointSummary is the JSON form of a Point.
@@ -394,21 +436,42 @@ func (r *Result) Summary() Summary {
 	for i := range r.Requests {
 		s.Requests = append(s.Requests, r.statsSummary(&r.Requests[i]))
 	}
-	for _, p := range r.Series {
-		ps := PointSummary{
-			Second: p.Second, IntervalS: p.Interval.Seconds(),
-			Offered: p.Offered, Dropped: p.Dropped, Ops: p.Ops,
-			Requests: p.Requests, Errors: p.Errors, Throttled: p.Throttled,
-			Rate: p.Rate(), P50MS: p.P50, P99MS: p.P99,
-		}
-		if p.Latency != nil && p.Latency.TotalCount() > 0 {
-			if b, err := p.Latency.Encode(); err == nil {
-				ps.Histogram = string(b)
-			}
-		}
-		s.Series = append(s.Series, ps)
+	for i := range r.Series {
+		s.Series = append(s.Series, r.Series[i].summary())
 	}
 	return s
+}
+
+func (p *Point) summary() PointSummary {
+	ps := PointSummary{
+		Second: p.Second, IntervalS: p.Interval.Seconds(),
+		Offered: p.Offered, Dropped: p.Dropped, Ops: p.Ops,
+		Requests: p.Requests, Errors: p.Errors, Throttled: p.Throttled,
+		Rate: p.Rate(), P50MS: p.P50, P99MS: p.P99,
+	}
+	if p.Latency != nil && p.Latency.TotalCount() > 0 {
+		if b, err := p.Latency.Encode(); err == nil {
+			ps.Histogram = string(b)
+		}
+	}
+	return ps
+}
+
+// point decodes the JSON form of a Point.
+func (ps *PointSummary) point() (Point, error) {
+	p := Point{
+		Second: ps.Second, Interval: time.Duration(ps.IntervalS * float64(time.Second)),
+		Offered: ps.Offered, Dropped: ps.Dropped, Ops: ps.Ops,
+		Requests: ps.Requests, Errors: ps.Errors, Throttled: ps.Throttled,
+		P50: ps.P50MS, P99: ps.P99MS,
+	}
+	if ps.Histogram != "" {
+		var err error
+		if p.Latency, err = hdrhistogram.DecodePacked([]byte(ps.Histogram)); err != nil {
+			return Point{}, fmt.Errorf("second %d histogram: %w", ps.Second, err)
+		}
+	}
+	return p, nil
 }
 
 func cloneCounts(m map[string]int64) map[string]int64 {
@@ -419,12 +482,16 @@ func cloneCounts(m map[string]int64) map[string]int64 {
 }
 
 func (r *Result) statsSummary(s *Stats) StatsSummary {
-	return StatsSummary{
+	ss := StatsSummary{
 		Name: s.Name, Count: s.Count, Errors: s.Errors, Throttled: s.Throttled, Dropped: s.Dropped,
 		Rate:      s.Rate(r.Duration),
 		LatencyMS: s.Percentiles(),
 		Histogram: encode(s.Latency),
 	}
+	for i := range s.Series {
+		ss.Series = append(ss.Series, s.Series[i].summary())
+	}
+	return ss
 }
 
 func encode(h *hdrhistogram.Histogram) string {
@@ -476,7 +543,15 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 		if err != nil {
 			return Stats{}, fmt.Errorf("%s histogram: %w", ss.Name, err)
 		}
-		return Stats{Name: ss.Name, Count: ss.Count, Errors: ss.Errors, Throttled: ss.Throttled, Dropped: ss.Dropped, Latency: h}, nil
+		st := Stats{Name: ss.Name, Count: ss.Count, Errors: ss.Errors, Throttled: ss.Throttled, Dropped: ss.Dropped, Latency: h}
+		for _, ps := range ss.Series {
+			p, err := ps.point()
+			if err != nil {
+				return Stats{}, fmt.Errorf("%s: %w", ss.Name, err)
+			}
+			st.Series = append(st.Series, p)
+		}
+		return st, nil
 	}
 	if out.Total, err = stats(s.Total); err != nil {
 		return err
@@ -496,16 +571,9 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 		out.Requests = append(out.Requests, st)
 	}
 	for _, ps := range s.Series {
-		p := Point{
-			Second: ps.Second, Interval: time.Duration(ps.IntervalS * float64(time.Second)),
-			Offered: ps.Offered, Dropped: ps.Dropped, Ops: ps.Ops,
-			Requests: ps.Requests, Errors: ps.Errors, Throttled: ps.Throttled,
-			P50: ps.P50MS, P99: ps.P99MS,
-		}
-		if ps.Histogram != "" {
-			if p.Latency, err = hdrhistogram.DecodePacked([]byte(ps.Histogram)); err != nil {
-				return fmt.Errorf("second %d histogram: %w", ps.Second, err)
-			}
+		p, err := ps.point()
+		if err != nil {
+			return err
 		}
 		out.Series = append(out.Series, p)
 	}

@@ -21,23 +21,32 @@ func fakeResult(start time.Time, lats map[string][]time.Duration, counters map[s
 		Total: Stats{Name: "total", Latency: NewHistogram()}, ErrorsByClass: map[string]int64{"http 503": 1},
 		Counters: counters, StartDelay: NewHistogram(), Offered: 100, Dropped: 2, Workers: 3,
 	}
+	grow := func(s []Point, sec int) []Point {
+		for len(s) <= sec {
+			s = append(s, Point{Second: len(s), Interval: time.Second,
+				Latency: hdrhistogram.NewPacked(histMin, histMax, histSigFigs)})
+		}
+		return s
+	}
 	for _, name := range []string{"get", "put"} {
 		st := Stats{Name: name, Latency: NewHistogram(), Errors: 1}
+		var opSeries []Point
 		for i, d := range lats[name] {
 			st.Count++
 			recordLatency(st.Latency, d)
 			recordLatency(r.StartDelay, d/100)
 			sec := i % 10
-			for len(r.Series) <= sec {
-				r.Series = append(r.Series, Point{Second: len(r.Series), Interval: time.Second,
-					Latency: hdrhistogram.NewPacked(histMin, histMax, histSigFigs)})
-			}
+			r.Series = grow(r.Series, sec)
 			r.Series[sec].Requests++
 			r.Series[sec].Latency.RecordValue(d.Microseconds())
+			opSeries = grow(opSeries, sec)
+			opSeries[sec].Ops++
+			opSeries[sec].Latency.RecordValue(d.Microseconds())
 		}
 		r.Requests = append(r.Requests, st)
 		op := st
 		op.Latency = st.Latency.Clone()
+		op.Series = opSeries
 		r.Operations = append(r.Operations, op)
 		r.Total.merge(&st)
 	}
@@ -105,6 +114,19 @@ func TestResultMergeEqualsRecordingAll(t *testing.T) {
 				p.Latency.ValueAtPercentile(99), w.Requests, w.Latency.ValueAtPercentile(99))
 		}
 	}
+	for i, op := range merged.Operations {
+		w := want.Operations[i]
+		if len(op.Series) != len(w.Series) {
+			t.Fatalf("merged %s series has %d points, want %d", op.Name, len(op.Series), len(w.Series))
+		}
+		for j, p := range op.Series {
+			wp := w.Series[j]
+			wp99 := usToMS(wp.Latency.ValueAtPercentile(99))
+			if p.Ops != wp.Ops || p.P99 != wp99 || p.Latency.TotalCount() != wp.Latency.TotalCount() {
+				t.Errorf("merged %s second %d: %d ops, p99 %v; want %d, %v", op.Name, j, p.Ops, p.P99, wp.Ops, wp99)
+			}
+		}
+	}
 }
 
 // Results of runs that did not start together line up on wall-clock
@@ -112,20 +134,30 @@ func TestResultMergeEqualsRecordingAll(t *testing.T) {
 func TestResultMergeAlignsSeries(t *testing.T) {
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	mk := func(at time.Time, perSecond ...int64) *Result {
-		r := &Result{Start: at, Duration: time.Duration(len(perSecond)) * time.Second}
+		r := &Result{Start: at, Duration: time.Duration(len(perSecond)) * time.Second, Operations: []Stats{{Name: "get"}}}
 		for i, n := range perSecond {
 			r.Series = append(r.Series, Point{Second: i, Interval: time.Second, Requests: n})
+			r.Operations[0].Series = append(r.Operations[0].Series, Point{Second: i, Interval: time.Second, Ops: n})
 		}
 		return r
 	}
 	r := mk(start.Add(2*time.Second), 10, 10)
 	r.Merge(mk(start, 1, 1, 1))
-	var got []int64
+	var got, gotOps []int64
 	for _, p := range r.Series {
 		got = append(got, p.Requests)
 	}
+	for i, p := range r.Operations[0].Series {
+		if p.Second != i {
+			t.Errorf("merged operation point %d has second %d", i, p.Second)
+		}
+		gotOps = append(gotOps, p.Ops)
+	}
 	if diff := cmp.Diff([]int64{1, 1, 11, 10}, got); diff != "" {
 		t.Errorf("merged series requests (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int64{1, 1, 11, 10}, gotOps); diff != "" {
+		t.Errorf("merged operation series ops (-want +got):\n%s", diff)
 	}
 	if !r.Start.Equal(start) || r.Duration != 4*time.Second {
 		t.Errorf("merged start %v duration %v, want %v and 4s", r.Start, r.Duration, start)
@@ -171,6 +203,12 @@ func TestResultJSONRoundTrip(t *testing.T) {
 		}
 	}
 	op := m["operations"].([]any)[0].(map[string]any)
+	if _, ok := op["series"]; !ok {
+		t.Errorf("operation JSON has no \"series\"")
+	}
+	if _, ok := m["total"].(map[string]any)["series"]; ok {
+		t.Errorf("total JSON has a \"series\", want it only on operations")
+	}
 	lat := op["latency_ms"].(map[string]any)
 	for _, key := range []string{"p50", "p90", "p99", "p999", "max", "mean"} {
 		if _, ok := lat[key]; !ok {
@@ -201,6 +239,17 @@ func TestMergeRealRuns(t *testing.T) {
 	a.Merge(b)
 	if a.Total.Count != 100 || a.Offered != 100 || !a.Total.Latency.Equals(all) {
 		t.Errorf("merged count %d offered %d, want 100 and 100; histogram equal %v", a.Total.Count, a.Offered, a.Total.Latency.Equals(all))
+	}
+	get := a.Operations[0]
+	var ops, latencies int64
+	for _, p := range get.Series {
+		ops += p.Ops
+		if p.Latency != nil {
+			latencies += p.Latency.TotalCount()
+		}
+	}
+	if ops != get.Count || latencies != get.Latency.TotalCount() {
+		t.Errorf("merged get series sums %d ops, %d latencies; want %d and %d", ops, latencies, get.Count, get.Latency.TotalCount())
 	}
 }
 

@@ -60,15 +60,13 @@ func buildResult(ctx context.Context, in resultInput) *reports.Result {
 		res.Totals.OfferedRate = float64(lr.Offered) / d.Seconds()
 	}
 	for i := range lr.Operations {
-		res.Operations = append(res.Operations, operation(&lr.Operations[i], d))
+		res.Operations = append(res.Operations, operation(lr, &lr.Operations[i]))
 	}
 	for i := range lr.Requests {
-		res.Requests = append(res.Requests, operation(&lr.Requests[i], d))
+		res.Requests = append(res.Requests, operation(lr, &lr.Requests[i]))
 	}
 	for _, p := range lr.Series {
-		if p.Second >= int(d/time.Second) && p.Offered == 0 {
-			// The graceful stop's tail: what finished after the last
-			// arrival. Its few completions would draw a false cliff.
+		if tail(lr, p.Second) {
 			continue
 		}
 		res.Series = append(res.Series, reports.Second{
@@ -135,8 +133,26 @@ func notes(in resultInput, res *reports.Result) []string {
 	return n
 }
 
-func operation(s *loadgen.Stats, d time.Duration) reports.Operation {
-	return reports.Operation{Name: s.Name, Count: s.Count, Errors: s.Errors, Throttled: s.Throttled, Rate: s.Rate(d), LatencyMS: latency(s)}
+// tail reports whether second i of lr is in the graceful stop's tail: what
+// finished after the last arrival. Its few completions would draw a false
+// cliff, and its latencies would be judged on a handful of samples.
+func tail(lr *loadgen.Result, i int) bool {
+	return i >= int(lr.Duration/time.Second) && (i >= len(lr.Series) || lr.Series[i].Offered == 0)
+}
+
+// operation maps an operation's or a request name's stats; only operations
+// have a series.
+func operation(lr *loadgen.Result, s *loadgen.Stats) reports.Operation {
+	op := reports.Operation{Name: s.Name, Count: s.Count, Errors: s.Errors, Throttled: s.Throttled, Rate: s.Rate(lr.Duration), LatencyMS: latency(s)}
+	for _, p := range s.Series {
+		if tail(lr, p.Second) {
+			continue
+		}
+		op.Series = append(op.Series, reports.OpSecond{
+			T: p.Second, Requests: p.Ops, Rate: p.OpRate(), Errors: p.Errors, P50MS: p.P50, P99MS: p.P99,
+		})
+	}
+	return op
 }
 
 func latency(s *loadgen.Stats) reports.Latency {
