@@ -30,7 +30,7 @@ func (db *DB) CreateRecord(ctx context.Context, r *server.Record) error {
 	if !server.ValidID(r.UserID) {
 		return errUserNotFound()
 	}
-	if err := fillRecord(r); err != nil {
+	if err := server.PrepareNewRecord(r); err != nil {
 		return err
 	}
 	_, err := db.primary.Exec(ctx, `INSERT INTO records (`+recordCols+`)
@@ -40,28 +40,6 @@ func (db *DB) CreateRecord(ctx context.Context, r *server.Record) error {
 		return fmt.Errorf("create record for user %s: %w", r.UserID, mapError(err))
 	}
 	db.recordPosition(ctx)
-	return nil
-}
-
-func fillRecord(r *server.Record) error {
-	if !json.Valid(r.Data) {
-		return server.Errorf(server.EINVALID, "data must be a JSON value")
-	}
-	if r.ID == "" {
-		id, err := server.NewID()
-		if err != nil {
-			return err
-		}
-		r.ID = id
-	} else if !server.ValidID(r.ID) {
-		return server.Errorf(server.EINVALID, "invalid record id %q", r.ID)
-	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = server.Now()
-	}
-	if r.UpdatedAt.IsZero() {
-		r.UpdatedAt = r.CreatedAt
-	}
 	return nil
 }
 

@@ -26,14 +26,11 @@ const seedRowsPerCopy = 100_000
 // whose seeded users are not such a prefix (one was deleted, say) fails with
 // ECONFLICT.
 func (db *DB) Seed(ctx context.Context, users int, passwordHash string, progress func(done int)) error {
-	if users < 0 {
-		return server.Errorf(server.EINVALID, "seed: users must be >= 0, got %d", users)
-	}
-	if passwordHash == "" {
-		return server.Errorf(server.EINVALID, "seed: a password hash is required")
+	if err := server.CheckSeed(users, passwordHash); err != nil {
+		return err
 	}
 	start := time.Now()
-	have, err := db.seeded(ctx, users)
+	have, err := server.SeededPrefix(ctx, users, db.userExists)
 	if err != nil {
 		return err
 	}
@@ -77,22 +74,9 @@ func (db *DB) Seed(ctx context.Context, users int, passwordHash string, progress
 	return nil
 }
 
-// seeded returns k such that seeded users 0..k-1 exist and k does not
-// (k <= n).
-func (db *DB) seeded(ctx context.Context, n int) (int, error) {
-	lo, hi := 0, n
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		var exists bool
-		err := db.primary.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1::uuid)`, server.SeedUserID(mid)).Scan(&exists)
-		if err != nil {
-			return 0, fmt.Errorf("seed: look for seeded user %d: %w", mid, err)
-		}
-		if exists {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo, nil
+// userExists reports whether a user with this id is on the primary.
+func (db *DB) userExists(ctx context.Context, id string) (bool, error) {
+	var exists bool
+	err := db.primary.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1::uuid)`, id).Scan(&exists)
+	return exists, err
 }

@@ -19,7 +19,7 @@ const userCols = `id, email, username, password_hash, name, avatar, created_at, 
 // of concurrent sign-ups with one email exactly one wins.
 func (db *DB) CreateUser(ctx context.Context, u *server.User) error {
 	defer db.wrote("create_user", time.Now())
-	if err := fillUser(u); err != nil {
+	if err := server.PrepareNewUser(u); err != nil {
 		return err
 	}
 	_, err := db.primary.Exec(ctx, `INSERT INTO users (`+userCols+`, email_key, username_key)
@@ -30,29 +30,6 @@ func (db *DB) CreateUser(ctx context.Context, u *server.User) error {
 		return fmt.Errorf("create user %s: %w", u.ID, mapError(err))
 	}
 	db.recordPosition(ctx)
-	return nil
-}
-
-// fillUser sets the server-owned fields a caller left zero.
-func fillUser(u *server.User) error {
-	if u.ID == "" {
-		id, err := server.NewID()
-		if err != nil {
-			return err
-		}
-		u.ID = id
-	} else if !server.ValidID(u.ID) {
-		return server.Errorf(server.EINVALID, "invalid user id %q", u.ID)
-	}
-	if u.CreatedAt.IsZero() {
-		u.CreatedAt = server.Now()
-	}
-	if u.UpdatedAt.IsZero() {
-		u.UpdatedAt = u.CreatedAt
-	}
-	if u.Version == 0 {
-		u.Version = 1
-	}
 	return nil
 }
 

@@ -26,34 +26,12 @@ func (db *DB) CreateRecord(ctx context.Context, r *server.Record) error {
 	if !server.ValidID(r.UserID) {
 		return errUserNotFound()
 	}
-	if err := fillRecord(r); err != nil {
+	if err := server.PrepareNewRecord(r); err != nil {
 		return err
 	}
 	_, err := db.stmts.createRecord.ExecContext(ctx, r.ID, r.UserID, string(r.Data), micros(r.CreatedAt), micros(r.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("create record for user %s: %w", r.UserID, mapError(err))
-	}
-	return nil
-}
-
-func fillRecord(r *server.Record) error {
-	if !json.Valid(r.Data) {
-		return server.Errorf(server.EINVALID, "data must be a JSON value")
-	}
-	if r.ID == "" {
-		id, err := server.NewID()
-		if err != nil {
-			return err
-		}
-		r.ID = id
-	} else if !server.ValidID(r.ID) {
-		return server.Errorf(server.EINVALID, "invalid record id %q", r.ID)
-	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = server.Now()
-	}
-	if r.UpdatedAt.IsZero() {
-		r.UpdatedAt = r.CreatedAt
 	}
 	return nil
 }
@@ -117,8 +95,8 @@ func (db *DB) Records(ctx context.Context, userID string, limit int, cursor stri
 	}
 	if len(page.Items) == 0 {
 		// Tell "no records" from "no such user"; only empty pages pay.
-		var exists bool
-		if err := db.stmts.userExists.QueryRowContext(ctx, userID).Scan(&exists); err != nil {
+		exists, err := db.userExists(ctx, userID)
+		if err != nil {
 			return nil, fmt.Errorf("list records of user %s: %w", userID, err)
 		}
 		if !exists {

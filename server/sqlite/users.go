@@ -15,7 +15,7 @@ import (
 // "email" or "username") when either is taken, compared case-insensitively.
 func (db *DB) CreateUser(ctx context.Context, u *server.User) error {
 	defer db.metrics.Since("create_user", time.Now())
-	if err := fillUser(u); err != nil {
+	if err := server.PrepareNewUser(u); err != nil {
 		return err
 	}
 	_, err := db.stmts.createUser.ExecContext(ctx, u.ID, u.Email, server.FoldKey(u.Email), u.Username,
@@ -23,29 +23,6 @@ func (db *DB) CreateUser(ctx context.Context, u *server.User) error {
 		micros(u.CreatedAt), micros(u.UpdatedAt), u.Version)
 	if err != nil {
 		return fmt.Errorf("create user %s: %w", u.ID, mapError(err))
-	}
-	return nil
-}
-
-// fillUser sets the server-owned fields a caller left zero.
-func fillUser(u *server.User) error {
-	if u.ID == "" {
-		id, err := server.NewID()
-		if err != nil {
-			return err
-		}
-		u.ID = id
-	} else if !server.ValidID(u.ID) {
-		return server.Errorf(server.EINVALID, "invalid user id %q", u.ID)
-	}
-	if u.CreatedAt.IsZero() {
-		u.CreatedAt = server.Now()
-	}
-	if u.UpdatedAt.IsZero() {
-		u.UpdatedAt = u.CreatedAt
-	}
-	if u.Version == 0 {
-		u.Version = 1
 	}
 	return nil
 }
