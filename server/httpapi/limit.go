@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -12,9 +13,9 @@ import (
 )
 
 // limit applies the request budgets to a /api/v1 route. The budget is the
-// token's subject when the request carries a well-signed token (checked
-// here without touching the database, so a flood costs no queries), else
-// the client's address. Every limited response carries the RateLimit-*
+// token's subject when the request carries a valid token (checked here
+// without touching the database, so a flood costs no queries), else the
+// client's address. Every limited response carries the RateLimit-*
 // headers; a refused one is a 429 with Retry-After.
 func (a *api) limit(h httprouter.Handle) httprouter.Handle {
 	if a.limiter == nil {
@@ -25,12 +26,12 @@ func (a *api) limit(h httprouter.Handle) httprouter.Handle {
 			Addr: ratelimit.ClientIP(r, a.trusted),
 			Read: r.Method == http.MethodGet || r.Method == http.MethodHead,
 		}
-		if a.tokens != nil {
-			if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
-				if uid, err := a.tokens.Verify(strings.TrimSpace(token)); err == nil {
-					req.Subject = uid
-				}
-			}
+		if len(r.Header["Authorization"]) > 0 {
+			uid, err := a.tokenSubject(r)
+			req.Subject = uid
+			// The handler authenticates the same request: keep the
+			// verdict rather than verify the signature twice.
+			r = r.WithContext(context.WithValue(r.Context(), tokenCheckKey{}, tokenCheck{uid, err}))
 		}
 		d := a.limiter.AllowRequest(r.Context(), req)
 		ratelimit.SetHeaders(w.Header(), d)

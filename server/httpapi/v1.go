@@ -79,20 +79,9 @@ func errBadToken() error {
 // the other must never disagree on who asks). A token of a deleted user
 // fails too: its user is looked up (through the caches) on every request.
 func (a *api) authenticate(r *http.Request) (*principal, error) {
-	hs := r.Header.Values("Authorization")
-	if len(hs) == 0 {
-		return nil, nil
-	}
-	if len(hs) > 1 {
-		return nil, errBadToken()
-	}
-	scheme, token, ok := strings.Cut(hs[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" || a.tokens == nil {
-		return nil, errBadToken()
-	}
-	uid, err := a.tokens.Verify(strings.TrimSpace(token))
-	if err != nil {
-		return nil, errBadToken()
+	uid, err := a.tokenSubject(r)
+	if err != nil || uid == "" {
+		return nil, err
 	}
 	if _, err := a.userEntry(r.Context(), uid); err != nil {
 		if server.ErrorCode(err) != server.ENOTFOUND {
@@ -112,6 +101,42 @@ func (a *api) authenticate(r *http.Request) (*principal, error) {
 	}
 	return &principal{UserID: uid}, nil
 }
+
+// tokenSubject checks r's credentials without looking the user up: ""
+// and no error without an Authorization header, the token's subject for a
+// well-formed, well-signed, unexpired bearer token, errBadToken for
+// anything else. The rate limiter checks first (see limit) and leaves its
+// verdict in the request's context, so a token is verified once.
+func (a *api) tokenSubject(r *http.Request) (string, error) {
+	if v, ok := r.Context().Value(tokenCheckKey{}).(tokenCheck); ok {
+		return v.subject, v.err
+	}
+	hs := r.Header.Values("Authorization")
+	if len(hs) == 0 {
+		return "", nil
+	}
+	if len(hs) > 1 {
+		return "", errBadToken()
+	}
+	scheme, token, ok := strings.Cut(hs[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" || a.tokens == nil {
+		return "", errBadToken()
+	}
+	uid, err := a.tokens.Verify(strings.TrimSpace(token))
+	if err != nil {
+		return "", errBadToken()
+	}
+	return uid, nil
+}
+
+// tokenCheck is tokenSubject's verdict on a request, kept in its context
+// under tokenCheckKey.
+type tokenCheck struct {
+	subject string
+	err     error
+}
+
+type tokenCheckKey struct{}
 
 // requireSelf authenticates r and returns the route's user id, which must
 // be the caller's own: 401 without a valid token (checked first, so
