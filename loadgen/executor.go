@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -694,15 +695,7 @@ func (r *run) result() *Result {
 		res.Requests = append(res.Requests, *st)
 		res.Total.merge(st)
 	}
-	slices.SortFunc(res.Requests, func(a, b Stats) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(res.Requests, func(a, b Stats) int { return cmp.Compare(a.Name, b.Name) })
 	r.mu.Lock()
 	for _, w := range r.workers {
 		for name, c := range w.session.counters {

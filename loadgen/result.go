@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -330,15 +331,7 @@ func mergeStats(a, b []Stats, sorted bool) []Stats {
 		a[j].merge(&b[i])
 	}
 	if sorted {
-		slices.SortFunc(a, func(x, y Stats) int {
-			switch {
-			case x.Name < y.Name:
-				return -1
-			case x.Name > y.Name:
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(a, func(x, y Stats) int { return cmp.Compare(x.Name, y.Name) })
 	}
 	return a
 }

@@ -214,14 +214,19 @@ func (db *DB) readOn(ctx context.Context, r *replica, q querier, fn func(q queri
 // snapshot is taken after the check returned, so it sees the commit.
 func (db *DB) readChecked(ctx context.Context, r *replica, fn func(q querier) error) (served bool, err error) {
 	pos := server.MinPosition(ctx)
-	conn, err := r.pool.Acquire(ctx)
-	if err != nil {
+	// fail ends the read with err: served (the caller gives up) when the
+	// read's own context ended, else unserved, for the primary to retry.
+	fail := func(err error) (bool, error) {
 		if ctx.Err() != nil {
 			return true, err
 		}
 		r.checks["error"].Inc()
 		r.failed(err)
 		return false, err
+	}
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return fail(err)
 	}
 	defer conn.Release()
 	var text *string
@@ -234,12 +239,7 @@ func (db *DB) readChecked(ctx context.Context, r *replica, fn func(q querier) er
 		replay, err = server.ParsePosition(*text)
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return true, err
-		}
-		r.checks["error"].Inc()
-		r.failed(err)
-		return false, err
+		return fail(err)
 	}
 	r.sawReplay(replay)
 	if replay < pos {
