@@ -125,6 +125,12 @@ func runScenario(ctx context.Context, c runConfig, sc *scenarios.Scenario, def *
 		fmt.Fprintf(stdout, "topology down in %.1fs\n", time.Since(start).Seconds())
 	}()
 	fmt.Fprintf(stdout, "topology up in %.1fs: entry %s (folder %s)\n", top.UpSeconds, top.EntryURL, top.Dir)
+	// A fault naming a component this phase lacks fails now, not after
+	// seeding and warming up.
+	faults, err := checkFaults(top, sc.Faults)
+	if err != nil {
+		return nil, &exitError{code: 2, msg: err.Error()}
+	}
 
 	if err := seedTopology(ctx, top, sc.Users, stdout, log); err != nil {
 		return nil, err
@@ -149,24 +155,20 @@ func runScenario(ctx context.Context, c runConfig, sc *scenarios.Scenario, def *
 	}
 	if sc.Warmup > 0 {
 		fmt.Fprintf(stdout, "warming up for %s\n", sc.Warmup)
-		wcfg := loadConfig(top.EntryURL, sc, ops, drv, c.seed+1, warmupExecutor(sc))
+		wcfg := loadConfig(top.EntryURL, ops, drv, c.seed+1, warmupExecutor(sc))
 		wcfg.GracefulStop = time.Second
 		if _, err := loadgen.Run(ctx, wcfg); err != nil {
 			return nil, fmt.Errorf("warm up: %w", err)
 		}
 	}
 
-	faults, err := checkFaults(top, sc.Faults)
-	if err != nil {
-		return nil, &exitError{code: 2, msg: err.Error()}
-	}
 	sampler, err := topologies.StartSampler(ctx, top, topologies.SamplerOptions{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("start sampling the topology: %w", err)
 	}
 	fmt.Fprintf(stdout, "running %s for %s: %s\n", sc.Name, sc.Duration, sc.Executor)
 	progress := loadgen.NewProgress(stdout)
-	cfg := loadConfig(top.EntryURL, sc, ops, drv, c.seed, mainExecutor(sc))
+	cfg := loadConfig(top.EntryURL, ops, drv, c.seed, mainExecutor(sc))
 	cfg.Observer = progress
 	faultCtx, stopFaults := context.WithCancel(ctx)
 	faultLog := make(chan []string, 1)
@@ -270,7 +272,7 @@ func seedTopology(ctx context.Context, top *topologies.Topology, users int, stdo
 }
 
 // loadConfig is the load generator's configuration for one run.
-func loadConfig(target string, sc *scenarios.Scenario, ops []loadgen.Op, drv *driver, seed uint64, ex loadgen.Executor) loadgen.Config {
+func loadConfig(target string, ops []loadgen.Op, drv *driver, seed uint64, ex loadgen.Executor) loadgen.Config {
 	return loadgen.Config{
 		Target:   target,
 		Ops:      ops,
