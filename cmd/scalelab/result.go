@@ -76,7 +76,7 @@ func buildResult(ctx context.Context, in resultInput) *reports.Result {
 	}
 	res.LatencyDistribution = distribution(total.Latency)
 	if lr.StartDelay != nil {
-		res.Generator = &reports.Generator{Workers: lr.Workers, Seed: lr.Seed, StartDelayMS: histLatency(lr.StartDelay)}
+		res.Generator = &reports.Generator{Workers: lr.Workers, Seed: lr.Seed, StartDelayMS: latency(&loadgen.Stats{Latency: lr.StartDelay})}
 	}
 
 	outcomes, _ := scenarios.Evaluate(sc.Thresholds, observed(lr))
@@ -158,15 +158,6 @@ func operation(lr *loadgen.Result, s *loadgen.Stats) reports.Operation {
 func latency(s *loadgen.Stats) reports.Latency {
 	p := s.Percentiles()
 	return reports.Latency{P50: p.P50, P90: p.P90, P99: p.P99, P999: p.P999, Max: p.Max, Mean: p.Mean}
-}
-
-// histLatency summarizes a histogram of microseconds in milliseconds.
-func histLatency(h *hdrhistogram.Histogram) reports.Latency {
-	ms := func(v int64) float64 { return float64(v) / 1000 }
-	return reports.Latency{
-		P50: ms(h.ValueAtQuantile(50)), P90: ms(h.ValueAtQuantile(90)), P99: ms(h.ValueAtQuantile(99)),
-		P999: ms(h.ValueAtQuantile(99.9)), Max: ms(h.Max()), Mean: h.Mean() / 1000,
-	}
 }
 
 // distribution samples the latency histogram (µs) at percentiles spread
