@@ -142,10 +142,17 @@ func (a *api) userEntry(ctx context.Context, id string) (*UserEntry, error) {
 		return a.loadUserEntry(ctx, id)
 	}
 	e, _, err := a.l1.Get(ctx, id, a.loadUserTiers)
+	return e, userLookupErr(id, err)
+}
+
+// userLookupErr turns the cache's not-found, which loadUserEntry returns
+// so that L1 neither caches nor counts a missing user as a failed load,
+// back into the domain's ENOTFOUND.
+func userLookupErr(id string, err error) error {
 	if errors.Is(err, cache.ErrNotFound) {
-		return nil, server.Errorf(server.ENOTFOUND, "user %s not found", id)
+		return server.Errorf(server.ENOTFOUND, "user %s not found", id)
 	}
-	return e, err
+	return err
 }
 
 // ownUserEntry is userEntry for a user reading themself: while a recent
@@ -166,10 +173,7 @@ func (a *api) ownUserEntry(ctx context.Context, id string) (*UserEntry, error) {
 	} else {
 		e, err = a.loadUserTiers(rctx, id)
 	}
-	if errors.Is(err, cache.ErrNotFound) {
-		return nil, server.Errorf(server.ENOTFOUND, "user %s not found", id)
-	}
-	return e, err
+	return e, userLookupErr(id, err)
 }
 
 // loadUserTiers is L1's loader: L2, then the database. Concurrent misses
