@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-
-	"scalelab/server/internal/dbmetrics"
 )
 
 // routeMetrics are the routing metrics, on top of dbmetrics' query
@@ -79,48 +77,4 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-// newQueryDurations returns dbmetrics' query duration histogram bound to
-// role "primary" and to role "replica". dbmetrics.NewQueries fixes the role
-// of the histogram it registers, and one registry takes a metric name only
-// once; so each call registers into a capture, and one collector exports
-// both halves as the one family they are (the role values never collide).
-// Both are nil when reg is nil.
-func newQueryDurations(reg prometheus.Registerer) (primary, replica *dbmetrics.Queries, err error) {
-	if reg == nil {
-		return nil, nil, nil
-	}
-	var p, r capture
-	if primary, err = dbmetrics.NewQueries(&p, "postgres", "primary", ops); err != nil {
-		return nil, nil, err
-	}
-	if replica, err = dbmetrics.NewQueries(&r, "postgres", "replica", ops); err != nil {
-		return nil, nil, err
-	}
-	if err := reg.Register(merged{p.c, r.c}); err != nil {
-		return nil, nil, err
-	}
-	return primary, replica, nil
-}
-
-// capture is a Registerer that keeps the one collector registered on it.
-type capture struct{ c prometheus.Collector }
-
-func (c *capture) Register(col prometheus.Collector) error { c.c = col; return nil }
-func (c *capture) MustRegister(cols ...prometheus.Collector) {
-	for _, col := range cols {
-		c.c = col
-	}
-}
-func (c *capture) Unregister(prometheus.Collector) bool { return false }
-
-// merged exports two collectors of one metric family (same name, help and
-// label names) as one.
-type merged [2]prometheus.Collector
-
-func (m merged) Describe(ch chan<- *prometheus.Desc) { m[0].Describe(ch) }
-func (m merged) Collect(ch chan<- prometheus.Metric) {
-	m[0].Collect(ch)
-	m[1].Collect(ch)
 }

@@ -244,15 +244,17 @@ func (db *DB) openReplicas(ctx context.Context, opts Options) error {
 }
 
 func (db *DB) registerMetrics(reg prometheus.Registerer) error {
-	var err error
-	if len(db.replicas) == 0 {
-		// Without replicas every operation is the primary's.
-		db.metrics, err = dbmetrics.NewQueries(reg, "postgres", "primary", ops)
-	} else {
-		db.metrics, db.replicaMetrics, err = newQueryDurations(reg)
+	roles := []string{"primary"}
+	if len(db.replicas) > 0 {
+		roles = append(roles, "replica")
 	}
+	qs, err := dbmetrics.NewQueries(reg, "postgres", ops, roles...)
 	if err != nil {
 		return err
+	}
+	db.metrics = qs[0]
+	if len(qs) > 1 {
+		db.replicaMetrics = qs[1]
 	}
 	m := newRouteMetrics()
 	db.primaryQueries = m.queries.WithLabelValues("postgres", "primary", "")

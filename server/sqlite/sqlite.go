@@ -117,10 +117,12 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	if db.metrics, err = dbmetrics.NewQueries(opts.Registerer, "sqlite", "primary", ops); err != nil {
+	qs, err := dbmetrics.NewQueries(opts.Registerer, "sqlite", ops, "primary")
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: register metrics: %w", path, err)
 	}
+	db.metrics = qs[0]
 	err = dbmetrics.RegisterPools(opts.Registerer, "sqlite",
 		dbmetrics.Pool{Name: "writer", Stats: poolStats(db.writer)},
 		dbmetrics.Pool{Name: "reader", Stats: poolStats(db.reader)})

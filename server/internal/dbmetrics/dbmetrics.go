@@ -9,7 +9,7 @@
 //	scalelab_db_pool_wait_count_total{store, pool}          counter
 //	scalelab_db_pool_wait_duration_seconds_total{store, pool} counter
 //
-// store is "sqlite" or "postgres"; role is "primary" (replicas come later);
+// store is "sqlite" or "postgres"; role is "primary" or "replica";
 // pool names a connection pool: SQLite's "writer" and "reader", PostgreSQL's
 // "primary". A wait is an acquisition that found no idle connection.
 package dbmetrics
@@ -29,11 +29,13 @@ type Queries struct {
 	ops map[string]prometheus.Observer // read-only after New
 }
 
-// NewQueries registers the query duration histogram on reg with the
-// operations ops resolved up front. It returns nil when reg is nil.
-func NewQueries(reg prometheus.Registerer, store, role string, ops []string) (*Queries, error) {
+// NewQueries registers the query duration histogram on reg and returns one
+// *Queries per role, in the order given (a store with read replicas times
+// its operations under "primary" and "replica"), with the operations ops
+// resolved up front. It returns nils when reg is nil.
+func NewQueries(reg prometheus.Registerer, store string, ops []string, roles ...string) ([]*Queries, error) {
 	if reg == nil {
-		return nil, nil
+		return make([]*Queries, len(roles)), nil
 	}
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "scalelab_db_query_duration_seconds",
@@ -43,11 +45,15 @@ func NewQueries(reg prometheus.Registerer, store, role string, ops []string) (*Q
 	if err := reg.Register(h); err != nil {
 		return nil, err
 	}
-	q := &Queries{ops: make(map[string]prometheus.Observer, len(ops))}
-	for _, op := range ops {
-		q.ops[op] = h.WithLabelValues(store, op, role)
+	qs := make([]*Queries, len(roles))
+	for i, role := range roles {
+		q := &Queries{ops: make(map[string]prometheus.Observer, len(ops))}
+		for _, op := range ops {
+			q.ops[op] = h.WithLabelValues(store, op, role)
+		}
+		qs[i] = q
 	}
-	return q, nil
+	return qs, nil
 }
 
 // Since records an operation that started at start. Use it as
