@@ -27,12 +27,14 @@ type profileRequest struct {
 	Avatar *string `json:"avatar"`
 }
 
-func (r userRequest) newUser() (server.NewUser, []server.FieldError) {
+// newUser returns the sign-up and the names of the required fields the
+// body left out.
+func (r userRequest) newUser() (server.NewUser, map[string]bool) {
 	var n server.NewUser
-	var missing []server.FieldError
+	missing := map[string]bool{}
 	req := func(field string, p *string, dst *string) {
 		if p == nil {
-			missing = append(missing, server.FieldError{Field: field, Message: "is required"})
+			missing[field] = true
 			return
 		}
 		*dst = *p
@@ -67,9 +69,16 @@ func invalid(fields []server.FieldError) error {
 // createUser validates, hashes and stores a sign-up.
 func (a *api) createUser(ctx context.Context, body userRequest) (*server.User, error) {
 	n, missing := body.newUser()
-	fields := append(missing, n.Validate()...)
+	// An absent required field is empty, so Validate flags it too; it
+	// gets the plainer message. Errors keep the contract's field order.
+	fields := n.Validate()
+	for i, f := range fields {
+		if missing[f.Field] {
+			fields[i].Message = "is required"
+		}
+	}
 	if len(fields) > 0 {
-		return nil, invalid(dedupeFields(fields))
+		return nil, invalid(fields)
 	}
 	hash, err := a.hasher.Hash(ctx, n.Password)
 	if err != nil {
@@ -316,17 +325,4 @@ func etagMatch(header, tag string) bool {
 		}
 	}
 	return false
-}
-
-// dedupeFields keeps the first error per field.
-func dedupeFields(fields []server.FieldError) []server.FieldError {
-	seen := make(map[string]bool, len(fields))
-	out := fields[:0]
-	for _, f := range fields {
-		if !seen[f.Field] {
-			seen[f.Field] = true
-			out = append(out, f)
-		}
-	}
-	return out
 }
