@@ -40,6 +40,7 @@ deps:
 	echo "deps: installed $(DEB_PACKAGES)"
 
 test: deps
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod or go.sum is not tidy: run 'go mod tidy' (diff: go mod tidy -diff)" >&2; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 	@echo "tests passed"

@@ -5,6 +5,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"scalelab/server/app"
 )
 
 func TestFlagsFromEnvironment(t *testing.T) {
@@ -13,7 +15,7 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	fs.SetOutput(io.Discard)
 	ttl := fs.Duration("cache-ttl", time.Minute, "")
 	addr := fs.String("addr", "", "")
-	var replicas listFlag
+	var replicas app.ListFlag
 	fs.Var(&replicas, "replica", "")
 	if err := parseFlags(fs, []string{"--addr", "127.0.0.1:1"}, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)

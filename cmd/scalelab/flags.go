@@ -52,18 +52,3 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 func envName(flagName string) string {
 	return "SCALELAB_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
-
-// listFlag is a flag that may be repeated; from the environment it takes a
-// comma-separated list.
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-
-func (l *listFlag) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
-}

@@ -14,6 +14,7 @@ import (
 	"scalelab/loadgen"
 	"scalelab/reports"
 	"scalelab/scenarios"
+	"scalelab/server/app"
 	"scalelab/topologies"
 )
 
@@ -258,7 +259,7 @@ func seedTopology(ctx context.Context, top *topologies.Topology, users int, stdo
 	if dsn == "" {
 		return errors.New("seed: the topology has neither a primary nor app-1")
 	}
-	store, err := openStore(ctx, dsn, nil, log)
+	store, err := app.OpenStore(ctx, app.StoreOptions{DSN: dsn, Logger: log})
 	if err != nil {
 		return err
 	}

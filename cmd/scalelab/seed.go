@@ -9,6 +9,7 @@ import (
 
 	"scalelab/loadgen"
 	"scalelab/server"
+	"scalelab/server/app"
 	"scalelab/server/auth"
 )
 
@@ -27,9 +28,9 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, *dsn, nil, log)
+	store, err := app.OpenStore(ctx, app.StoreOptions{DSN: *dsn, Logger: log})
 	if err != nil {
-		return err
+		return usageError(err)
 	}
 	defer store.Close()
 	d, err := seed(ctx, store, *users, stdout, log)
@@ -37,13 +38,13 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	fmt.Fprintf(stdout, "seeded %d users into %s in %.1fs (%.0f users/s)\n",
-		*users, redactDSN(*dsn), d.Seconds(), float64(*users)/d.Seconds())
+		*users, app.RedactDSN(*dsn), d.Seconds(), float64(*users)/d.Seconds())
 	return nil
 }
 
 // seed bulk-loads users seeded users with one shared password hash and
 // shows a progress bar.
-func seed(ctx context.Context, store seedStore, users int, w io.Writer, log *slog.Logger) (time.Duration, error) {
+func seed(ctx context.Context, store app.SeedStore, users int, w io.Writer, log *slog.Logger) (time.Duration, error) {
 	// One hash for every seeded user, at the server's default cost, so
 	// token requests for seeded users cost what real ones do.
 	hash, err := auth.Hash(server.SeedPassword, auth.DefaultParams())

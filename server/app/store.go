@@ -1,0 +1,65 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"scalelab/server"
+	"scalelab/server/postgres"
+	"scalelab/server/sqlite"
+)
+
+// SeedStore is a store that can bulk-load seeded users.
+type SeedStore interface {
+	server.Store
+	Seed(ctx context.Context, users int, passwordHash string, progress func(done int)) error
+}
+
+// StoreOptions name a database and how to open it.
+type StoreOptions struct {
+	// DSN is sqlite:PATH or postgres://URL.
+	DSN string
+	// MigrationDSN is the URL migrations run on: a pgbouncer in
+	// transaction mode cannot hold the migrations' session advisory lock,
+	// so they go straight to the primary. Empty: DSN.
+	MigrationDSN string
+	// Replicas are read replicas (postgres://URL each) of a PostgreSQL
+	// primary.
+	Replicas   []string
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// OpenStore opens the database o names.
+func OpenStore(ctx context.Context, o StoreOptions) (SeedStore, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	switch dsn := o.DSN; {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" {
+			return nil, configErrorf("--db sqlite: needs a path, as in sqlite:scalelab.db")
+		}
+		if len(o.Replicas) > 0 {
+			return nil, configErrorf("--replica needs a PostgreSQL --db (postgres://URL); SQLite has no replicas")
+		}
+		db, err := sqlite.Open(ctx, path, sqlite.Options{Registerer: o.Registerer, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+		}
+		return db, nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		db, err := postgres.Open(ctx, dsn, postgres.Options{Registerer: o.Registerer, Logger: log, Replicas: o.Replicas, MigrationURL: o.MigrationDSN})
+		if err != nil {
+			return nil, fmt.Errorf("open postgres database %s: %w", RedactDSN(dsn), err)
+		}
+		return db, nil
+	}
+	return nil, configErrorf("--db %q: want sqlite:PATH or postgres://URL", RedactDSN(o.DSN))
+}
