@@ -29,8 +29,6 @@ type builder struct {
 	appPorts                              []int
 	haproxyPort, statsPort, varnishPort   int
 	varnishAdmin, promPort, pgbouncerPort int
-	serverFlags, workerFlags              map[string]bool
-	workerPorts                           []int // when workers serve HTTP (--addr)
 	// secret is shared by every instance of the run (${run.secret}), e.g.
 	// to sign tokens that any instance behind the load balancer accepts.
 	secret string
@@ -50,9 +48,9 @@ func (b *builder) dir(name string) (string, error) {
 	return d, nil
 }
 
-// plan picks the ports that other components' configs name, probes the
-// server binary's flags, and lists the steps with their dependencies.
-func (b *builder) plan(ctx context.Context) error {
+// plan picks the ports that other components' configs name and lists the
+// steps with their dependencies.
+func (b *builder) plan() error {
 	def, t := b.def, b.t
 	pick := func(p *int) error {
 		v, err := b.ports.pick()
@@ -85,17 +83,6 @@ func (b *builder) plan(ctx context.Context) error {
 		return fmt.Errorf("topology secret: %w", err)
 	}
 	b.secret = "hex:" + hex.EncodeToString(secret[:])
-
-	b.serverFlags = probeFlags(ctx, b.bin, "server")
-	if !b.serverFlags["addr"] {
-		return fmt.Errorf("topology: %s server -h lists no --addr flag; is it the scalelab binary?", b.bin)
-	}
-	if w := def.Workers; w != nil && w.Count > 0 {
-		b.workerFlags = probeFlags(ctx, b.bin, w.Command)
-		if len(b.workerFlags) == 0 {
-			t.Skipped = append(t.Skipped, fmt.Sprintf("workers: %s has no %q command yet", filepath.Base(b.bin), w.Command))
-		}
-	}
 
 	for i := range def.Apps.Count {
 		t.AppURLs = append(t.AppURLs, "http://"+loopback(b.appPorts[i]))
@@ -139,20 +126,6 @@ func (b *builder) plan(ctx context.Context) error {
 		name := fmt.Sprintf("app-%d", i+1)
 		b.add(name, dataDeps, func(ctx context.Context) error { return b.startApp(ctx, i) })
 		apps = append(apps, name)
-	}
-	if w := def.Workers; w != nil && len(b.workerFlags) > 0 {
-		for i := range w.Count {
-			name := fmt.Sprintf("worker-%d", i+1)
-			if b.workerFlags["addr"] {
-				// Picked now: Prometheus' config names them.
-				port, err := b.ports.pick()
-				if err != nil {
-					return err
-				}
-				b.workerPorts = append(b.workerPorts, port)
-			}
-			b.add(name, dataDeps, func(ctx context.Context) error { return b.startWorker(ctx, i) })
-		}
 	}
 	front := apps
 	if def.HAProxy != nil {
@@ -257,13 +230,6 @@ func (b *builder) startPrometheus(ctx context.Context) error {
 		app.Targets = append(app.Targets, promTarget{Addr: loopback(p), Component: fmt.Sprintf("app-%d", i+1)})
 	}
 	jobs := []promJob{app}
-	if len(b.workerPorts) > 0 {
-		worker := promJob{Name: "worker"}
-		for i, p := range b.workerPorts {
-			worker.Targets = append(worker.Targets, promTarget{Addr: loopback(p), Component: fmt.Sprintf("worker-%d", i+1)})
-		}
-		jobs = append(jobs, worker)
-	}
 	if b.def.HAProxy != nil {
 		jobs = append(jobs, promJob{Name: "haproxy", Targets: []promTarget{{Addr: loopback(b.statsPort), Component: "haproxy"}}})
 	}
@@ -286,7 +252,7 @@ func (b *builder) startPrimary(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.set(func(t *Topology) { t.PrimaryURL = p.URL() })
+	b.set(func(t *Topology) { t.PrimaryURL, t.DatabaseURL = p.URL(), p.URL() })
 	return b.t.save()
 }
 
@@ -356,7 +322,7 @@ func (b *builder) startCluster(ctx context.Context) error {
 	return b.t.save()
 }
 
-// vars are the values app and worker flags may use.
+// vars are the values app flags may use.
 func (b *builder) vars(name, dir, addr string) flagVars {
 	rt := b.t.rt
 	v := flagVars{"app.name": {name}, "app.dir": {dir}, "app.addr": {addr}, "app.url": {"http://" + addr}, "run.secret": {b.secret}}
@@ -392,15 +358,10 @@ func (b *builder) vars(name, dir, addr string) flagVars {
 	return v
 }
 
-// args expands flags and drops those the binary does not define.
-func (b *builder) args(flags []string, supported map[string]bool, vars flagVars, what string) ([]string, error) {
+// args expands flags; Parse checked them against the server's flag set.
+func args(flags []string, vars flagVars) ([]string, error) {
 	var out []string
 	for _, f := range flags {
-		name, _, _ := strings.Cut(strings.TrimPrefix(f, "--"), "=")
-		if !supported[name] {
-			b.noteSkipped(fmt.Sprintf("%s: %s does not have --%s yet", what, filepath.Base(b.bin), name))
-			continue
-		}
 		exp, err := expandFlag(f, vars)
 		if err != nil {
 			return nil, err
@@ -410,15 +371,6 @@ func (b *builder) args(flags []string, supported map[string]bool, vars flagVars,
 	return out, nil
 }
 
-func (b *builder) noteSkipped(msg string) {
-	b.t.rt.mu.Lock()
-	defer b.t.rt.mu.Unlock()
-	if !slices.Contains(b.t.Skipped, msg) {
-		b.t.Skipped = append(b.t.Skipped, msg)
-		b.log.Warn("skipped", "what", msg)
-	}
-}
-
 func (b *builder) startApp(ctx context.Context, i int) error {
 	name := fmt.Sprintf("app-%d", i+1)
 	dir, err := b.dir(name)
@@ -426,9 +378,15 @@ func (b *builder) startApp(ctx context.Context, i int) error {
 		return err
 	}
 	addr := loopback(b.appPorts[i])
-	flags, err := b.args(b.def.Apps.Flags, b.serverFlags, b.vars(name, dir, addr), "apps")
+	flags, err := args(b.def.Apps.Flags, b.vars(name, dir, addr))
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
+	}
+	if b.def.Postgres == nil && i == 0 {
+		// Without Postgres each app keeps its own data: the topology's
+		// database is app-1's --db (a relative SQLite path is relative to
+		// the app's folder, where it runs).
+		b.set(func(t *Topology) { t.DatabaseURL = databaseURL(flags, dir) })
 	}
 	args := append([]string{"server", "--addr=" + addr}, flags...)
 	a := newApp(name, "app", dir, b.bin, args, b.appPorts[i], b.log)
@@ -439,32 +397,6 @@ func (b *builder) startApp(ctx context.Context, i int) error {
 	b.daemonHooks(&a.daemon)
 	b.t.rt.register(b.t, a)
 	return a.start(ctx)
-}
-
-func (b *builder) startWorker(ctx context.Context, i int) error {
-	name := fmt.Sprintf("worker-%d", i+1)
-	dir, err := b.dir(name)
-	if err != nil {
-		return err
-	}
-	port := 0
-	var args []string
-	if len(b.workerPorts) > i {
-		port = b.workerPorts[i]
-		args = append(args, "--addr="+loopback(port))
-	}
-	flags, err := b.args(b.def.Workers.Flags, b.workerFlags, b.vars(name, dir, loopback(port)), "workers")
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	args = append(append([]string{b.def.Workers.Command}, args...), flags...)
-	w := newApp(name, "worker", dir, b.bin, args, port, b.log)
-	b.t.rt.mu.Lock()
-	b.t.rt.workers = append(b.t.rt.workers, w)
-	b.t.rt.mu.Unlock()
-	b.daemonHooks(&w.daemon)
-	b.t.rt.register(b.t, w)
-	return w.start(ctx)
 }
 
 func (b *builder) startHAProxy(ctx context.Context) error {
@@ -505,6 +437,21 @@ func (b *builder) startVarnish(ctx context.Context) error {
 	b.daemonHooks(&v.daemon)
 	b.t.rt.register(b.t, v)
 	return v.start(ctx)
+}
+
+// databaseURL is the --db among an app's expanded flags, a relative
+// SQLite path made absolute against dir (the app's working directory).
+func databaseURL(flags []string, dir string) string {
+	var db string
+	for _, f := range flags {
+		if v, ok := strings.CutPrefix(f, "--db="); ok {
+			db = v // the last one wins, as in the flag package
+		}
+	}
+	if path, ok := strings.CutPrefix(db, "sqlite:"); ok && !filepath.IsAbs(path) {
+		return "sqlite:" + filepath.Join(dir, path)
+	}
+	return db
 }
 
 // cmpName orders app-2 before app-10.

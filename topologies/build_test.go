@@ -1,75 +1,62 @@
 package topologies
 
 import (
-	"context"
-	"os"
-	"path/filepath"
+	"flag"
 	"slices"
-	"strings"
 	"testing"
+
+	"scalelab/server/app"
 )
 
-// plan probes the binary's flags: workers run only when it has their
-// command, flags it lacks are dropped and reported.
-func TestPlanFollowsTheBinary(t *testing.T) {
-	const withWorker = `#!/bin/sh
-case "$1 $2" in
-"server -h"|"worker -h") printf 'Usage:\n  -addr string\n    \tlisten\n  -db string\n' >&2 ;;
-*) echo "unknown command" >&2; exit 2 ;;
-esac
-`
-	const serverOnly = `#!/bin/sh
-case "$1 $2" in
-"server -h") printf 'Usage:\n  -addr string\n  -db string\n' >&2 ;;
-*) echo "unknown command" >&2; exit 2 ;;
-esac
-`
+// serverFlags is the flag set phase files are checked against.
+func serverFlags() *flag.FlagSet {
+	fs, _ := app.FlagSet("server")
+	return fs
+}
+
+// plan lists one step per component, each after what it needs.
+func TestPlanPhase4(t *testing.T) {
+	def, err := Phase(4, serverFlags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := &Topology{rt: &runtime{log: discardLogger()}}
+	b := &builder{t: top, def: def, bin: "scalelab", ports: newPortPicker(), log: discardLogger()}
+	if err := b.plan(); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	deps := map[string][]string{}
+	for _, s := range b.steps {
+		names = append(names, s.name)
+		deps[s.name] = s.deps
+	}
+	want := []string{"prometheus", "primary", "replica-1", "replica-2", "pgbouncer", "redis", "redis-cluster",
+		"app-1", "app-2", "app-3", "haproxy", "varnish", "prometheus-targets"}
+	if !slices.Equal(names, want) {
+		t.Errorf("steps = %q, want %q", names, want)
+	}
+	if d := deps["haproxy"]; !slices.Equal(d, []string{"app-1", "app-2", "app-3"}) {
+		t.Errorf("haproxy waits for %q, want the three apps", d)
+	}
+	if top.EntryURL == "" || top.EntryURL == top.AppURLs[0] {
+		t.Errorf("entry %q, want Varnish's URL, not app-1's", top.EntryURL)
+	}
+}
+
+func TestDatabaseURL(t *testing.T) {
 	tests := []struct {
-		name        string
-		script      string
-		wantWorkers int
-		wantSkipped []string
+		flags []string
+		want  string
 	}{
-		{"with worker", withWorker, 2, []string{"apps: scalelab does not have --replica yet"}},
-		{"server only", serverOnly, 0, []string{`workers: scalelab has no "worker" command yet`}},
+		{[]string{"--db=sqlite:/run/app-1/data.db", "--cache-ttl=0"}, "sqlite:/run/app-1/data.db"},
+		{[]string{"--db=sqlite:data.db"}, "sqlite:/run/app-1/data.db"},
+		{[]string{"--db=sqlite:a.db", "--db=postgres://h/db"}, "postgres://h/db"},
+		{[]string{"--cache-ttl=0"}, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			bin := filepath.Join(t.TempDir(), "scalelab")
-			if err := os.WriteFile(bin, []byte(tt.script), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			def, err := Phase(4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			top := &Topology{rt: &runtime{log: discardLogger()}}
-			b := &builder{t: top, def: def, bin: bin, ports: newPortPicker(), log: discardLogger()}
-			if err := b.plan(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			var workers []string
-			for _, s := range b.steps {
-				if strings.HasPrefix(s.name, "worker-") {
-					workers = append(workers, s.name)
-				}
-			}
-			if len(workers) != tt.wantWorkers || len(b.workerPorts) != tt.wantWorkers {
-				t.Errorf("worker steps %v, ports %v; want %d of each", workers, b.workerPorts, tt.wantWorkers)
-			}
-			// Flags are filtered when an app starts.
-			args, err := b.args(def.Apps.Flags, b.serverFlags, def.placeholderVars(), "apps")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := []string{"--db=x"}; !slices.Equal(args, want) {
-				t.Errorf("app args = %q, want %q (the only flag the binary has)", args, want)
-			}
-			for _, want := range tt.wantSkipped {
-				if !slices.Contains(top.Skipped, want) {
-					t.Errorf("Skipped = %q, want it to contain %q", top.Skipped, want)
-				}
-			}
-		})
+		if got := databaseURL(tt.flags, "/run/app-1"); got != tt.want {
+			t.Errorf("databaseURL(%q) = %q, want %q", tt.flags, got, tt.want)
+		}
 	}
 }

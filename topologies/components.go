@@ -86,44 +86,11 @@ func newApp(name, kind, dir, bin string, args []string, port int, log *slog.Logg
 		stopSignal: syscall.SIGTERM,
 		stopGrace:  20 * time.Second,
 	}
-	if port != 0 {
-		a.ready = func(ctx context.Context) error {
-			_, err := httpGet(ctx, a.URL()+"/readyz")
-			return err
-		}
-	} else {
-		// Without a port there is nothing to ask; running for a moment
-		// without exiting (a bad flag exits at once) has to do.
-		a.ready = func(ctx context.Context) error {
-			if a.sinceStart() < 300*time.Millisecond {
-				return errNotReady
-			}
-			return nil
-		}
+	a.ready = func(ctx context.Context) error {
+		_, err := httpGet(ctx, a.URL()+"/readyz")
+		return err
 	}
 	return a
-}
-
-// probeFlags runs `bin sub -h` and returns the flag names it lists (Go's
-// flag package prints "  -name type" lines). An empty set means the binary
-// has no such subcommand.
-func probeFlags(ctx context.Context, bin, sub string) map[string]bool {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, _ := exec.CommandContext(ctx, bin, sub, "-h").CombinedOutput()
-	flags := map[string]bool{}
-	for _, line := range strings.Split(string(out), "\n") {
-		t := strings.TrimSpace(line)
-		if !strings.HasPrefix(t, "-") || !strings.HasPrefix(line, " ") {
-			continue
-		}
-		name := strings.TrimLeft(strings.Fields(t)[0], "-")
-		name, _, _ = strings.Cut(name, "=")
-		if name != "" {
-			flags[name] = true
-		}
-	}
-	return flags
 }
 
 // ---------------------------------------------------------------- haproxy

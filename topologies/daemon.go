@@ -2,7 +2,6 @@ package topologies
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -36,9 +35,8 @@ type daemon struct {
 	// onStart runs after each (re)start, e.g. to rewrite topology.json.
 	onStart func()
 
-	mu      sync.Mutex
-	proc    *process
-	started time.Time
+	mu   sync.Mutex
+	proc *process
 }
 
 const (
@@ -63,7 +61,6 @@ func (d *daemon) start(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", d.name, err)
 	}
 	d.proc = p
-	d.started = time.Now()
 	d.mu.Unlock()
 	d.log.Debug("started", "component", d.name, "pid", p.pid)
 	if d.onStart != nil {
@@ -126,12 +123,6 @@ func (d *daemon) Running() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.proc.alive()
-}
-
-func (d *daemon) sinceStart() time.Duration {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return time.Since(d.started)
 }
 
 func (d *daemon) current() *process {
@@ -247,6 +238,3 @@ func tailFile(path string, n int) string {
 	out = append(out, lines[from:]...)
 	return "  " + strings.Join(out, "\n  ")
 }
-
-// errNotReady is what probes return while a program is still starting.
-var errNotReady = errors.New("not ready")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"embed"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -39,7 +40,6 @@ type Definition struct {
 	Redis        *RedisDef        `yaml:"redis"`
 	RedisCluster *RedisClusterDef `yaml:"redis_cluster"`
 	Apps         *AppsDef         `yaml:"apps"`
-	Workers      *WorkersDef      `yaml:"workers"`
 	HAProxy      *HAProxyDef      `yaml:"haproxy"`
 	Varnish      *VarnishDef      `yaml:"varnish"`
 	Prometheus   *PrometheusDef   `yaml:"prometheus"`
@@ -78,19 +78,14 @@ type AppsDef struct {
 	Count int `yaml:"count"` // default 1
 	// Flags are passed to `scalelab server` after --addr, each one
 	// `--name=value` or `--name`, with ${…} variables expanded (see
-	// phase-4.yaml for the list). Flags the server binary does not define
-	// are dropped with a warning, so a topology can name features that
-	// are still being built.
+	// phase-1.yaml for the list). Every flag must be one the server
+	// defines: the definition is checked against its flag set when it is
+	// loaded. --db says where the apps' data lives (see
+	// Topology.DatabaseURL).
 	Flags []string `yaml:"flags"`
-}
 
-// WorkersDef is a group of queue workers: `scalelab <command> <flags>`.
-// When the binary has no such subcommand the workers are skipped with a
-// warning.
-type WorkersDef struct {
-	Count   int      `yaml:"count"`
-	Command string   `yaml:"command"` // default "worker"
-	Flags   []string `yaml:"flags"`
+	// flagLines are the line numbers of Flags in the file, for errors.
+	flagLines []int
 }
 
 // HAProxyDef is the load balancer in front of the app instances.
@@ -107,33 +102,42 @@ type VarnishDef struct {
 	Params map[string]string `yaml:"params"`
 }
 
-// PrometheusDef scrapes the app instances, workers and HAProxy.
+// PrometheusDef scrapes the app instances and HAProxy.
 type PrometheusDef struct {
 	ScrapeInterval time.Duration `yaml:"scrape_interval"` // default 1s
 }
 
-// Phase returns the checked-in definition of phase n.
-func Phase(n int) (*Definition, error) {
+// Phase returns the checked-in definition of phase n, its app flags
+// checked against server, the flag set of `scalelab server`
+// (app.FlagSet("server")).
+func Phase(n int, server *flag.FlagSet) (*Definition, error) {
 	name := fmt.Sprintf("phase-%d.yaml", n)
 	b, err := phaseFiles.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("no topology for phase %d", n)
 	}
-	return Parse(b, name)
+	return Parse(b, "topologies/"+name, server)
 }
 
-// LoadFile reads a definition from a YAML file.
-func LoadFile(path string) (*Definition, error) {
+// LoadFile reads a definition from a YAML file; see Parse.
+func LoadFile(path string, server *flag.FlagSet) (*Definition, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load topology: %w", err)
 	}
-	return Parse(b, path)
+	return Parse(b, path, server)
 }
 
 // Parse decodes a definition strictly (unknown fields are errors), applies
-// defaults and validates it. name is used in error messages.
-func Parse(b []byte, name string) (*Definition, error) {
+// defaults and validates it. Every app flag must be one that server, the
+// flag set of `scalelab server`, defines: the runner passes them to the
+// server binary built from the same tree, so a misspelt flag fails here,
+// with its line, rather than when the apps start. Parse only looks flags
+// up; it sets none. name is used in error messages (name:line: …).
+func Parse(b []byte, name string, server *flag.FlagSet) (*Definition, error) {
+	if server == nil {
+		return nil, fmt.Errorf("%s: no server flag set to check the app flags against", name)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	var def Definition
@@ -141,13 +145,77 @@ func Parse(b []byte, name string) (*Definition, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty topology", name)
 		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, yamlError(name, err)
+	}
+	if def.Apps != nil {
+		def.Apps.flagLines = flagLines(b, len(def.Apps.Flags))
 	}
 	def.setDefaults()
-	if err := def.validate(); err != nil {
+	if err := def.validate(server); err != nil {
+		if le, ok := err.(lineError); ok {
+			return nil, fmt.Errorf("%s:%d: %w", name, le.line, le.err)
+		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &def, nil
+}
+
+// yamlLineRe is how yaml.v3 starts the message of an error at a line.
+var yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+
+// yamlError rewrites the decoder's "line N: msg" errors (an unknown field,
+// a wrong type) as "name:N: msg", one per line.
+func yamlError(name string, err error) error {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		if loc := yamlLineRe.FindStringSubmatchIndex(m); loc != nil {
+			out[i] = fmt.Sprintf("%s:%s: %s", name, m[loc[2]:loc[3]], m[loc[1]:])
+		} else {
+			out[i] = fmt.Sprintf("%s: %s", name, m)
+		}
+	}
+	return errors.New(strings.Join(out, "\n"))
+}
+
+// flagLines returns the line of each of the n entries of apps.flags; the
+// strict decode already succeeded, so the document is well-formed.
+func flagLines(b []byte, n int) []int {
+	lines := make([]int, n)
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
+		return lines
+	}
+	apps := mapValue(doc.Content[0], "apps")
+	flags := mapValue(apps, "flags")
+	if flags == nil {
+		return lines
+	}
+	for i, f := range flags.Content {
+		if i < n {
+			lines[i] = f.Line
+		}
+	}
+	return lines
+}
+
+// mapValue returns the value of key in mapping node m, or nil.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
 
 func (d *Definition) setDefaults() {
@@ -166,9 +234,6 @@ func (d *Definition) setDefaults() {
 	}
 	if a := d.Apps; a != nil {
 		a.Count = cmpOr(a.Count, 1)
-	}
-	if w := d.Workers; w != nil {
-		w.Command = cmpOr(w.Command, "worker")
 	}
 	if h := d.HAProxy; h != nil {
 		h.Balance = cmpOr(h.Balance, "roundrobin")
@@ -204,7 +269,24 @@ func cmpOr[T comparable](v, def T) T {
 // flagRe is the form every app flag takes: --name or --name=value.
 var flagRe = regexp.MustCompile(`^--[a-z0-9][a-z0-9-]*(=.*)?$`)
 
-func (d *Definition) validate() error {
+// lineError is a validation error at a known line of the file.
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e lineError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
+
+// validate checks the definition; an error about an app flag is a
+// lineError.
+func (d *Definition) validate(server *flag.FlagSet) error {
+	if err := d.validateFields(); err != nil {
+		return err
+	}
+	return d.validateFlags(server)
+}
+
+func (d *Definition) validateFields() error {
 	if d.Phase <= 0 {
 		return errors.New("phase: must be a positive number")
 	}
@@ -249,9 +331,6 @@ func (d *Definition) validate() error {
 			return fmt.Errorf("redis_cluster.replicas_per_master: %d, want 0 to 3", c.ReplicasPerMaster)
 		}
 	}
-	if w := d.Workers; w != nil && (w.Count < 0 || w.Count > 32) {
-		return fmt.Errorf("workers.count: %d, want 0 to 32", w.Count)
-	}
 	if h := d.HAProxy; h != nil {
 		// The file-descriptor hard limit here is 20000 and HAProxy needs
 		// two per proxied connection.
@@ -265,28 +344,49 @@ func (d *Definition) validate() error {
 	if p := d.Prometheus; p != nil && p.ScrapeInterval < 100*time.Millisecond {
 		return fmt.Errorf("prometheus.scrape_interval: %v, want at least 100ms", p.ScrapeInterval)
 	}
-	if err := d.validateFlags("apps.flags", d.Apps.Flags); err != nil {
-		return err
-	}
-	if d.Workers != nil {
-		if err := d.validateFlags("workers.flags", d.Workers.Flags); err != nil {
+	return nil
+}
+
+// validateFlags checks each app flag's form, variables and name against
+// server's flags.
+func (d *Definition) validateFlags(server *flag.FlagSet) error {
+	vars := d.placeholderVars()
+	hasDB := false
+	for i, f := range d.Apps.Flags {
+		at := func(format string, a ...any) error {
+			err := fmt.Errorf("apps.flags[%d]: %s", i, fmt.Sprintf(format, a...))
+			if i < len(d.Apps.flagLines) && d.Apps.flagLines[i] > 0 {
+				return lineError{d.Apps.flagLines[i], err}
+			}
 			return err
 		}
+		if !flagRe.MatchString(f) {
+			return at("%q, want --name or --name=value", f)
+		}
+		if _, err := expandFlag(f, vars); err != nil {
+			return at("%v", err)
+		}
+		name, _, hasValue := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+		fl := server.Lookup(name)
+		switch {
+		case fl == nil:
+			return at("%q: scalelab server has no flag --%s", f, name)
+		case name == "addr":
+			return at("%q: the runner sets --addr (each app gets a free port)", f)
+		case !hasValue && !isBoolFlag(fl):
+			return at("%q: --%s needs a value (--%s=…)", f, name, name)
+		}
+		hasDB = hasDB || name == "db"
+	}
+	if !hasDB {
+		return errors.New("apps.flags: no --db: the definition must say where the apps' data lives")
 	}
 	return nil
 }
 
-func (d *Definition) validateFlags(field string, flags []string) error {
-	vars := d.placeholderVars()
-	for i, f := range flags {
-		if !flagRe.MatchString(f) {
-			return fmt.Errorf("%s[%d]: %q, want --name or --name=value", field, i, f)
-		}
-		if _, err := expandFlag(f, vars); err != nil {
-			return fmt.Errorf("%s[%d]: %w", field, i, err)
-		}
-	}
-	return nil
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // flagVars are the values ${…} variables in app and worker flags expand

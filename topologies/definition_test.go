@@ -25,7 +25,7 @@ func TestPhasesLoad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("phase-%d", tt.phase), func(t *testing.T) {
-			def, err := Phase(tt.phase)
+			def, err := Phase(tt.phase, serverFlags())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,13 +44,13 @@ func TestPhasesLoad(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Phase(9); err == nil {
+	if _, err := Phase(9, serverFlags()); err == nil {
 		t.Errorf("Phase(9) succeeded, want an error")
 	}
 }
 
 func TestPhase4Defaults(t *testing.T) {
-	def, err := Phase(4)
+	def, err := Phase(4, serverFlags())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,26 +60,28 @@ func TestPhase4Defaults(t *testing.T) {
 	if c := def.RedisCluster; c.Masters != 3 || c.ReplicasPerMaster != 1 || c.NodeTimeout != 2*time.Second {
 		t.Errorf("redis_cluster = %+v, want 3 masters, 1 replica each, 2s node timeout", c)
 	}
-	if def.Workers == nil || def.Workers.Command != "worker" {
-		t.Errorf("workers = %+v, want the worker command", def.Workers)
-	}
 }
 
 // Each testdata/*.bad.yaml must fail with an error containing the text
 // given here.
 func TestBadDefinitions(t *testing.T) {
 	want := map[string]string{
-		"unknown-field":                      "field postgress not found",
+		"unknown-field":                      "testdata/unknown-field.bad.yaml:3: field postgress not found",
+		"misspelt-flag":                      `testdata/misspelt-flag.bad.yaml:6: apps.flags[1]: "--cache-tl=0": scalelab server has no flag --cache-tl`,
+		"addr-flag":                          `testdata/addr-flag.bad.yaml:5: apps.flags[1]: "--addr=127.0.0.1:8080": the runner sets --addr`,
+		"flag-without-value":                 `testdata/flag-without-value.bad.yaml:5: apps.flags[1]: "--cache-ttl": --cache-ttl needs a value`,
+		"no-db":                              "testdata/no-db.bad.yaml: apps.flags: no --db",
+		"worker-command":                     "testdata/worker-command.bad.yaml:5: field workers not found",
 		"no-apps":                            "apps: every topology runs at least one app instance",
 		"entry-without-component":            "entry: varnish, but there is no varnish section",
 		"pgbouncer-without-postgres":         "pgbouncer: needs a postgres section",
 		"variable-without-component":         "unknown variable ${postgres.url}",
 		"replicas-variable-without-replicas": "unknown variable ${replicas.url}",
-		"unknown-variable":                   "unknown variable ${sqlite.path}",
-		"malformed-flag":                     `"-db=sqlite:x.db", want --name or --name=value`,
+		"unknown-variable":                   "testdata/unknown-variable.bad.yaml:3: apps.flags[0]: unknown variable ${sqlite.path}",
+		"malformed-flag":                     `testdata/malformed-flag.bad.yaml:3: apps.flags[0]: "-db=sqlite:x.db", want --name or --name=value`,
 		"small-cluster":                      "Redis Cluster needs at least 3",
 		"haproxy-maxconn":                    "haproxy.maxconn: 20000, want 1 to 9000",
-		"bad-duration":                       "cannot unmarshal",
+		"bad-duration":                       "testdata/bad-duration.bad.yaml:3: cannot unmarshal",
 		"too-many-apps":                      "apps.count: 100",
 		"no-phase":                           "phase: must be a positive number",
 		"bad-pool-mode":                      `pgbouncer.pool_mode: "connection"`,
@@ -94,7 +96,7 @@ func TestBadDefinitions(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".bad.yaml")
 		t.Run(name, func(t *testing.T) {
-			_, err := LoadFile(f)
+			_, err := LoadFile(f, serverFlags())
 			if err == nil {
 				t.Fatalf("LoadFile(%q) succeeded, want an error", f)
 			}

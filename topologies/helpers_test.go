@@ -1,12 +1,21 @@
 package topologies_test
 
 import (
+	"flag"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"scalelab/server/app"
 )
+
+// serverFlags is the flag set phase files are checked against.
+func serverFlags() *flag.FlagSet {
+	fs, _ := app.FlagSet("server")
+	return fs
+}
 
 // processExists reports whether pid names a live, non-zombie process.
 func processExists(pid int) bool {

@@ -109,9 +109,10 @@ type Topology struct {
 	VarnishURL        string   `json:"varnish_url,omitempty"`
 	VarnishWorkDir    string   `json:"varnish_workdir,omitempty"` // varnishstat -n
 	PrometheusURL     string   `json:"prometheus_url,omitempty"`
-	// Skipped says what the definition asks for that this run left out
-	// (flags or commands the server binary does not have yet).
-	Skipped []string `json:"skipped,omitempty"`
+	// DatabaseURL is where the apps' data lives, for seeding: the
+	// primary's URL, or without Postgres the --db of app-1 (sqlite:PATH,
+	// the path absolute).
+	DatabaseURL string `json:"database_url,omitempty"`
 
 	rt *runtime
 }
@@ -135,7 +136,6 @@ type runtime struct {
 	redis     *Redis
 	cluster   *RedisCluster
 	apps      []*App
-	workers   []*App
 	haproxy   *HAProxy
 	varnish   *Varnish
 	prom      *Prometheus
@@ -213,7 +213,7 @@ func Up(ctx context.Context, def *Definition, opts Options) (t *Topology, err er
 	}()
 
 	b := &builder{t: t, def: def, opts: opts, bin: bin, ports: newPortPicker(), log: log}
-	if err := b.plan(ctx); err != nil {
+	if err := b.plan(); err != nil {
 		return t, err
 	}
 	if err := b.run(ctx); err != nil {
@@ -275,7 +275,6 @@ func (t *Topology) save() error {
 	comps := t.Components()
 	t.rt.mu.Lock()
 	f := topologyFile{Topology: *t, Components: comps, StoppedAt: t.rt.stoppedAt}
-	f.Skipped = slices.Clone(t.Skipped)
 	f.Steps = slices.Clone(t.Steps)
 	f.AppURLs = slices.Clone(t.AppURLs)
 	f.ReplicaURLs = slices.Clone(t.ReplicaURLs)
@@ -361,14 +360,6 @@ func (t *Topology) Apps() []*App {
 	return slices.Clone(t.rt.apps)
 }
 
-// Workers are the queue workers (none until the server has them).
-func (t *Topology) Workers() []*App {
-	t.rt.mu.Lock()
-	defer t.rt.mu.Unlock()
-	return slices.Clone(t.rt.workers)
-}
-
-// HAProxy is nil if the phase has none.
 func (t *Topology) HAProxy() *HAProxy { return t.rt.haproxy }
 
 // Varnish is nil if the phase has none.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"scalelab/lab"
 	"scalelab/reports"
 	"scalelab/topologies"
 )
@@ -27,7 +28,7 @@ func runUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	def, err := topologies.Phase(*phase)
+	def, err := lab.Phase(*phase)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}

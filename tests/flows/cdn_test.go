@@ -21,7 +21,7 @@ import (
 //
 // It brings up the package's one phase-4 topology for its subtests.
 func TestCDN(t *testing.T) {
-	top := topotest.Up(t, 4)
+	top := topotest.Up(t, 4, serverFlags())
 	if top.EntryURL != top.VarnishURL {
 		t.Fatalf("phase 4 entry point = %s, want Varnish's %s", top.EntryURL, top.VarnishURL)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +25,8 @@ import (
 
 	"scalelab/topologies"
 	"scalelab/topologies/topotest"
+
+	"scalelab/server/app"
 )
 
 // phase3 is the one phase-3 topology (HAProxy, three apps, a primary with
@@ -31,9 +34,15 @@ import (
 // another, never in parallel: several pause replicas or kill Redis, and
 // each leaves the topology as it found it. The CDN test brings up its own
 // phase 4.
-var phase3 = topotest.Shared{Phase: 3}
+var phase3 = topotest.Shared{Phase: 3, ServerFlags: serverFlags()}
 
 func TestMain(m *testing.M) { os.Exit(phase3.Main(m)) }
+
+// serverFlags is the flag set the phase files are checked against.
+func serverFlags() *flag.FlagSet {
+	fs, _ := app.FlagSet("server")
+	return fs
+}
 
 // client talks to the topologies. It keeps enough idle connections for the
 // concurrent tests not to open a connection per request.

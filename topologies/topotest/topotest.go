@@ -14,6 +14,7 @@ package topotest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -68,11 +69,14 @@ func RedisCluster(tb testing.TB) *topologies.RedisCluster {
 }
 
 // Up brings phase n up for this test alone (with the scalelab binary from
-// Binary) and takes it down when the test ends. Postgres runs without
-// fsync. The run's folder is kept when the test failed, for its logs.
-func Up(tb testing.TB, phase int) *topologies.Topology {
+// Binary) and takes it down when the test ends. serverFlags is the flag set
+// of `scalelab server` (app.FlagSet("server")) that the phase file is
+// checked against; this package cannot import the server (server tests
+// import it). Postgres runs without fsync. The run's folder is kept when
+// the test failed, for its logs.
+func Up(tb testing.TB, phase int, serverFlags *flag.FlagSet) *topologies.Topology {
 	tb.Helper()
-	top, cleanup, err := up(phase)
+	top, cleanup, err := up(phase, serverFlags)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -87,13 +91,16 @@ func Up(tb testing.TB, phase int) *topologies.Topology {
 // Shared brings one phase up at most once per test binary, for tests that
 // can share it (they must leave it as they found it). Use it from TestMain:
 //
-//	var phase4 = topotest.Shared{Phase: 4}
+//	var phase4 = topotest.Shared{Phase: 4, ServerFlags: serverFlags()}
 //
 //	func TestMain(m *testing.M) { os.Exit(phase4.Main(m)) }
 //
 //	func TestX(t *testing.T) { top := phase4.Topology(t); … }
 type Shared struct {
 	Phase int
+	// ServerFlags is the flag set the phase file is checked against, as
+	// for Up.
+	ServerFlags *flag.FlagSet
 
 	once    sync.Once
 	top     *topologies.Topology
@@ -134,7 +141,7 @@ func (s *Shared) Topology(tb testing.TB) *topologies.Topology {
 	if !main {
 		tb.Fatal("topotest: Shared needs TestMain to take it down: func TestMain(m *testing.M) { os.Exit(s.Main(m)) }")
 	}
-	s.once.Do(func() { s.top, s.cleanup, s.err = up(s.Phase) })
+	s.once.Do(func() { s.top, s.cleanup, s.err = up(s.Phase, s.ServerFlags) })
 	if s.err != nil {
 		tb.Fatal(s.err)
 	}
@@ -162,11 +169,11 @@ func Logger() *slog.Logger {
 // directory (whose parents the postgres user can search, unlike
 // t.TempDir()'s). cleanup takes it down and removes the directory unless
 // keep is set.
-func up(phase int) (*topologies.Topology, func(keep bool) error, error) {
+func up(phase int, serverFlags *flag.FlagSet) (*topologies.Topology, func(keep bool) error, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	reapOrphans(ctx)
-	def, err := topologies.Phase(phase)
+	def, err := topologies.Phase(phase, serverFlags)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,7 +1,6 @@
-package main
+package lab
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -18,23 +17,23 @@ type resultInput struct {
 	topology     string
 	scenario     *scenarios.Scenario
 	argv         []string
+	machine      reports.Machine
 	load         *loadgen.Result
 	measurements *topologies.Measurements // nil when sampling failed
-	top          *topologies.Topology
 }
 
 // buildResult maps what the load generator and the topology measured into
 // the result.json schema.
-func buildResult(ctx context.Context, in resultInput) *reports.Result {
+func buildResult(in resultInput) reports.Result {
 	lr, sc := in.load, in.scenario
 	d := lr.Duration
-	res := &reports.Result{
+	res := reports.Result{
 		SchemaVersion:       reports.SchemaVersion,
 		Phase:               in.phase,
 		Scenario:            sc.Name,
 		StartedAt:           lr.Start.UTC(),
 		DurationS:           d.Seconds(),
-		Machine:             reports.DetectMachine(ctx),
+		Machine:             in.machine,
 		Command:             reports.CommandLine(in.argv),
 		ScenarioDescription: sc.Description,
 		Topology:            in.topology,
@@ -107,7 +106,7 @@ func buildResult(ctx context.Context, in resultInput) *reports.Result {
 			res.Notes = append(res.Notes, "not measured: "+p)
 		}
 	}
-	res.Notes = append(res.Notes, notes(in, res)...)
+	res.Notes = append(res.Notes, notes(in, &res)...)
 	return res
 }
 
@@ -126,9 +125,6 @@ func notes(in resultInput, res *reports.Result) []string {
 	}
 	if g := res.Generator; g != nil && res.Totals.LatencyMS.P99 > 0 && g.StartDelayMS.P99 > 0.25*res.Totals.LatencyMS.P99 {
 		n = append(n, fmt.Sprintf("The generator's own start delay (p99 %.2f ms) is a sizeable part of the requests' p99 (%.2f ms): the generator, not the server, may be the bottleneck.", g.StartDelayMS.P99, res.Totals.LatencyMS.P99))
-	}
-	if s := in.top.Skipped; len(s) > 0 {
-		n = append(n, fmt.Sprintf("The topology left out what this server does not have yet: %v.", s))
 	}
 	return n
 }

@@ -1,0 +1,254 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"scalelab/loadgen"
+	"scalelab/reports"
+	"scalelab/scenarios"
+	"scalelab/server/app"
+	"scalelab/topologies"
+)
+
+// maxSignIns bounds the distinct clients that sign in before a run; more
+// workers share their tokens (each sign-in is an argon2id verification of
+// about 40 ms of CPU on this kind of machine).
+const maxSignIns = 64
+
+// Session is a topology that is up, with the scenario's driver ready to put
+// load on it. Up starts one; Down must end it.
+type Session struct {
+	cfg    Config
+	sc     *scenarios.Scenario
+	top    *topologies.Topology
+	drv    *driver
+	ops    []loadgen.Op
+	faults []scheduledFault
+	out    io.Writer
+	log    *slog.Logger
+}
+
+// Measured is what one measured run saw: the load generator's result, the
+// topology's measurements (nil when sampling failed) and a line per
+// scenario fault.
+type Measured struct {
+	Load     *loadgen.Result
+	Topology *topologies.Measurements
+	Faults   []string
+}
+
+// Up brings c.Definition's topology up and prepares the scenario's driver.
+// A fault naming a component the phase lacks, or an operation the driver
+// does not know, fails now (ErrInvalid), not after seeding and warming up;
+// the topology is then already down again.
+func Up(ctx context.Context, c Config) (*Session, error) {
+	if c.Definition == nil || c.Scenario == nil || c.Binary == "" {
+		return nil, errors.New("lab: Config needs Definition, Scenario and Binary")
+	}
+	s := &Session{cfg: c, sc: c.Scenario, out: c.Stdout, log: c.Logger}
+	if s.out == nil {
+		s.out = io.Discard
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	def := c.Definition
+	fmt.Fprintf(s.out, "phase %d: %s\n", def.Phase, def.Description)
+	top, err := topologies.Up(ctx, def, topologies.Options{
+		Binary: c.Binary, Dir: c.TopologyDir, Logger: s.log,
+		FastPostgres: c.FastPostgres, DieWithParent: c.DieWithParent,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bring phase %d up: %w", def.Phase, err)
+	}
+	s.top = top
+	fmt.Fprintf(s.out, "topology up in %.1fs: entry %s (folder %s)\n", top.UpSeconds, top.EntryURL, top.Dir)
+	if err := s.prepare(); err != nil {
+		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return nil, errors.Join(err, s.Down(dctx))
+	}
+	return s, nil
+}
+
+// prepare resolves the scenario's faults and operations against the
+// running topology.
+func (s *Session) prepare() error {
+	faults, err := checkFaults(s.top.Component, s.sc.Faults)
+	if err != nil {
+		return invalid{err}
+	}
+	s.faults = faults
+	api := s.top.API
+	if !strings.HasSuffix(api, "/users") {
+		api = strings.TrimSuffix(api, "/") + "/users"
+	}
+	runTag := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffffff)
+	s.drv = newDriver(s.sc, api, s.sc.Users, runTag)
+	if s.ops, err = s.drv.ops(s.sc); err != nil {
+		return invalid{err}
+	}
+	return nil
+}
+
+// Topology is the running topology.
+func (s *Session) Topology() *topologies.Topology { return s.top }
+
+// Down stops every component of the topology.
+func (s *Session) Down(ctx context.Context) error {
+	start := time.Now()
+	err := s.top.Down(ctx)
+	fmt.Fprintf(s.out, "topology down in %.1fs\n", time.Since(start).Seconds())
+	if err != nil {
+		return fmt.Errorf("tear phase %d down: %w", s.cfg.Definition.Phase, err)
+	}
+	return nil
+}
+
+// Seed bulk-loads the scenario's users into the database the topology
+// names (topologies.Topology.DatabaseURL).
+func (s *Session) Seed(ctx context.Context) error {
+	dsn := s.top.DatabaseURL
+	if dsn == "" {
+		return fmt.Errorf("seed: phase %d names no database for its apps", s.top.Phase)
+	}
+	store, err := app.OpenStore(ctx, app.StoreOptions{DSN: dsn, Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	defer store.Close()
+	d, err := SeedUsers(ctx, store, s.sc.Users, s.out, s.log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "seeded %d users in %.1fs\n", s.sc.Users, d.Seconds())
+	return nil
+}
+
+// WarmUp signs the simulated clients in when the mix needs tokens, then
+// runs the scenario's warm-up (if any) at its starting load.
+func (s *Session) WarmUp(ctx context.Context) error {
+	if s.drv.auth && len(s.drv.tokens) == 0 {
+		start := time.Now()
+		if err := s.drv.signIn(ctx, s.top.EntryURL, min(s.sc.MaxWorkers, maxSignIns)); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "signed in %d simulated clients in %.1fs\n", len(s.drv.tokens), time.Since(start).Seconds())
+	}
+	if s.sc.Warmup <= 0 {
+		return nil
+	}
+	fmt.Fprintf(s.out, "warming up for %s\n", s.sc.Warmup)
+	cfg := s.loadConfig(s.cfg.Seed+1, warmupExecutor(s.sc))
+	cfg.GracefulStop = time.Second
+	if _, err := loadgen.Run(ctx, cfg); err != nil {
+		return fmt.Errorf("warm up: %w", err)
+	}
+	return nil
+}
+
+// Measure runs the scenario's executor once, with its faults, while
+// sampling the topology.
+func (s *Session) Measure(ctx context.Context) (*Measured, error) {
+	fmt.Fprintf(s.out, "running %s for %s: %s\n", s.sc.Name, s.sc.Duration, s.sc.Executor)
+	return s.measure(ctx, mainExecutor(s.sc), s.faults)
+}
+
+// MeasureRate runs the scenario's mix at a constant arrival rate for d,
+// without its faults, while sampling the topology: one step of a search
+// over rates on a topology that stays up.
+func (s *Session) MeasureRate(ctx context.Context, rate float64, d time.Duration) (*Measured, error) {
+	if !(rate > 0) || d <= 0 {
+		return nil, invalidf("measure at %v/s for %s: rate and duration must be positive", rate, d)
+	}
+	fmt.Fprintf(s.out, "running %s for %s at %g/s\n", s.sc.Name, d, rate)
+	return s.measure(ctx, loadgen.ConstantArrivalRate{Rate: rate, Duration: d, Pool: pool(s.sc)}, nil)
+}
+
+func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []scheduledFault) (*Measured, error) {
+	sampler, err := topologies.StartSampler(ctx, s.top, topologies.SamplerOptions{Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("start sampling the topology: %w", err)
+	}
+	progress := loadgen.NewProgress(s.out)
+	cfg := s.loadConfig(s.cfg.Seed, ex)
+	cfg.Observer = progress
+	faultCtx, stopFaults := context.WithCancel(ctx)
+	faultLog := make(chan []string, 1)
+	go func() { faultLog <- injectFaults(faultCtx, s.top.Inject, faults, time.Now(), s.out) }()
+	lres, runErr := loadgen.Run(ctx, cfg)
+	stopFaults()
+	injected := <-faultLog
+	progress.Stop()
+	meas, serr := sampler.Stop(context.Background())
+	if runErr != nil {
+		return nil, fmt.Errorf("run %s: %w", s.sc.Name, runErr)
+	}
+	if serr != nil {
+		s.log.Warn("sampling the topology failed; the report has no topology measurements", "err", serr)
+		meas = nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("run %s: interrupted: %w", s.sc.Name, err)
+	}
+	return &Measured{Load: lres, Topology: meas, Faults: injected}, nil
+}
+
+// Result maps a measured run into the result.json schema, thresholds
+// judged.
+func (s *Session) Result(ctx context.Context, m *Measured) reports.Result {
+	res := buildResult(resultInput{
+		phase: s.cfg.Definition.Phase, topology: s.cfg.Definition.Description, scenario: s.sc,
+		argv: s.cfg.Argv, machine: reports.DetectMachine(ctx), load: m.Load, measurements: m.Topology,
+	})
+	res.Notes = append(res.Notes, m.Faults...)
+	return res
+}
+
+// loadConfig is the load generator's configuration for one run.
+func (s *Session) loadConfig(seed uint64, ex loadgen.Executor) loadgen.Config {
+	return loadgen.Config{
+		Target:   s.top.EntryURL,
+		Ops:      s.ops,
+		Executor: ex,
+		Seed:     seed,
+		Timeout:  10 * time.Second,
+		Setup:    s.drv.setup,
+	}
+}
+
+func pool(sc *scenarios.Scenario) loadgen.Pool {
+	return loadgen.Pool{MaxWorkers: sc.MaxWorkers}
+}
+
+// mainExecutor maps the scenario's executor to the load generator's.
+func mainExecutor(sc *scenarios.Scenario) loadgen.Executor {
+	switch sc.Executor.Kind {
+	case scenarios.RampingArrivalRate:
+		stages := make([]loadgen.Stage, len(sc.Executor.Stages))
+		for i, st := range sc.Executor.Stages {
+			stages[i] = loadgen.Stage{Target: st.Target, Duration: st.Duration}
+		}
+		return loadgen.RampingArrivalRate{StartRate: sc.Executor.StartRate, Stages: stages, Pool: pool(sc)}
+	case scenarios.ConstantVUs:
+		return loadgen.ConstantVUs{VUs: sc.Executor.VUs, Duration: sc.Duration}
+	}
+	return loadgen.ConstantArrivalRate{Rate: sc.Executor.Rate, Duration: sc.Duration, Pool: pool(sc)}
+}
+
+// warmupExecutor runs the warm-up at the scenario's starting load.
+func warmupExecutor(sc *scenarios.Scenario) loadgen.Executor {
+	switch sc.Executor.Kind {
+	case scenarios.RampingArrivalRate:
+		return loadgen.ConstantArrivalRate{Rate: sc.Executor.StartRate, Duration: sc.Warmup, Pool: pool(sc)}
+	case scenarios.ConstantVUs:
+		return loadgen.ConstantVUs{VUs: sc.Executor.VUs, Duration: sc.Warmup}
+	}
+	return loadgen.ConstantArrivalRate{Rate: sc.Executor.Rate, Duration: sc.Warmup, Pool: pool(sc)}
+}
