@@ -316,8 +316,9 @@ type Overrides struct {
 	// scenario stretches or shrinks every stage by the same factor.
 	Duration time.Duration
 	// Rate replaces the arrival rate. A ramping-arrival-rate scenario scales
-	// its start rate and every target so that the peak becomes Rate.
-	// constant-vus has no rate: overriding it is an error.
+	// its start rate and every target so that the peak becomes Rate. Rate
+	// thresholds scale by the same factor. constant-vus has no rate:
+	// overriding it is an error.
 	Rate float64
 	// Users replaces the number of users to seed.
 	Users int
@@ -356,11 +357,12 @@ func (s *Scenario) Apply(o Overrides) error {
 		c.Duration = o.Duration
 	}
 	if o.Rate > 0 {
+		peak := c.Executor.PeakRate()
 		switch c.Executor.Kind {
 		case ConstantArrivalRate:
 			c.Executor.Rate = o.Rate
 		case RampingArrivalRate:
-			if peak := c.Executor.PeakRate(); peak > 0 {
+			if peak > 0 {
 				f := o.Rate / peak
 				c.Executor.StartRate *= f
 				for i := range c.Executor.Stages {
@@ -369,6 +371,16 @@ func (s *Scenario) Apply(o Overrides) error {
 			}
 		default:
 			issues = append(issues, issue{"executor.rate", fmt.Sprintf("cannot override the rate of %s (it has vus, not a rate)", c.Executor.Kind)})
+		}
+		if peak > 0 {
+			// A rate threshold is written for the scenario's own rate
+			// ("rate > 475" of 500/s): it scales with the load.
+			c.Thresholds = slices.Clone(s.Thresholds)
+			for i := range c.Thresholds {
+				if t := &c.Thresholds[i]; t.Metric == MetricRate {
+					t.Bound = t.Bound * o.Rate / peak
+				}
+			}
 		}
 	}
 	if o.Users > 0 {

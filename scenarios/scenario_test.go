@@ -37,6 +37,11 @@ func TestApply(t *testing.T) {
 			o:        Overrides{Duration: 5 * time.Second, Rate: 300, Users: 1000},
 			change: func(s *Scenario) {
 				s.Duration, s.Executor.Rate, s.Users = 5*time.Second, 300, 1000
+				for i, th := range s.Thresholds {
+					if th.Metric == MetricRate {
+						s.Thresholds[i].Bound = 285 // was 1900 of 2000/s
+					}
+				}
 			},
 		},
 		{
@@ -47,6 +52,19 @@ func TestApply(t *testing.T) {
 				s.Duration = 20 * time.Second
 				s.Executor.StartRate = 5
 				s.Executor.Stages = []Stage{{50, 5 * time.Second}, {50, 10 * time.Second}, {0, 5 * time.Second}}
+			},
+		},
+		{
+			name:     "rate thresholds scale with the rate",
+			scenario: "read-after-write", // 500/s, read-after-write.rate > 475
+			o:        Overrides{Rate: 100},
+			change: func(s *Scenario) {
+				s.Executor.Rate = 100
+				for i, th := range s.Thresholds {
+					if th.Metric == MetricRate {
+						s.Thresholds[i].Bound = 95
+					}
+				}
 			},
 		},
 		{
@@ -93,6 +111,25 @@ func TestApply(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("rate threshold reads scaled", func(t *testing.T) {
+		s := mustLoad(t, "read-after-write")
+		before := s.Thresholds
+		if err := s.Apply(Overrides{Rate: 100}); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, th := range s.Thresholds {
+			got = append(got, th.String())
+		}
+		want := []string{"read-after-write.p99 < 100ms", "errors < 0.1%", "read-after-write.rate > 95"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("thresholds after --rate 100 (-want +got):\n%s", diff)
+		}
+		if before[2].Bound != 475 {
+			t.Errorf("Apply changed the thresholds slice it was given: rate bound %v, was 475", before[2].Bound)
+		}
+	})
 
 	t.Run("does not share stages with the original", func(t *testing.T) {
 		s := mustLoad(t, "signup-burst")
