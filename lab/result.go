@@ -53,7 +53,7 @@ func buildResult(in resultInput) reports.Result {
 		Dropped:       lr.Dropped,
 		Throttled:     total.Throttled,
 		ErrorsByClass: lr.ErrorsByClass,
-		LatencyMS:     latency(&total),
+		LatencyMS:     total.Percentiles(),
 	}
 	if d > 0 && lr.Offered > 0 {
 		res.Totals.OfferedRate = float64(lr.Offered) / d.Seconds()
@@ -75,7 +75,7 @@ func buildResult(in resultInput) reports.Result {
 	}
 	res.LatencyDistribution = distribution(total.Latency)
 	if lr.StartDelay != nil {
-		res.Generator = &reports.Generator{Workers: lr.Workers, Seed: lr.Seed, StartDelayMS: latency(&loadgen.Stats{Latency: lr.StartDelay})}
+		res.Generator = &reports.Generator{Workers: lr.Workers, Seed: lr.Seed, StartDelayMS: (&loadgen.Stats{Latency: lr.StartDelay}).Percentiles()}
 	}
 
 	outcomes, _ := scenarios.Evaluate(sc.Thresholds, observed(lr))
@@ -139,7 +139,7 @@ func tail(lr *loadgen.Result, i int) bool {
 // operation maps an operation's or a request name's stats; only operations
 // have a series.
 func operation(lr *loadgen.Result, s *loadgen.Stats) reports.Operation {
-	op := reports.Operation{Name: s.Name, Count: s.Count, Errors: s.Errors, Throttled: s.Throttled, Rate: s.Rate(lr.Duration), LatencyMS: latency(s)}
+	op := reports.Operation{Name: s.Name, Count: s.Count, Errors: s.Errors, Throttled: s.Throttled, Rate: s.Rate(lr.Duration), LatencyMS: s.Percentiles()}
 	for _, p := range s.Series {
 		if tail(lr, p.Second) {
 			continue
@@ -149,11 +149,6 @@ func operation(lr *loadgen.Result, s *loadgen.Stats) reports.Operation {
 		})
 	}
 	return op
-}
-
-func latency(s *loadgen.Stats) reports.Latency {
-	p := s.Percentiles()
-	return reports.Latency{P50: p.P50, P90: p.P90, P99: p.P99, P999: p.P999, Max: p.Max, Mean: p.Mean}
 }
 
 // distribution samples the latency histogram (µs) at percentiles spread

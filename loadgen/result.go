@@ -140,7 +140,9 @@ func (s *Stats) merge(o *Stats) {
 	}
 }
 
-// Latency is a latency summary in milliseconds.
+// Latency is a latency summary in milliseconds, measured from each
+// request's scheduled start. result.json writes it as is (reports.Latency
+// is this type).
 type Latency struct {
 	P50  float64 `json:"p50"`
 	P90  float64 `json:"p90"`

@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"scalelab/loadgen"
 )
 
 // SchemaVersion is the major version of result.json this package writes. It
@@ -141,16 +143,10 @@ type Operation struct {
 	Series []OpSecond `json:"series,omitempty"`
 }
 
-// Latency is a latency summary in milliseconds, measured from each
-// request's scheduled start.
-type Latency struct {
-	P50  float64 `json:"p50"`
-	P90  float64 `json:"p90"`
-	P99  float64 `json:"p99"`
-	P999 float64 `json:"p999"`
-	Max  float64 `json:"max"`
-	Mean float64 `json:"mean"`
-}
+// Latency is the load generator's latency summary in milliseconds,
+// measured from each request's scheduled start: one type, which results
+// write as they get it (an alias, so the rendering code reads as before).
+type Latency = loadgen.Latency
 
 // Cache has the hit rate of each cache tier, nil (JSON null) where the
 // phase has no such tier.

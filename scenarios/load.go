@@ -487,7 +487,7 @@ func (x *index) line(field string) int {
 func (x *index) decodeError(file, msg string) error {
 	// The formats of yaml.v3's TypeError lines.
 	var (
-		unknownField = regexp.MustCompile("^line (\\d+): field (.+) not found in type (\\S+)$")
+		unknownField = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
 		badType      = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
 		duplicateKey = regexp.MustCompile(`^line (\d+): mapping key "(.*)" already defined at line (\d+)$`)
 		lineMsg      = regexp.MustCompile(`^line (\d+): (.*)$`)

@@ -10,7 +10,6 @@ package scenarios
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,28 +141,6 @@ func (e Executor) PeakRate() float64 {
 	return 0
 }
 
-// RateAt is the arrival rate t after the start of the measured part of a
-// ramping-arrival-rate run (stages interpolate linearly), Rate for
-// constant-arrival-rate, and 0 for constant-vus. Past the last stage it is the
-// last target.
-func (e Executor) RateAt(t time.Duration) float64 {
-	switch e.Kind {
-	case ConstantArrivalRate:
-		return e.Rate
-	case RampingArrivalRate:
-		from := e.StartRate
-		for _, st := range e.Stages {
-			if t < st.Duration {
-				return from + (st.Target-from)*float64(t)/float64(st.Duration)
-			}
-			t -= st.Duration
-			from = st.Target
-		}
-		return from
-	}
-	return 0
-}
-
 func (e Executor) stagesDuration() time.Duration {
 	var d time.Duration
 	for _, st := range e.Stages {
@@ -270,43 +247,6 @@ func (m Mix) UsesKeys() bool {
 		}
 	}
 	return false
-}
-
-// Picker draws operations from a mix. Build one per worker with Mix.Picker;
-// Pick does not allocate.
-type Picker struct {
-	ops   []Op
-	cum   []int
-	total int
-}
-
-// Picker returns a picker for m. It panics if m's weights do not sum to more
-// than zero, which a validated scenario rules out.
-func (m Mix) Picker() Picker {
-	var p Picker
-	for _, w := range m {
-		if w.Weight <= 0 {
-			continue
-		}
-		p.total += w.Weight
-		p.ops = append(p.ops, w.Op)
-		p.cum = append(p.cum, p.total)
-	}
-	if p.total == 0 {
-		panic("scenarios: Picker of a mix whose weights sum to zero")
-	}
-	return p
-}
-
-// Pick draws one operation with probability proportional to its weight.
-func (p Picker) Pick(r *rand.Rand) Op {
-	x := r.IntN(p.total)
-	for i, c := range p.cum {
-		if x < c {
-			return p.ops[i]
-		}
-	}
-	return p.ops[len(p.ops)-1]
 }
 
 // Overrides are the command line's changes to a scenario; zero fields keep

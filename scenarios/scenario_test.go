@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -166,51 +165,12 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestPicker(t *testing.T) {
-	mix := Mix{{OpGetUser, 90}, {OpCreateUser, 0}, {OpUpdateUser, 10}}
-	p := mix.Picker()
-	r := rand.New(rand.NewPCG(1, 2))
-	const n = 100000
-	counts := map[Op]int{}
-	for range n {
-		counts[p.Pick(r)]++
-	}
-	if counts[OpCreateUser] != 0 {
-		t.Errorf("Pick drew create-user (weight 0) %d times", counts[OpCreateUser])
-	}
-	if got := float64(counts[OpUpdateUser]) / n; got < 0.09 || got > 0.11 {
-		t.Errorf("update-user share = %.4f, want about 0.10", got)
-	}
-	if allocs := testing.AllocsPerRun(100, func() { p.Pick(r) }); allocs != 0 {
-		t.Errorf("Pick allocates %v times per call, want 0", allocs)
-	}
-	if got := mix.Fraction(OpGetUser); got != 0.9 {
-		t.Errorf("Fraction(get-user) = %v, want 0.9", got)
-	}
-}
-
-func TestExecutorRateAt(t *testing.T) {
+func TestExecutor(t *testing.T) {
 	e := Executor{Kind: RampingArrivalRate, StartRate: 10, Stages: []Stage{
 		{100, 10 * time.Second}, {100, 10 * time.Second}, {0, 10 * time.Second},
 	}}
-	tests := []struct {
-		at   time.Duration
-		want float64
-	}{
-		{0, 10}, {5 * time.Second, 55}, {10 * time.Second, 100}, {15 * time.Second, 100},
-		{25 * time.Second, 50}, {30 * time.Second, 0}, {time.Hour, 0},
-	}
-	for _, tt := range tests {
-		if got := e.RateAt(tt.at); got != tt.want {
-			t.Errorf("RateAt(%s) = %v, want %v", tt.at, got, tt.want)
-		}
-	}
 	if got := e.PeakRate(); got != 100 {
 		t.Errorf("PeakRate() = %v, want 100", got)
-	}
-	c := Executor{Kind: ConstantArrivalRate, Rate: 42}
-	if got := c.RateAt(time.Minute); got != 42 {
-		t.Errorf("constant RateAt = %v, want 42", got)
 	}
 	want := "ramping-arrival-rate 10/s → 100/s in 10s → 100/s in 10s → 0/s in 10s"
 	if got := e.String(); got != want {

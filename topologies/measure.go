@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"scalelab/internal/stats"
+
 	"github.com/jackc/pgx/v5"
 )
 
@@ -663,13 +665,11 @@ func parseCacheCounters(body []byte) map[string]float64 {
 	return out
 }
 
-// percentile returns the p-th percentile (nearest rank) of xs; 0 for none.
+// percentile is the p-th percentile (0 to 100) of xs; 0 for none, so that
+// a replica never sampled reads as no lag rather than NaN in JSON.
 func percentile(xs []float64, p float64) float64 {
 	if len(xs) == 0 {
 		return 0
 	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
+	return stats.Quantile(xs, p/100)
 }
