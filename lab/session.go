@@ -97,9 +97,6 @@ func (s *Session) prepare() error {
 	return nil
 }
 
-// Topology is the running topology.
-func (s *Session) Topology() *topologies.Topology { return s.top }
-
 // Down stops every component of the topology.
 func (s *Session) Down(ctx context.Context) error {
 	start := time.Now()

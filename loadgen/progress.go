@@ -34,12 +34,6 @@ type Observer interface {
 	Observe(Snapshot)
 }
 
-// ObserverFunc adapts a function to an Observer.
-type ObserverFunc func(Snapshot)
-
-// Observe calls f(s).
-func (f ObserverFunc) Observe(s Snapshot) { f(s) }
-
 // Progress is an Observer that shows a run's progress: on a terminal one
 // line rewritten in place each second, otherwise (a log, a CI job) one plain
 // line per second:

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 )
 
 // Distribution names a key distribution, as YCSB names its request
@@ -84,9 +85,7 @@ func validateKeys(k Keys, users int) []issue {
 	add := func(field, format string, args ...any) {
 		is = append(is, issue{"keys." + field, fmt.Sprintf(format, args...)})
 	}
-	switch k.Distribution {
-	case Uniform, Zipfian, Latest, Hotspot:
-	default:
+	if !slices.Contains(Distributions(), k.Distribution) {
 		add("distribution", "unknown distribution %q (want uniform, zipfian, latest or hotspot)", k.Distribution)
 		return is
 	}

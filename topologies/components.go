@@ -65,10 +65,10 @@ func httpGet(ctx context.Context, url string) ([]byte, error) {
 
 // ---------------------------------------------------------------- app
 
-// App is one scalelab server instance (or a queue worker).
+// App is one scalelab server instance.
 type App struct {
 	daemon
-	port int // 0 for a worker without an HTTP port
+	port int
 }
 
 // Addr is the instance's host:port.

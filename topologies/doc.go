@@ -5,9 +5,12 @@
 // leaving nothing behind.
 //
 // A topology is described in YAML (phase-1.yaml … phase-4.yaml are
-// embedded; Phase loads one, LoadFile another) and brought up by Up:
+// embedded; Phase loads one, LoadFile another), loaded strictly: an unknown
+// field, or an app flag that `scalelab server`'s flag set (given by the
+// caller, app.FlagSet("server")) does not define, is an error with the
+// file and line. Up brings it up:
 //
-//	def, _ := topologies.Phase(3)
+//	def, _ := topologies.Phase(3, serverFlags)
 //	top, err := topologies.Up(ctx, def, topologies.Options{Binary: "bin/scalelab", Logger: log})
 //	if err != nil { … }            // everything Up started is already stopped
 //	defer top.Down(context.WithoutCancel(ctx))
@@ -35,7 +38,7 @@
 // stopped by name.
 //
 // Inject stops, kills (SIGKILL), pauses (SIGSTOP), resumes or restarts a
-// component by name: app-N, worker-N, primary, replica-N, pgbouncer,
+// component by name: app-N, primary, replica-N, pgbouncer,
 // redis, redis-master-N, redis-replica-N, haproxy, varnish, prometheus.
 //
 // A Sampler measures a run: replica lag in seconds and bytes each interval
