@@ -134,6 +134,11 @@ func LoadFile(path string, server *flag.FlagSet) (*Definition, error) {
 // server binary built from the same tree, so a misspelt flag fails here,
 // with its line, rather than when the apps start. Parse only looks flags
 // up; it sets none. name is used in error messages (name:line: …).
+//
+// The flag set is an argument, not an import of scalelab/server/app: the
+// server's own tests use this package's topotest, so importing the server
+// here would be an import cycle, and the runner would link the whole
+// server for one flag set.
 func Parse(b []byte, name string, server *flag.FlagSet) (*Definition, error) {
 	if server == nil {
 		return nil, fmt.Errorf("%s: no server flag set to check the app flags against", name)
