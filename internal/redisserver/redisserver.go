@@ -1,7 +1,7 @@
 // Package redisserver starts and stops real redis-server processes on
 // 127.0.0.1: a standalone server, or a small Redis Cluster. Tests use it
 // through package redistest; the topology runner shares its redis.conf and
-// its cluster join (Conf, Join, ClusterReady).
+// its cluster join (Conf, Join).
 //
 // A Server is a child of this process, started in its own process group,
 // and is only ever signalled by its own PID (its group's ID), never by
