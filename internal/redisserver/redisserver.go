@@ -15,6 +15,7 @@
 package redisserver
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -191,19 +192,33 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 // start writes redis.conf, starts the program and waits for PONG.
 func (s *Server) start(ctx context.Context) error {
+	c, err := s.spawn()
+	if err != nil {
+		return err
+	}
+	s.log.Debug("redis started", "name", s.name, "pid", c.pid, "addr", s.Addr())
+	if err := s.waitReady(ctx, c); err != nil {
+		_ = c.signal(syscall.SIGKILL)
+		<-c.done
+		return err
+	}
+	return nil
+}
+
+// spawn starts the program unless it runs already.
+func (s *Server) spawn() (*child, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc.running() {
-		return fmt.Errorf("redisserver %s: already running as pid %d", s.name, s.proc.pid)
+		return nil, fmt.Errorf("redisserver %s: already running as pid %d", s.name, s.proc.pid)
 	}
 	conf := filepath.Join(s.dir, "redis.conf")
 	if err := os.WriteFile(conf, []byte(Conf(s.conf)), 0o644); err != nil {
-		return fmt.Errorf("redisserver %s: write redis.conf: %w", s.name, err)
+		return nil, fmt.Errorf("redisserver %s: write redis.conf: %w", s.name, err)
 	}
-	logPath := s.LogFile()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(s.LogFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("redisserver %s: %w", s.name, err)
+		return nil, fmt.Errorf("redisserver %s: %w", s.name, err)
 	}
 	defer logf.Close() // the child holds its own copy
 	cmd := exec.Command(s.bin, conf)
@@ -216,21 +231,17 @@ func (s *Server) start(ctx context.Context) error {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("redisserver %s: start %s: %w", s.name, s.bin, err)
+		return nil, fmt.Errorf("redisserver %s: start %s: %w", s.name, s.bin, err)
 	}
 	c := &child{pid: cmd.Process.Pid, done: make(chan struct{})}
+	// The owner of this goroutine is the child: it ends when the child
+	// exits, which every stop path (and Pdeathsig) ensures.
 	go func() {
 		_ = cmd.Wait() // the exit status is in the log; waitReady quotes it
 		close(c.done)
 	}()
 	s.proc = c
-	s.log.Debug("redis started", "name", s.name, "pid", c.pid, "addr", s.Addr())
-	if err := s.waitReady(ctx, c); err != nil {
-		c.signal(syscall.SIGKILL)
-		<-c.done
-		return err
-	}
-	return nil
+	return c, nil
 }
 
 func (s *Server) waitReady(ctx context.Context, c *child) error {
@@ -242,6 +253,9 @@ func (s *Server) waitReady(ctx context.Context, c *child) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
+		if !c.running() {
+			return fmt.Errorf("redisserver %s exited before it was ready (log %s):\n%s", s.name, s.LogFile(), tail(s.LogFile(), 10))
+		}
 		err := ping(ctx, s.Addr())
 		if err == nil {
 			return nil
@@ -393,7 +407,7 @@ func (s *Server) Restart(ctx context.Context) error {
 // command keeps a paused or dead server from wedging a shared client.
 func do(ctx context.Context, addr string, args ...any) *redis.Cmd {
 	c := redis.NewClient(&redis.Options{
-		Addr: addr, Protocol: 2, MaxRetries: -1, PoolSize: 1, ContextTimeoutEnabled: true,
+		Addr: addr, Protocol: 2, MaxRetries: -1, DialerRetries: 1, PoolSize: 1, ContextTimeoutEnabled: true,
 		DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
 		// No CLIENT SETINFO before the command: a round trip that admin
 		// commands do not need.
@@ -405,15 +419,30 @@ func do(ctx context.Context, addr string, args ...any) *redis.Cmd {
 	return cmd
 }
 
+// ping sends an inline PING on a plain connection: until the server
+// listens, a refused dial is the expected answer, and go-redis would log
+// each one.
 func ping(ctx context.Context, addr string) error {
-	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	pong, err := do(pctx, addr, "PING").Text()
+	var d net.Dialer
+	conn, err := d.DialContext(pctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
-	if pong != "PONG" {
-		return fmt.Errorf("PING answered %q", pong)
+	defer conn.Close()
+	if dl, ok := pctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line = strings.TrimRight(line, "\r\n"); line != "+PONG" {
+		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
 }
