@@ -15,6 +15,9 @@ var forbidden = []string{
 	"scalelab/loadgen",
 	"scalelab/reports",
 	"scalelab/lab",
+	"scalelab/scenarios",
+	"scalelab/regress",
+	"scalelab/cmd",
 }
 
 // TestImportRule lists every package under scalelab/server with its
