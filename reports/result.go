@@ -33,8 +33,8 @@ const (
 
 // Result is everything a run measured, as written to result.json. Latencies
 // are in milliseconds, rates in requests per second, fractions from 0 to 1.
-// The fields up to Replicas are the binding minimum of DESIGN.md: never
-// rename them.
+// The fields up to Replicas are the binding minimum listed in
+// docs/result-schema.md: never rename them.
 type Result struct {
 	SchemaVersion int       `json:"schema_version"`
 	Phase         int       `json:"phase"`

@@ -45,7 +45,7 @@ func TestWriteRead(t *testing.T) {
 	}
 }
 
-// TestSchema pins the field names DESIGN.md makes binding: renaming any of
+// TestSchema pins the field names docs/result-schema.md makes binding: renaming any of
 // them breaks every reader of result.json.
 func TestSchema(t *testing.T) {
 	dir := t.TempDir()

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"scalelab/internal/redisserver"
 )
 
 // RedisOptions configures one Redis server. The zero value is a standalone
@@ -162,26 +162,10 @@ func (r *Redis) repick(ports *portPicker) error {
 }
 
 func (r *Redis) writeConfig() error {
-	opts := r.opts
-	var b strings.Builder
-	fmt.Fprintf(&b, "# written by scalelab's topology runner\n")
-	fmt.Fprintf(&b, "port %d\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\n", r.port)
-	fmt.Fprintf(&b, "dir %s\nlogfile \"\"\nsave \"\"\nappendonly no\n", r.dir)
-	// Replicas sync at once instead of 5 s later (the default waits for
-	// more replicas to share one diskless transfer).
-	fmt.Fprintf(&b, "repl-diskless-sync-delay 0\nshutdown-timeout 1\n")
-	if r.clusterPort != 0 {
-		timeout := opts.ClusterNodeTimeout
-		if timeout == 0 {
-			timeout = 2 * time.Second
-		}
-		fmt.Fprintf(&b, "cluster-enabled yes\ncluster-config-file %s\ncluster-port %d\ncluster-node-timeout %d\n",
-			filepath.Join(r.dir, "nodes.conf"), r.clusterPort, timeout.Milliseconds())
-	}
-	for _, k := range slices.Sorted(maps.Keys(opts.Settings)) {
-		fmt.Fprintf(&b, "%s %s\n", k, opts.Settings[k])
-	}
-	if err := os.WriteFile(filepath.Join(r.dir, "redis.conf"), []byte(b.String()), 0o644); err != nil {
+	conf := "# written by scalelab's topology runner\n" + redisserver.Conf(redisserver.Config{
+		Dir: r.dir, Port: r.port, ClusterPort: r.clusterPort, NodeTimeout: r.opts.ClusterNodeTimeout, Settings: r.opts.Settings,
+	})
+	if err := os.WriteFile(filepath.Join(r.dir, "redis.conf"), []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("write redis.conf: %w", err)
 	}
 	return nil

@@ -7,10 +7,11 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"scalelab/internal/redisserver"
 )
 
 // RedisClusterOptions configures a Redis Cluster. The zero value is three
@@ -104,62 +105,20 @@ func startRedisCluster(ctx context.Context, dir string, opts RedisClusterOptions
 	return c, nil
 }
 
-// create joins the started nodes: slots to masters, distinct config
-// epochs, MEET, then REPLICATE once every node knows every other.
+// create joins the started nodes into one cluster (redisserver.Join:
+// slots to masters, distinct config epochs, MEET, then REPLICATE).
 func (c *RedisCluster) create(ctx context.Context) error {
-	masters := len(c.Masters)
-	ids := map[*Redis]string{}
-	for i, n := range c.Nodes() {
-		id, err := redisDo(ctx, n.Addr(), "CLUSTER", "MYID")
-		if err != nil {
-			return fmt.Errorf("%s: CLUSTER MYID: %w", n.name, err)
-		}
-		ids[n] = id
-		if _, err := redisDo(ctx, n.Addr(), "CLUSTER", "SET-CONFIG-EPOCH", strconv.Itoa(i+1)); err != nil {
-			return fmt.Errorf("%s: SET-CONFIG-EPOCH: %w", n.name, err)
-		}
+	node := func(r *Redis) redisserver.Node {
+		return redisserver.Node{Name: r.name, Port: r.port, ClusterPort: r.clusterPort}
 	}
-	for i, m := range c.Masters {
-		lo, hi := i*16384/masters, (i+1)*16384/masters-1
-		if _, err := redisDo(ctx, m.Addr(), "CLUSTER", "ADDSLOTSRANGE", strconv.Itoa(lo), strconv.Itoa(hi)); err != nil {
-			return fmt.Errorf("%s: ADDSLOTSRANGE %d %d: %w", m.name, lo, hi, err)
-		}
+	var masters, replicas []redisserver.Node
+	for _, m := range c.Masters {
+		masters = append(masters, node(m))
 	}
-	first := c.Masters[0]
-	for _, n := range c.Nodes()[1:] {
-		if _, err := redisDo(ctx, first.Addr(), "CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(n.port), strconv.Itoa(n.clusterPort)); err != nil {
-			return fmt.Errorf("%s: CLUSTER MEET %s: %w", first.name, n.name, err)
-		}
+	for _, r := range c.Replicas {
+		replicas = append(replicas, node(r))
 	}
-	all := len(c.Nodes())
-	err := poll(ctx, func(ctx context.Context) error {
-		for _, n := range c.Nodes() {
-			nodes, err := redisDo(ctx, n.Addr(), "CLUSTER", "NODES")
-			if err != nil {
-				return err
-			}
-			known := 0
-			for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
-				if line != "" && !strings.Contains(line, "handshake") {
-					known++
-				}
-			}
-			if known < all {
-				return fmt.Errorf("%s knows %d of %d nodes", n.name, known, all)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for i, r := range c.Replicas {
-		m := c.Masters[i%masters]
-		if _, err := redisDo(ctx, r.Addr(), "CLUSTER", "REPLICATE", ids[m]); err != nil {
-			return fmt.Errorf("%s: CLUSTER REPLICATE %s: %w", r.name, m.name, err)
-		}
-	}
-	return nil
+	return redisserver.Join(ctx, masters, replicas)
 }
 
 // Ready checks once that every node reports cluster_state:ok and knows

@@ -15,7 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"scalelab/internal/breaker"
-	"scalelab/topologies/topotest"
+	"scalelab/internal/redisserver/redistest"
 )
 
 // mustL2 returns an L2 on a fresh client for addrs, closed when the test
@@ -60,7 +60,7 @@ func value(m prometheus.Metric) float64 {
 }
 
 func TestL2GetFill(t *testing.T) {
-	r := topotest.Redis(t)
+	r := redistest.Start(t)
 	c, rdb := mustL2(t, []string{r.Addr()}, L2Options{TTL: time.Minute})
 	testGetFill(t, c, rdb)
 }
@@ -115,7 +115,7 @@ func testGetFill(t *testing.T, c *L2, rdb redis.UniversalClient) {
 // set: a reader loads v1, a writer commits v2 and invalidates, then the
 // reader fills.
 func TestL2NoStaleSet(t *testing.T) {
-	r := topotest.Redis(t)
+	r := redistest.Start(t)
 	c, _ := mustL2(t, []string{r.Addr()}, L2Options{})
 	testNoStaleSet(t, c)
 }
@@ -207,7 +207,7 @@ func testNoStaleSet(t *testing.T, c *L2) {
 // TestL2Stampede: 100 concurrent misses of one key on each of two
 // instances cost one load per instance at most.
 func TestL2Stampede(t *testing.T) {
-	r := topotest.Redis(t)
+	r := redistest.Start(t)
 	a, _ := mustL2(t, []string{r.Addr()}, L2Options{})
 	b, _ := mustL2(t, []string{r.Addr()}, L2Options{})
 	ctx := context.Background()
@@ -294,7 +294,7 @@ func TestL2Stampede(t *testing.T) {
 // the breaker opens, then nothing; a killed one fails at once; both
 // recover by themselves, and invalidations sent meanwhile are retried.
 func TestL2RedisDown(t *testing.T) {
-	r := topotest.Redis(t)
+	r := redistest.Start(t)
 	const timeout, cooldown = 50 * time.Millisecond, 200 * time.Millisecond
 	c, _ := mustL2(t, []string{r.Addr()}, L2Options{Timeout: timeout, BreakerCooldown: cooldown, BreakerThreshold: 3})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -405,7 +405,7 @@ func (s *subscriber) state() ([]string, int) {
 }
 
 func TestL2PubSub(t *testing.T) {
-	r := topotest.Redis(t)
+	r := redistest.Start(t)
 	a, _ := mustL2(t, []string{r.Addr()}, L2Options{})
 	b, _ := mustL2(t, []string{r.Addr()}, L2Options{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -444,7 +444,7 @@ func TestL2PubSub(t *testing.T) {
 // UniversalClient: keys spread over the masters, the scripts run on one
 // slot each, and pub/sub reaches an instance connected to another node.
 func TestL2Cluster(t *testing.T) {
-	cl := topotest.RedisCluster(t)
+	cl := redistest.StartCluster(t)
 	addrs := cl.Addrs()
 	a, rdb := mustL2(t, addrs, L2Options{TTL: time.Minute})
 	if _, ok := rdb.(*redis.ClusterClient); !ok {

@@ -9,8 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"scalelab/internal/breaker"
+	"scalelab/internal/redisserver/redistest"
 	"scalelab/server/cache"
-	"scalelab/topologies/topotest"
 )
 
 // mustRedisLimiter returns a Limiter with its own client to addr, as a
@@ -35,7 +35,7 @@ func mustRedisLimiter(t *testing.T, addr string, cfg Config) *Limiter {
 // TestRedisShared: two instances, each with its own client, spend one
 // budget.
 func TestRedisShared(t *testing.T) {
-	r := topotest.Redis(t)
+	r := redistest.Start(t)
 	cfg := Config{Rate: 10, LoginLimit: 3, KeyPrefix: "shared-test:"}
 	a := mustRedisLimiter(t, r.Addr(), cfg)
 	b := mustRedisLimiter(t, r.Addr(), cfg)
@@ -95,7 +95,7 @@ func TestRedisShared(t *testing.T) {
 // decides, within the timeout and then at no cost, and Redis takes over
 // again by itself.
 func TestRedisFallback(t *testing.T) {
-	r := topotest.Redis(t)
+	r := redistest.Start(t)
 	const timeout, cooldown = 50 * time.Millisecond, 100 * time.Millisecond
 	reg := prometheus.NewRegistry()
 	l := mustRedisLimiter(t, r.Addr(), Config{Rate: 100, Timeout: timeout, BreakerCooldown: cooldown, Registerer: reg})
