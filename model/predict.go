@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 )
 
 // Loadgen is the name of the load generator in Demands. Its CPU is not a
@@ -169,4 +170,41 @@ func (m Machine) Network(d Demands, think float64) (Network, error) {
 	}
 	net.Stations = append([]Station{{Name: Cores, Demand: shared, Servers: m.Cores}}, net.Stations...)
 	return net, nil
+}
+
+// LabMachine is the machine of the lab's topologies: cores shared by every
+// component, with the components that run one thread capped at one core:
+// Redis (each standalone or cluster node executes commands on one thread)
+// and pgbouncer (one event loop). HAProxy and Varnish run a thread per core
+// by default and PostgreSQL a process per connection, so they are not
+// capped; a topology that sets HAProxy's nbthread below the cores should
+// add it to Threads. SQLite's single writer is a Serial resource the caller
+// adds when it has measured the write lock's hold time.
+func LabMachine(cores int, components []string) Machine {
+	m := Machine{Cores: cores, Threads: map[string]int{}}
+	for _, c := range components {
+		if c == "redis" || strings.HasPrefix(c, "redis-") || c == "pgbouncer" {
+			m.Threads[c] = 1
+		}
+	}
+	return m
+}
+
+// Flat returns the inputs as one map of numbers, as result.json's
+// capacity.model.inputs records them: "cores", "background_cores",
+// "total_demand_s", "loadgen_demand_s", and per constraint
+// "max_rate.NAME", "servers.NAME" and "demand_s.NAME".
+func (in Inputs) Flat() map[string]float64 {
+	out := map[string]float64{
+		"cores":            float64(in.Cores),
+		"background_cores": in.Background,
+		"total_demand_s":   in.TotalDemand,
+		"loadgen_demand_s": in.LoadgenDemand,
+	}
+	for _, c := range in.Constraints {
+		out["max_rate."+c.Name] = c.MaxRate
+		out["servers."+c.Name] = c.Servers
+		out["demand_s."+c.Name] = c.Demand
+	}
+	return out
 }

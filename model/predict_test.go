@@ -107,3 +107,29 @@ func TestMachineNetworkMatchesPredict(t *testing.T) {
 		}
 	}
 }
+
+func TestLabMachine(t *testing.T) {
+	m := LabMachine(2, []string{"app-1", "haproxy", "redis", "redis-master-0", "pgbouncer", "primary", "varnish"})
+	want := map[string]int{"redis": 1, "redis-master-0": 1, "pgbouncer": 1}
+	if m.Cores != 2 || len(m.Threads) != len(want) {
+		t.Fatalf("LabMachine = %+v, want 2 cores and threads %v", m, want)
+	}
+	for k, v := range want {
+		if m.Threads[k] != v {
+			t.Errorf("threads[%s] = %d, want %d", k, m.Threads[k], v)
+		}
+	}
+}
+
+func TestInputsFlat(t *testing.T) {
+	_, _, in := Predict(Demands{"app-1": 100e-6, "redis": 50e-6, Loadgen: 50e-6}, Machine{Cores: 2, Threads: map[string]int{"redis": 1}})
+	f := in.Flat()
+	for k, want := range map[string]float64{
+		"cores": 2, "total_demand_s": 200e-6, "loadgen_demand_s": 50e-6,
+		"max_rate.cores": 10000, "max_rate.redis": 20000, "servers.redis": 1, "demand_s.redis": 50e-6,
+	} {
+		if got, ok := f[k]; !ok || math.Abs(got-want) > 1e-9*math.Abs(want) {
+			t.Errorf("Flat()[%q] = %v, want %v", k, got, want)
+		}
+	}
+}
