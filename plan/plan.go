@@ -154,8 +154,8 @@ type Plan struct {
 	Skipped []string `json:"skipped,omitempty"`
 }
 
-// Make sizes every measured phase for the workload and names the smallest
-// that meets it. A phase meets it when it has no single point of failure
+// Make sizes every measured phase (one Measured per phase, as Load keeps)
+// for the workload and names the smallest that meets it. A phase meets it when it has no single point of failure
 // (a load balancer and two apps: availability is always required), each
 // tier that cannot grow in that phase (phase 1's one process, phase 2's one
 // app, the one primary of every phase, phase 3's one Redis) stays within
@@ -184,7 +184,12 @@ func Make(w Workload, measured []Measured) (*Plan, error) {
 		groupDigits(w.Users), percent(w.DailyActive), trimFloat(w.RequestsPerUser), trimFloat(w.PeakFactor),
 		w.PeakRate, w.PeakWrites, percent(w.WriteShare), w.PeakReads, w.CoresPerMachine, percent(w.TargetUtilization)))
 	chosen := -1
+	next := 1 // the next phase number to account for
 	for i, ph := range p.Phases {
+		for ; next < ph.Phase; next++ {
+			p.Reasons = append(p.Reasons, fmt.Sprintf("phase %d: no measured run among the results, not considered", next))
+		}
+		next = ph.Phase + 1
 		if ph.Meets {
 			chosen = i
 			break
@@ -437,6 +442,9 @@ func (p *Plan) WriteTable(out io.Writer) error {
 			verdict = "falls short"
 		}
 		fmt.Fprintf(&b, "  %d  %-11s  %s  (%s, %s)\n", ph.Phase, verdict, tierSummary(ph.Tiers), ph.Measured.Scenario, ph.Measured.Source)
+	}
+	for _, s := range p.Skipped {
+		fmt.Fprintf(&b, "  not used: %s\n", s)
 	}
 	b.WriteString("\nreasons:\n")
 	for _, r := range p.Reasons {

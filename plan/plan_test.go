@@ -106,6 +106,7 @@ func TestMake(t *testing.T) {
 			reasons: []string{
 				"= 347 requests/s (17 writes/s at 5% writes, 330 reads/s)",
 				"phase 1 falls short: availability",
+				"phase 2: no measured run among the results, not considered",
 				"phase 3 is the smallest measured phase that meets it: 1 lb, 2 app, 1 redis, 1 primary, 1 replicas",
 				"cache: phase 3's demands hold at the hit rates measured in its run (L1 60%, L2 20%",
 				"data size: 1,000,000 users × 1000 bytes per user",
