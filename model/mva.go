@@ -82,11 +82,11 @@ func (net Network) validate() error {
 }
 
 // MVA solves the closed network exactly for every population from 1 to n
-// and returns the n solutions in order (Jain, box 34.2; Lazowska et al.,
-// algorithm 6.1). Stations with more than one server are solved exactly as
-// load-dependent stations (Lazowska et al., chapter 20): their residence
-// time needs the probability of each queue length, which the recursion
-// carries along.
+// and returns the n solutions in order (Jain, section 34.2; Lazowska et
+// al., chapter 6). Stations with more than one server are solved exactly
+// with the load-dependent extension of the algorithm (Lazowska et al.,
+// part VI): their residence time needs the probability of each queue
+// length, which the recursion carries along.
 func MVA(net Network, n int) ([]Solution, error) {
 	if err := net.validate(); err != nil {
 		return nil, fmt.Errorf("mva: %w", err)
@@ -142,9 +142,8 @@ func MVA(net Network, n int) ([]Solution, error) {
 					next[j] = s.Demand / alpha(j, s.Servers) * x * p[i][j-1]
 					sum += next[j]
 				}
-				// The recursion for P(0) loses precision near saturation
-				// (Lazowska et al., section 20.4); a probability is never
-				// negative.
+				// The recursion for P(0) is known to lose precision near
+				// saturation; a probability is never negative.
 				next[0] = math.Max(0, 1-sum)
 				p[i] = next
 			}
