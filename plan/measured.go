@@ -159,7 +159,7 @@ func Load(paths []string) (kept []Measured, skipped []string, err error) {
 		})
 		kept = append(kept, runs[0])
 		for _, r := range runs[1:] {
-			skipped = append(skipped, fmt.Sprintf("%s (phase %d %s): not used, %s (%s) preferred", r.Source, r.Phase, r.Scenario, runs[0].Source, runs[0].Scenario))
+			skipped = append(skipped, fmt.Sprintf("%s (phase %d %s): %s (%s) preferred", r.Source, r.Phase, r.Scenario, runs[0].Source, runs[0].Scenario))
 		}
 	}
 	return kept, skipped, nil

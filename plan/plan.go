@@ -355,7 +355,7 @@ func shortfall(phase int, t Tier, w Workload, hasLB, redisCluster bool) string {
 		}
 		return fmt.Sprintf("read rate: the primary serves every read that misses the cache and every write: %s; one primary serves %.0f requests/s, and this phase has no replicas", load, t.InstanceRate)
 	case TierRedis:
-		return fmt.Sprintf("Redis: %.0f requests/s × %.0f µs = %.2f of its one thread, above %s of one core: one Redis serves %.0f requests/s; a cluster spreads the keys", t.Rate, t.DemandUS, t.CoresAtPeak, percent(w.TargetUtilization), t.InstanceRate)
+		return fmt.Sprintf("Redis: %.0f requests/s × %.0f µs = %.2f cores, but one Redis executes commands on one thread: at %s of one core it serves %.0f requests/s, so %d are needed and this phase has one; a cluster spreads the keys", t.Rate, t.DemandUS, t.CoresAtPeak, percent(w.TargetUtilization), t.InstanceRate, t.Needed)
 	}
 	return fmt.Sprintf("%s needs %s; the phase allows %d", t.Name, load, t.Max)
 }

@@ -122,7 +122,7 @@ func TestMake(t *testing.T) {
 			tiers: phase4,
 			reasons: []string{
 				"phase 1 falls short: availability",
-				"phase 3 falls short: Redis: 6944 requests/s × 100 µs = 0.69 of its one thread, above 60% of one core: one Redis serves 6000 requests/s",
+				"phase 3 falls short: Redis: 6944 requests/s × 100 µs = 0.69 cores, but one Redis executes commands on one thread: at 60% of one core it serves 6000 requests/s, so 2 are needed and this phase has one",
 				"phase 4 is the smallest",
 				"L3 (CDN) 70%",
 			},
