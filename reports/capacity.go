@@ -93,6 +93,10 @@ type Demands struct {
 	Method string
 	// Steps is how many steps were used.
 	Steps int
+	// Ratio lists the components whose demand is their median ratio
+	// although Method is the regression (too few steps measured them, or
+	// their fit had no positive slope).
+	Ratio []string
 }
 
 // ComputeDemands derives each component's CPU demand per request from the
@@ -174,6 +178,7 @@ func ComputeDemands(steps []CapacityStep, maxRate float64) (Demands, error) {
 			// Too few points for this component, or noise: its median
 			// ratio is the honest figure.
 			d.PerRequest[name] = median(ratios)
+			d.Ratio = append(d.Ratio, name)
 			continue
 		}
 		d.PerRequest[name] = slope

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -43,6 +44,9 @@ func TestComputeDemandsRegression(t *testing.T) {
 	}
 	if diff := cmp.Diff(background, d.Background, approx); diff != "" {
 		t.Errorf("Background (-want +got):\n%s", diff)
+	}
+	if len(d.Ratio) != 0 {
+		t.Errorf("components on the ratio: %q, want none", d.Ratio)
 	}
 	// The per-step ratio at 500/s would say 240 µs for the app: the
 	// background spread over few requests.
@@ -166,5 +170,29 @@ func TestCapacityJSONNames(t *testing.T) {
 		if _, ok := steps[0][k]; !ok {
 			t.Errorf("capacity step JSON has no %q: %s", k, got["steps"])
 		}
+	}
+}
+
+func TestComputeDemandsFlatComponentFallsBack(t *testing.T) {
+	// The app's CPU grows with the rate; the replica's busy cores stay
+	// flat (its slope would be 0): the replica falls back to its median
+	// ratio and says so.
+	steps := []CapacityStep{
+		{Offered: 1000, Achieved: 1000, CPUUSPerRequest: map[string]float64{"app-1": 100, "replica-1": 40}},
+		{Offered: 2000, Achieved: 2000, CPUUSPerRequest: map[string]float64{"app-1": 100, "replica-1": 20}},
+		{Offered: 4000, Achieved: 4000, CPUUSPerRequest: map[string]float64{"app-1": 100, "replica-1": 10}},
+	}
+	d, err := ComputeDemands(steps, 4000)
+	if err != nil {
+		t.Fatalf("ComputeDemands: %v", err)
+	}
+	if d.Method != MethodRegression || !slices.Equal(d.Ratio, []string{"replica-1"}) {
+		t.Errorf("method %q, ratio components %q, want the regression with replica-1 on its ratio", d.Method, d.Ratio)
+	}
+	if got := d.PerRequest["replica-1"]; math.Abs(got-20e-6) > 1e-15 {
+		t.Errorf("replica-1 = %v, want its median ratio 20e-6", got)
+	}
+	if got := d.PerRequest["app-1"]; math.Abs(got-100e-6) > 1e-12 {
+		t.Errorf("app-1 = %v, want 100e-6", got)
 	}
 }
