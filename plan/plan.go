@@ -323,12 +323,15 @@ func sizePhase(w Workload, m Measured, data dataSize) (Phase, error) {
 			}
 		}
 		if t.Max > 0 && t.Needed > t.Max {
-			ph.Shortfalls = append(ph.Shortfalls, shortfall(ph.Phase, t, w, hasLB, redisCluster))
+			ph.Shortfalls = append(ph.Shortfalls, shortfall(ph.Phase, t, w))
 		}
 		ph.Tiers = append(ph.Tiers, t)
 	}
-	if !hasLB || apps < 2 {
+	switch {
+	case !hasLB:
 		ph.Shortfalls = append([]string{"availability: one app and no load balancer are a single point of failure (none needs a load balancer and two apps)"}, ph.Shortfalls...)
+	case apps < 2:
+		ph.Shortfalls = append([]string{"availability: one app behind the load balancer is a single point of failure (none needs two apps)"}, ph.Shortfalls...)
 	}
 	if data.bytesPerUser > 0 && m.MemoryBytes > 0 {
 		if total := float64(w.Users) * data.bytesPerUser; total > float64(m.MemoryBytes) {
@@ -340,7 +343,7 @@ func sizePhase(w Workload, m Measured, data dataSize) (Phase, error) {
 	return ph, nil
 }
 
-func shortfall(phase int, t Tier, w Workload, hasLB, redisCluster bool) string {
+func shortfall(phase int, t Tier, w Workload) string {
 	load := fmt.Sprintf("%.0f %ss/s × %.0f µs = %.2f cores, %d machine(s) of %d cores at %s",
 		t.Rate, t.Basis, t.DemandUS, t.CoresAtPeak, t.Needed, w.CoresPerMachine, percent(w.TargetUtilization))
 	switch t.Name {
