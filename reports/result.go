@@ -88,6 +88,9 @@ type Result struct {
 	// Notes are remarks a reader needs, e.g. "one 2-core machine: phase 3
 	// pays for the load balancer on the same cores".
 	Notes []string `json:"notes,omitempty"`
+	// Capacity is the capacity search's section, written by scalelab
+	// capacity (optional).
+	Capacity *Capacity `json:"capacity,omitempty"`
 }
 
 // Machine is what the run ran on (see DetectMachine).

@@ -1,0 +1,225 @@
+package reports
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Capacity is result.json's capacity section, written by scalelab capacity:
+// the open-model arrival rate was stepped up until the SLO broke, and each
+// step recorded what it achieved and what every component's CPU cost per
+// request was. The JSON names of slo, steps, max_rate, demands,
+// predicted_max_rate and model are binding (DESIGN.md).
+type Capacity struct {
+	// SLO is the objective every step was judged against, as written, e.g.
+	// "p99<50ms, errors+dropped<=0.1%, achieved>=95% of offered".
+	SLO   string         `json:"slo"`
+	Steps []CapacityStep `json:"steps"`
+	// MaxRate is the measured capacity: the highest offered rate, requests
+	// per second, at which the SLO held (the knee).
+	MaxRate float64 `json:"max_rate"`
+	// Demands are the CPU seconds each component spends per request,
+	// computed from the steps at or below the knee (see ComputeDemands).
+	// The load generator is the component "loadgen" when it was measured.
+	Demands map[string]float64 `json:"demands"`
+	// PredictedMaxRate is the queueing model's capacity for Demands on this
+	// machine, requests per second.
+	PredictedMaxRate float64       `json:"predicted_max_rate"`
+	Model            CapacityModel `json:"model"`
+
+	// BackgroundCores are the cores each component kept busy whatever the
+	// load (the intercept of ComputeDemands' regression): scrapes, timers,
+	// replication. Optional.
+	BackgroundCores map[string]float64 `json:"background_cores,omitempty"`
+	// DemandsMethod says how Demands were computed (ComputeDemands' Method).
+	DemandsMethod string `json:"demands_method,omitempty"`
+	// DataBytesPerUser is the database's size (tables and indexes) divided
+	// by the users in it, measured after seeding: what the plan compares
+	// with one machine's memory. Optional; 0 when not measured.
+	DataBytesPerUser float64 `json:"data_bytes_per_user,omitempty"`
+}
+
+// CapacityStep is one step of the search: a constant arrival rate held long
+// enough to be steady.
+type CapacityStep struct {
+	// Offered and Achieved are the scheduled and completed requests per
+	// second.
+	Offered  float64 `json:"offered"`
+	Achieved float64 `json:"achieved"`
+	P50MS    float64 `json:"p50_ms"`
+	P99MS    float64 `json:"p99_ms"`
+	// ErrorRate is errors as a fraction of completed requests.
+	ErrorRate float64 `json:"error_rate"`
+	// Dropped counts arrivals that found no free worker and were never
+	// sent.
+	Dropped int64 `json:"dropped"`
+	// CPUUSPerRequest is each component's CPU time (user plus system)
+	// during the step divided by the requests completed in it, in
+	// microseconds.
+	CPUUSPerRequest map[string]float64 `json:"cpu_us_per_request"`
+}
+
+// CapacityModel names the queueing model behind PredictedMaxRate and the
+// numbers it was given.
+type CapacityModel struct {
+	Name string `json:"name"`
+	// Bottleneck is the resource the model says runs out first.
+	Bottleneck string `json:"bottleneck,omitempty"`
+	// Inputs are the model's inputs by name, e.g. "cores", "total_demand_s",
+	// "max_rate.redis".
+	Inputs map[string]float64 `json:"inputs"`
+}
+
+// DemandsMethod values.
+const (
+	// MethodRegression fits each component's busy cores against the
+	// achieved rate over the steps (the utilization law U = B + D·X): the
+	// slope D is the demand, the intercept B the background.
+	MethodRegression = "regression of CPU seconds per second on requests per second, steps at or below the knee"
+	// MethodRatio is the median of the steps' CPU per request, used when
+	// the steps cannot support a fit.
+	MethodRatio = "median of the per-step CPU per request, steps at or below the knee"
+)
+
+// Demands is what ComputeDemands returns.
+type Demands struct {
+	// PerRequest is CPU seconds per request by component.
+	PerRequest map[string]float64
+	// Background is cores busy at no load by component (0 with MethodRatio).
+	Background map[string]float64
+	// Method is MethodRegression or MethodRatio.
+	Method string
+	// Steps is how many steps were used.
+	Steps int
+	// Ratio lists the components whose demand is their median ratio
+	// although Method is the regression (too few steps measured them, or
+	// their fit had no positive slope).
+	Ratio []string
+}
+
+// ComputeDemands derives each component's CPU demand per request from the
+// steps at or below the knee (offered ≤ maxRate, and something achieved).
+//
+// It fits a line through each component's busy cores (CPU seconds per
+// second: cpu_us_per_request × achieved) against the achieved rate, the
+// utilization law with an intercept, by least squares. A regression rather
+// than the per-step ratio because a component has a fixed cost per second
+// as well as a cost per request (Prometheus scrapes it, the replicas stream
+// WAL, timers fire): divided by the rate, that fixed cost inflates the
+// ratio at low rates and shrinks it at high ones, and the ratio of any one
+// step mixes the two; the slope is what one more request costs, which is
+// what capacity and planning need, and the intercept is kept as the
+// background. Steps above the knee are left out because saturated
+// components spend CPU on contention (spinning, context switches, retries)
+// that the linear law does not describe.
+//
+// With fewer than three usable steps, or rates too close together to fit
+// (the achieved rates spanning less than 20% of their mean), the fit is
+// noise, and the median of the per-step ratios is used instead, with no
+// background. A component whose fit comes out with a negative intercept is
+// refitted through the origin (a negative background is noise); one with a
+// negative or zero slope falls back to the median ratio.
+func ComputeDemands(steps []CapacityStep, maxRate float64) (Demands, error) {
+	var use []CapacityStep
+	for _, s := range steps {
+		if s.Offered <= maxRate && s.Achieved > 0 {
+			use = append(use, s)
+		}
+	}
+	if len(use) == 0 {
+		return Demands{}, errors.New("compute demands: no step at or below the knee completed any request")
+	}
+	names := map[string]bool{}
+	for _, s := range use {
+		for name := range s.CPUUSPerRequest {
+			names[name] = true
+		}
+	}
+	d := Demands{
+		PerRequest: map[string]float64{},
+		Background: map[string]float64{},
+		Method:     MethodRegression,
+		Steps:      len(use),
+	}
+	minX, maxX, sumX := use[0].Achieved, use[0].Achieved, 0.0
+	for _, s := range use {
+		minX, maxX, sumX = min(minX, s.Achieved), max(maxX, s.Achieved), sumX+s.Achieved
+	}
+	if len(use) < 3 || (maxX-minX) < 0.2*sumX/float64(len(use)) {
+		d.Method = MethodRatio
+	}
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		xs := make([]float64, 0, len(use))
+		ys := make([]float64, 0, len(use))
+		ratios := make([]float64, 0, len(use))
+		for _, s := range use {
+			us, ok := s.CPUUSPerRequest[name]
+			if !ok {
+				continue
+			}
+			if us < 0 {
+				return Demands{}, fmt.Errorf("compute demands: %s: negative CPU per request %v at %v/s", name, us, s.Offered)
+			}
+			xs = append(xs, s.Achieved)
+			ys = append(ys, us*1e-6*s.Achieved)
+			ratios = append(ratios, us*1e-6)
+		}
+		if d.Method == MethodRatio {
+			d.PerRequest[name] = median(ratios)
+			continue
+		}
+		slope, icept := fitLine(xs, ys)
+		if icept < 0 {
+			slope, icept = fitOrigin(xs, ys), 0
+		}
+		if slope <= 0 || len(xs) < 3 {
+			// Too few points for this component, or noise: its median
+			// ratio is the honest figure.
+			d.PerRequest[name] = median(ratios)
+			d.Ratio = append(d.Ratio, name)
+			continue
+		}
+		d.PerRequest[name] = slope
+		if icept > 0 {
+			d.Background[name] = icept
+		}
+	}
+	return d, nil
+}
+
+// fitLine is the least-squares line y = a·x + b.
+func fitLine(xs, ys []float64) (a, b float64) {
+	n := float64(len(xs))
+	var mx, my float64
+	for i := range xs {
+		mx += xs[i]
+		my += ys[i]
+	}
+	mx /= n
+	my /= n
+	var sxy, sxx float64
+	for i := range xs {
+		sxy += (xs[i] - mx) * (ys[i] - my)
+		sxx += (xs[i] - mx) * (xs[i] - mx)
+	}
+	if sxx == 0 {
+		return 0, my
+	}
+	a = sxy / sxx
+	return a, my - a*mx
+}
+
+// fitOrigin is the least-squares line through the origin, y = a·x.
+func fitOrigin(xs, ys []float64) float64 {
+	var sxy, sxx float64
+	for i := range xs {
+		sxy += xs[i] * ys[i]
+		sxx += xs[i] * xs[i]
+	}
+	if sxx == 0 {
+		return 0
+	}
+	return sxy / sxx
+}
