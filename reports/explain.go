@@ -195,7 +195,11 @@ func takeaways(b, r *Result) []string {
 					line += fmt.Sprintf(" (CPU per request %s → %s µs)", fmtRate(bp), fmtRate(rp))
 				}
 			}
-			line += fmt.Sprintf(", and on one %d-core machine they all share the same cores. Their point is what they would do spread over many machines.", max(r.Machine.Cores, 1))
+			machine := "one machine"
+			if r.Machine.Cores > 0 {
+				machine = fmt.Sprintf("one %d-core machine", r.Machine.Cores)
+			}
+			line += ", and on " + machine + " they all share the same cores. Their point is what they would do spread over many machines."
 			out = append(out, line)
 		}
 	}
