@@ -89,8 +89,8 @@ func RenderComparisonHTML(w io.Writer, c *Comparison) error {
 		if i == 0 && len(c.Runs) > 1 {
 			role = "baseline"
 		}
-		add := PhaseAdds(r.Phase)
-		v.Runs = append(v.Runs, []string{r.Label, strconv.Itoa(r.Phase), orDash(r.Scenario), started, orDash(r.GitCommit), role, add})
+		v.Runs = append(v.Runs, compareRun{Label: r.Label, Phase: r.Phase, Scenario: orDash(r.Scenario), Started: started,
+			Commit: orDash(r.GitCommit), Role: role, Adds: inlineHTML(PhaseAdds(r.Phase))})
 	}
 	v.Head = append(v.Head, "metric")
 	for _, r := range c.Runs {
@@ -213,9 +213,15 @@ func distributionOverlay(c *Comparison) *chart {
 	return ch
 }
 
+type compareRun struct {
+	Label, Scenario, Started, Commit, Role string
+	Phase                                  int
+	Adds                                   template.HTML
+}
+
 type compareView struct {
 	Title         string
-	Runs          [][]string
+	Runs          []compareRun
 	Head          []string
 	Rows          []compareRow
 	Charts        []htmlChart
@@ -246,13 +252,13 @@ const compareTemplate = `<!DOCTYPE html>
 <thead><tr><th>run</th><th class="num">phase</th><th>scenario</th><th>started</th><th>commit</th><th></th></tr></thead>
 <tbody>
 {{- range .Runs}}
-<tr><td>{{index . 0}}</td><td class="num">{{index . 1}}</td><td>{{index . 2}}</td><td>{{index . 3}}</td><td><code>{{index . 4}}</code></td><td>{{index . 5}}</td></tr>
+<tr><td>{{.Label}}</td><td class="num">{{.Phase}}</td><td>{{.Scenario}}</td><td>{{.Started}}</td><td><code>{{.Commit}}</code></td><td>{{.Role}}</td></tr>
 {{- end}}
 </tbody>
 </table></div>
 <ul>
-{{- range .Runs}}{{if index . 6}}
-<li>{{index . 0}}, phase {{index . 1}}: {{index . 6}}</li>
+{{- range .Runs}}{{if .Adds}}
+<li>{{.Label}}, phase {{.Phase}}: {{.Adds}}</li>
 {{- end}}{{end}}
 </ul>
 </section>

@@ -81,7 +81,7 @@ func showsSections(r *Result, o *options) []section {
 	} else {
 		s.items = takeaways(nil, r)
 		if r.Phase > 1 {
-			s.paras = append(s.paras, "No run of the previous phase was given to compare with (`--baseline`).")
+			s.paras = append(s.paras, "There is no run of the previous phase with this scenario to compare with here (a run takes one with `--baseline`).")
 		}
 	}
 	s.links = append(s.links, o.pages...)
