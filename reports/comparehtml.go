@@ -104,7 +104,7 @@ func RenderComparisonHTML(w io.Writer, c *Comparison) error {
 		if m.Unit != "%" {
 			name += " (" + m.Unit + ")"
 		}
-		row := compareRow{Cells: []compareCell{{Text: name}}}
+		row := compareRow{Cells: []compareCell{{Text: name, Class: "metric"}}}
 		for _, val := range m.Values {
 			row.Cells = append(row.Cells, compareCell{Text: fmtCompared(val, m.Unit), Class: "num"})
 		}
@@ -241,7 +241,7 @@ const compareTemplate = `<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}}</title>
 ` + htmlStyle + `
-<style>td.change { white-space: normal; min-width: 9em; }</style>
+<style>td.change, td.metric { white-space: normal; } td.change { min-width: 6em; font-size: 12.5px; } th, td { padding: 4px 6px; }</style>
 </head>
 <body>
 <main>

@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,6 +39,32 @@ func TestPublished(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPublishedComparison: published/compare.html is scalelab compare
+// --html over the four read-heavy runs, phase 1 to 4.
+func TestPublishedComparison(t *testing.T) {
+	var results []*Result
+	for _, p := range []string{"phase-1-read-heavy", "phase-2-read-heavy", "phase-3-read-heavy", "phase-4-read-heavy"} {
+		results = append(results, mustRead(t, filepath.Join("published", p)))
+	}
+	var b bytes.Buffer
+	if err := RenderComparisonHTML(&b, Compare(results)); err != nil {
+		t.Fatal(err)
+	}
+	const path = "published/compare.html"
+	if *update {
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), b.String()); diff != "" {
+		t.Errorf("%s differs from a re-render (go test ./reports -update rewrites it):\n%s", path, diff)
 	}
 }
 
