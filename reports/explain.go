@@ -77,7 +77,7 @@ func showsSections(r *Result, o *options) []section {
 		if b.Scenario != r.Scenario {
 			what += " (" + orDash(b.Scenario) + ")"
 		}
-		s.paras = append(s.paras, fmt.Sprintf("Against %s's run of the same scenario (the baseline), medians per second judged as in `scalelab compare`:", what))
+		s.paras = append(s.paras, fmt.Sprintf("Against %s's run of the same scenario (the baseline), medians per second judged as in `scalelab compare`; every figure is defined under \"How to read the figures\" below:", what))
 	} else {
 		s.items = takeaways(nil, r)
 		if r.Phase > 1 {
@@ -104,7 +104,7 @@ func headline(r *Result) string {
 	if r.Totals.Requests != operationsCount(r) {
 		text += fmt.Sprintf(" (%s HTTP requests/s: an operation sends more than one request)", fmtRate(r.Totals.Rate))
 	}
-	text += fmt.Sprintf(", with a median latency of %s ms and a p99 of %s ms", fmtMS(r.Totals.LatencyMS.P50), fmtMS(r.Totals.LatencyMS.P99))
+	text += fmt.Sprintf(", with a median latency (p50) of %s ms and a p99 of %s ms (99%% of requests took no longer)", fmtMS(r.Totals.LatencyMS.P50), fmtMS(r.Totals.LatencyMS.P99))
 	switch {
 	case r.Totals.Errors == 0:
 		text += ", and no errors."

@@ -57,7 +57,7 @@ func TestOperationsApartFromRequests(t *testing.T) {
 		"| operations | ops/s | offered (ops/s) | HTTP requests | req/s |",
 		"| 15,000 | 500.0 | 500.0 | 30,000 | 1000.0 |",
 		"| operation | count | rate (ops/s) |",
-		"It completed 500.0 operations/s of the 500.0 offered (1000.0 HTTP requests/s: an operation sends more than one request)",
+		"It completed 500.0 operations/s of the 500.0 offered (1000.0 HTTP requests/s: an operation sends more than one request), with a median latency (p50) of 2.00 ms",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q", want)
