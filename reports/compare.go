@@ -2,9 +2,11 @@ package reports
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -37,6 +39,11 @@ const (
 	Worse     = "worse"
 	NoChange  = "no change"
 	NoVerdict = "n/a"
+	// Lower and Higher replace Slower and Faster for a rate when the runs
+	// were offered different loads: the rate followed the load, which says
+	// nothing about the system.
+	Lower  = "lower (offered load differs)"
+	Higher = "higher (offered load differs)"
 )
 
 // Method describes how Compare reaches its verdicts.
@@ -49,6 +56,8 @@ type Comparison struct {
 	// Notes warn about runs that differ in more than the code: another
 	// scenario, another machine.
 	Notes []string
+
+	results []*Result // for the charts of RenderComparisonHTML
 }
 
 // Run identifies one compared run.
@@ -95,9 +104,12 @@ type metricKind struct {
 	name, unit     string
 	higherIsBetter bool
 	percent        bool // compared in percentage points
-	better, worse  string
-	value          func(*Result) (float64, bool)
-	samples        func(*Result) []float64
+	// followsLoad marks a rate, which follows the offered load: with
+	// different loads its verdict is Lower or Higher.
+	followsLoad   bool
+	better, worse string
+	value         func(*Result) (float64, bool)
+	samples       func(*Result) []float64
 }
 
 // Compare puts results side by side, each against the first. Per metric —
@@ -105,7 +117,7 @@ type metricKind struct {
 // and the cache hit rates — it gives the values, the change, and a verdict
 // that accounts for noise (see Method).
 func Compare(results []*Result) *Comparison {
-	c := &Comparison{}
+	c := &Comparison{results: results}
 	for i, r := range results {
 		c.Runs = append(c.Runs, Run{
 			Label: label(i), Phase: r.Phase, Scenario: r.Scenario, StartedAt: r.StartedAt,
@@ -116,6 +128,10 @@ func Compare(results []*Result) *Comparison {
 		if c.Runs[i].Scenario != c.Runs[0].Scenario {
 			c.Notes = append(c.Notes, fmt.Sprintf("%s ran scenario %s, %s ran %s: the load differs, not only the system.",
 				c.Runs[i].Label, orDash(c.Runs[i].Scenario), c.Runs[0].Label, orDash(c.Runs[0].Scenario)))
+		}
+		if offeredDiffers(results[0], results[i]) {
+			c.Notes = append(c.Notes, fmt.Sprintf("%s was offered %s operations/s, %s %s: a rate that follows the load is \"lower\" or \"higher\", not \"slower\" or \"faster\".",
+				c.Runs[i].Label, fmtRate(results[i].Totals.OfferedRate), c.Runs[0].Label, fmtRate(results[0].Totals.OfferedRate)))
 		}
 		if c.Runs[i].Machine != c.Runs[0].Machine {
 			c.Notes = append(c.Notes, fmt.Sprintf("%s ran on another machine (%s) than %s (%s).",
@@ -138,11 +154,65 @@ func Compare(results []*Result) *Comparison {
 		}
 		m.Changes = make([]*Change, len(results))
 		for i := 1; i < len(results); i++ {
-			m.Changes[i] = judge(k, m.Values[0], m.Values[i], k.samples(results[0]), k.samples(results[i]))
+			var bs, vs []float64
+			if k.samples != nil {
+				bs, vs = k.samples(results[0]), k.samples(results[i])
+			}
+			ch := judge(k, m.Values[0], m.Values[i], bs, vs)
+			switch {
+			case m.Values[0] == nil:
+				ch.Reason = "not in " + c.Runs[0].Label
+			case m.Values[i] == nil:
+				ch.Reason = "not in " + c.Runs[i].Label
+			}
+			if k.followsLoad && offeredDiffers(results[0], results[i]) {
+				switch ch.Verdict {
+				case k.better:
+					ch.Verdict = Higher
+				case k.worse:
+					ch.Verdict = Lower
+				}
+			}
+			m.Changes[i] = ch
 		}
 		c.Metrics = append(c.Metrics, m)
 	}
 	return c
+}
+
+// Failure levels of Comparison.Failures.
+const (
+	// FailOnSlower fails on a latency or throughput verdict "slower".
+	FailOnSlower = "slower"
+	// FailOnWorse fails on "slower" and on "worse" (error rate, hit rates,
+	// CPU per request, replicas).
+	FailOnWorse = "worse"
+)
+
+// Failures lists the changes that fail a check at level (FailOnSlower or
+// FailOnWorse), as "B vs A: p99 slower (+25.0%)"; none means it passes.
+// "lower (offered load differs)" never fails: the load changed, not the
+// system.
+func (c *Comparison) Failures(level string) []string {
+	var out []string
+	for _, m := range c.Metrics {
+		for i, ch := range m.Changes {
+			if ch == nil {
+				continue
+			}
+			if ch.Verdict == Slower || (level == FailOnWorse && ch.Verdict == Worse) {
+				out = append(out, fmt.Sprintf("%s vs %s: %s %s", c.Runs[i].Label, c.Runs[0].Label, m.Name, strings.TrimSpace(fmtChange(ch, m.Unit))))
+			}
+		}
+	}
+	return out
+}
+
+// offeredDiffers reports whether two open-model runs were offered loads
+// more than 1% apart.
+func offeredDiffers(a, b *Result) bool {
+	x, y := a.Totals.OfferedRate, b.Totals.OfferedRate
+	return x > 0 && y > 0 && math.Abs(y/x-1) > 0.01
 }
 
 func label(i int) string {
@@ -163,6 +233,9 @@ func judge(k metricKind, base, v *float64, bs, vs []float64) *Change {
 		ch.Relative = ch.Delta / *base
 	}
 	switch {
+	case k.samples == nil:
+		ch.Reason = "one value per run: no test"
+		return ch
 	case len(bs) == 0 || len(vs) == 0:
 		ch.Reason = "no per-second samples"
 		return ch
@@ -201,10 +274,10 @@ func judge(k metricKind, base, v *float64, bs, vs []float64) *Change {
 func metricKinds(results []*Result) []metricKind {
 	ks := []metricKind{
 		{
-			name: "rate", unit: "req/s", higherIsBetter: true, better: Faster, worse: Slower,
+			name: "rate", unit: "req/s", higherIsBetter: true, better: Faster, worse: Slower, followsLoad: true,
 			value: func(r *Result) (float64, bool) { return r.Totals.Rate, true },
 			samples: func(r *Result) []float64 {
-				return seriesOf(r.Series, func(s Second) (float64, bool) { return s.Rate, true })
+				return seriesOf(r, func(s Second) (float64, bool) { return s.Rate, true })
 			},
 		},
 		latencyKind("p50", func(l Latency) float64 { return l.P50 }, func(s Second) float64 { return s.P50MS }),
@@ -213,7 +286,7 @@ func metricKinds(results []*Result) []metricKind {
 			name: "error rate", unit: "%", percent: true, better: Better, worse: Worse,
 			value: func(r *Result) (float64, bool) { return 100 * r.Totals.ErrorRate(), r.Totals.Requests > 0 },
 			samples: func(r *Result) []float64 {
-				return seriesOf(r.Series, func(s Second) (float64, bool) {
+				return seriesOf(r, func(s Second) (float64, bool) {
 					if s.Requests == 0 {
 						return 0, false
 					}
@@ -238,10 +311,11 @@ func metricKinds(results []*Result) []metricKind {
 	for _, tier := range []struct {
 		name string
 		rate func(Cache) *float64
+		sec  func(CacheSecond) *float64
 	}{
-		{"L1 hit rate", func(c Cache) *float64 { return c.L1HitRate }},
-		{"L2 hit rate", func(c Cache) *float64 { return c.L2HitRate }},
-		{"L3 hit rate", func(c Cache) *float64 { return c.L3HitRate }},
+		{"L1 hit rate", func(c Cache) *float64 { return c.L1HitRate }, func(s CacheSecond) *float64 { return s.L1 }},
+		{"L2 hit rate", func(c Cache) *float64 { return c.L2HitRate }, func(s CacheSecond) *float64 { return s.L2 }},
+		{"L3 hit rate", func(c Cache) *float64 { return c.L3HitRate }, func(s CacheSecond) *float64 { return s.L3 }},
 	} {
 		ks = append(ks, metricKind{
 			name: tier.name, unit: "%", higherIsBetter: true, percent: true, better: Better, worse: Worse,
@@ -251,9 +325,57 @@ func metricKinds(results []*Result) []metricKind {
 				}
 				return 0, false
 			},
-			samples: func(*Result) []float64 { return nil },
+			samples: func(r *Result) []float64 {
+				var xs []float64
+				for _, s := range r.CacheSeries {
+					if v := tier.sec(s); v != nil && inMeasured(r, s.T, 0) {
+						xs = append(xs, 100**v)
+					}
+				}
+				return xs
+			},
 		})
 	}
+	ks = append(ks, metricKind{
+		name: "CPU per request", unit: "µs", better: Better, worse: Worse,
+		value: cpuPerRequest,
+	})
+	var tiers []string
+	for _, r := range results {
+		for _, t := range cpuTiers(r) {
+			if !containsString(tiers, t.name) {
+				tiers = append(tiers, t.name)
+			}
+		}
+	}
+	for _, name := range tiers {
+		ks = append(ks, metricKind{
+			name: "CPU per request: " + name, unit: "µs", better: Better, worse: Worse,
+			value: func(r *Result) (float64, bool) {
+				for _, t := range cpuTiers(r) {
+					if t.name == name && r.Totals.Requests > 0 {
+						return 1e6 * t.cpuS / float64(r.Totals.Requests), true
+					}
+				}
+				return 0, false
+			},
+		})
+	}
+	ks = append(ks,
+		metricKind{name: "replica lag max", unit: "ms", better: Better, worse: Worse, value: maxLagMS,
+			samples: func(r *Result) []float64 {
+				return replicaSamples(r, func(s ReplicaSecond) (float64, bool) { return s.LagMS, true })
+			}},
+		metricKind{name: "write-to-visible p99", unit: "ms", better: Better, worse: Worse, value: maxVisibleMS,
+			samples: func(r *Result) []float64 {
+				return replicaSamples(r, func(s ReplicaSecond) (float64, bool) {
+					if s.VisibleMSP99 == nil {
+						return 0, false
+					}
+					return *s.VisibleMSP99, true
+				})
+			}},
+	)
 	return ks
 }
 
@@ -262,7 +384,7 @@ func latencyKind(name string, agg func(Latency) float64, sec func(Second) float6
 		name: name, unit: "ms", better: Faster, worse: Slower,
 		value: func(r *Result) (float64, bool) { return agg(r.Totals.LatencyMS), r.Totals.Requests > 0 },
 		samples: func(r *Result) []float64 {
-			return seriesOf(r.Series, func(s Second) (float64, bool) { return sec(s), s.Requests > 0 })
+			return seriesOf(r, func(s Second) (float64, bool) { return sec(s), s.Requests > 0 })
 		},
 	}
 }
@@ -290,7 +412,7 @@ func opLatencyKind(op, name string, agg func(Latency) float64, sec func(OpSecond
 				return nil
 			}
 			var xs []float64
-			for _, s := range o.Series {
+			for _, s := range measuredOpSeconds(r, o) {
 				if s.Requests > 0 {
 					xs = append(xs, sec(s))
 				}
@@ -300,14 +422,79 @@ func opLatencyKind(op, name string, agg func(Latency) float64, sec func(OpSecond
 	}
 }
 
-func seriesOf(series []Second, f func(Second) (float64, bool)) []float64 {
+func seriesOf(r *Result, f func(Second) (float64, bool)) []float64 {
 	var xs []float64
-	for _, s := range series {
+	for _, s := range measuredSeconds(r) {
 		if v, ok := f(s); ok {
 			xs = append(xs, v)
 		}
 	}
 	return xs
+}
+
+// replicaSamples are the worst replica's value in each second.
+func replicaSamples(r *Result, f func(ReplicaSecond) (float64, bool)) []float64 {
+	worst := map[int]float64{}
+	var ts []int
+	for _, rep := range r.Replicas {
+		for _, s := range rep.Series {
+			v, ok := f(s)
+			if !ok || !inMeasured(r, s.T, 0) {
+				continue
+			}
+			if old, seen := worst[s.T]; !seen {
+				ts = append(ts, s.T)
+				worst[s.T] = v
+			} else {
+				worst[s.T] = math.Max(old, v)
+			}
+		}
+	}
+	slices.Sort(ts)
+	var xs []float64
+	for _, t := range ts {
+		xs = append(xs, worst[t])
+	}
+	return xs
+}
+
+// cpuTier is the CPU time of one tier: the components of one kind, such as
+// app-1, app-2 and app-3.
+type cpuTier struct {
+	name string
+	cpuS float64
+}
+
+// cpuTiers groups r's components into tiers: a name loses its instance
+// number ("app-2" is "app", "replica-1" is "replica"), and every Redis
+// process (standalone, cluster masters and replicas) is "redis".
+func cpuTiers(r *Result) []cpuTier {
+	var out []cpuTier
+	idx := map[string]int{}
+	for _, comp := range r.Components {
+		name := tierOf(comp.Name)
+		if i, ok := idx[name]; ok {
+			out[i].cpuS += comp.CPUS
+			continue
+		}
+		idx[name] = len(out)
+		out = append(out, cpuTier{name: name, cpuS: comp.CPUS})
+	}
+	slices.SortStableFunc(out, func(a, b cpuTier) int { return cmp.Compare(b.cpuS, a.cpuS) })
+	return out
+}
+
+func tierOf(name string) string {
+	if strings.HasPrefix(name, "redis") {
+		return "redis"
+	}
+	for {
+		i := strings.LastIndexByte(name, '-')
+		if i <= 0 || strings.Trim(name[i+1:], "0123456789") != "" {
+			return name
+		}
+		name = name[:i]
+	}
 }
 
 func containsString(xs []string, s string) bool {

@@ -121,7 +121,7 @@ func TestCompare(t *testing.T) {
 			"get-user p50": "no per-second samples",
 			"get-user p99": "no per-second samples",
 			"L1 hit rate":  "no per-second samples",
-			"L2 hit rate":  "missing in one run",
+			"L2 hit rate":  "not in A",
 		}
 		if diff := cmp.Diff(want, reasons); diff != "" {
 			t.Errorf("n/a reasons mismatch (-want +got):\n%s", diff)

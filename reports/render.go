@@ -4,14 +4,15 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // A report is built once as a neutral document and then written as Markdown
-// or HTML, so both formats always show the same numbers.
+// or HTML, so both formats always show the same numbers. Prose may hold
+// `code` spans in backticks; both writers turn them into code.
 type document struct {
 	title    string
 	facts    []fact
@@ -28,10 +29,18 @@ type fact struct {
 type section struct {
 	title string
 	text  string // a paragraph before the table or list
+	paras []string
+	defs  []definition
 	table *table
 	items []string
-	empty string // shown when there is no table and no items
+	after string // a paragraph after the table or list
+	links []Link
+	empty string // shown when there is nothing else
+	// charts marks where the HTML page puts its charts: after this section.
+	charts bool
 }
+
+type definition struct{ term, text string }
 
 type table struct {
 	head []string
@@ -43,12 +52,12 @@ type cell struct {
 	text   string
 	code   bool
 	status string // "pass" or "fail" for threshold verdicts
-	strong bool   // the "all requests" row
+	strong bool   // a total row
 }
 
 func c(s string) cell { return cell{text: s} }
 
-func buildDocument(r *Result) document {
+func buildDocument(r *Result, o *options) document {
 	d := document{title: fmt.Sprintf("scalelab run: %s on phase %d", orDash(r.Scenario), r.Phase)}
 
 	phase := strconv.Itoa(r.Phase)
@@ -103,14 +112,23 @@ func buildDocument(r *Result) document {
 		}
 	}
 
-	d.sections = append(d.sections, totalsSection(r))
+	d.sections = append(d.sections, showsSections(r, o)...)
+	totals := totalsSection(r)
+	totals.charts = true
+	d.sections = append(d.sections, totals)
 	if len(r.Totals.ErrorsByClass) > 0 {
 		d.sections = append(d.sections, errorsSection(r))
 	}
-	d.sections = append(d.sections, operationsSection("Operations", "operation", r.Operations, &r.Totals,
-		"Latency in milliseconds from each request's scheduled start, so time spent queueing counts."))
+	// The total over all requests belongs with the requests when the
+	// result breaks them down: an operation may send several.
+	opsTotal, reqTotal := &r.Totals, (*Totals)(nil)
 	if len(r.Requests) > 0 {
-		d.sections = append(d.sections, operationsSection("HTTP requests", "request", r.Requests, nil,
+		opsTotal, reqTotal = nil, &r.Totals
+	}
+	d.sections = append(d.sections, operationsSection("Operations", "operation", "ops/s", r.Operations, opsTotal,
+		"Each operation of the mix timed as a whole; latency in milliseconds from its scheduled start, so time spent queueing counts."))
+	if len(r.Requests) > 0 {
+		d.sections = append(d.sections, operationsSection("HTTP requests", "request", "req/s", r.Requests, reqTotal,
 			"Each HTTP exchange on its own (an operation may send several)."))
 	}
 	d.sections = append(d.sections, thresholdsSection(r))
@@ -127,6 +145,9 @@ func buildDocument(r *Result) document {
 	if len(r.Backends) > 0 {
 		d.sections = append(d.sections, backendsSection(r))
 	}
+	if len(r.Faults) > 0 {
+		d.sections = append(d.sections, faultsSection(r))
+	}
 	if len(r.Notes) > 0 {
 		d.sections = append(d.sections, section{title: "Notes", items: r.Notes})
 	}
@@ -141,11 +162,13 @@ func totalsSection(r *Result) section {
 	}
 	return section{
 		title: "Totals",
+		text:  "Offered and operations/s count operations; requests and req/s count HTTP requests.",
 		table: &table{
-			head: []string{"requests", "rate (req/s)", "offered (req/s)", "errors", "error rate", "throttled", "dropped"},
-			num:  []bool{true, true, true, true, true, true, true},
+			head: []string{"operations", "ops/s", "offered (ops/s)", "HTTP requests", "req/s", "errors", "error rate", "throttled", "dropped"},
+			num:  []bool{true, true, true, true, true, true, true, true, true},
 			rows: [][]cell{{
-				c(groupDigits(t.Requests)), c(fmtRate(t.Rate)), c(offered), c(groupDigits(t.Errors)),
+				c(groupDigits(operationsCount(r))), c(fmtRate(operationsRate(r))), c(offered),
+				c(groupDigits(t.Requests)), c(fmtRate(t.Rate)), c(groupDigits(t.Errors)),
 				c(fmtFraction(t.ErrorRate())), c(groupDigits(t.Throttled)), c(groupDigits(t.Dropped)),
 			}},
 		},
@@ -169,9 +192,9 @@ func errorsSection(r *Result) section {
 	return section{title: "Errors by class", table: tb}
 }
 
-func operationsSection(title, what string, ops []Operation, total *Totals, text string) section {
+func operationsSection(title, what, unit string, ops []Operation, total *Totals, text string) section {
 	tb := &table{
-		head: []string{what, "count", "rate (req/s)", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "throttled"},
+		head: []string{what, "count", "rate (" + unit + ")", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "throttled"},
 		num:  []bool{false, true, true, true, true, true, true, true, true, true},
 	}
 	row := func(name string, count int64, rate float64, l Latency, errs, throttled int64) []cell {
@@ -237,7 +260,7 @@ func cacheSection(r *Result) section {
 		}
 		tb.rows = append(tb.rows, []cell{c(tier.name), c(v)})
 	}
-	return section{title: "Cache hit rate", text: "— means the phase has no such tier.", table: tb}
+	return section{title: "Cache hit rate", text: "Hits per lookup in each tier, summed over the tier's instances; — means the phase has no such tier.", table: tb}
 }
 
 func replicasSection(r *Result) section {
@@ -245,7 +268,7 @@ func replicasSection(r *Result) section {
 		return section{title: "Replicas", empty: "No read replicas in this phase."}
 	}
 	tb := &table{
-		head: []string{"replica", "lag p50 (s)", "lag max (s)", "write-to-visible p50 (ms)", "p99 (ms)", "max (ms)", "probes", "not visible in time"},
+		head: []string{"replica", "lag p50 ms", "lag max ms", "write-to-visible p50 ms", "p99 ms", "max ms", "probes", "not visible in time"},
 		num:  []bool{false, true, true, true, true, true, true, true},
 	}
 	for _, rep := range r.Replicas {
@@ -254,14 +277,14 @@ func replicasSection(r *Result) section {
 		if rep.VisibleProbes == 0 {
 			p50, mx, probes, timeouts = "—", "—", "—", "—"
 		}
-		tb.rows = append(tb.rows, []cell{c(rep.Name), c(fmtSeconds(rep.LagSP50)), c(fmtSeconds(rep.LagSMax)),
+		tb.rows = append(tb.rows, []cell{c(rep.Name), c(fmtMS(1000 * rep.LagSP50)), c(fmtMS(1000 * rep.LagSMax)),
 			c(p50), c(fmtMS(rep.VisibleMSP99)), c(mx), c(probes), c(timeouts)})
 	}
 	return section{
 		title: "Replicas",
 		text: "Lag is how far each replica was behind the primary, sampled on the primary. Write-to-visible is what a client reading the replica saw: " +
 			"from the primary acknowledging a small probe write until a read on the replica returned it. A probe not visible " +
-			"within the probe's timeout (5 s by default) counts at the timeout in the percentiles.",
+			"within the probe's timeout (5 s by default) counts at the timeout in the percentiles. All in milliseconds.",
 		table: tb,
 	}
 }
@@ -280,28 +303,46 @@ func generatorSection(r *Result) section {
 	return section{title: "Load generator", text: text, table: tb}
 }
 
+// componentsSection lists the components by CPU, the busiest first, so the
+// most expensive tier per request is the first row.
 func componentsSection(r *Result) section {
 	tb := &table{
 		head: []string{"component", "CPU s", "share of CPU", "CPU µs per request"},
 		num:  []bool{false, true, true, true},
 	}
+	comps := slices.Clone(r.Components)
+	slices.SortStableFunc(comps, func(a, b Component) int {
+		if n := cmp.Compare(b.CPUS, a.CPUS); n != 0 {
+			return n
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
 	var total float64
-	for _, comp := range r.Components {
+	for _, comp := range comps {
 		total += comp.CPUS
 	}
-	for _, comp := range r.Components {
+	row := func(name string, cpu float64) []cell {
 		share, perReq := "—", "—"
 		if total > 0 {
-			share = fmtHitRate(comp.CPUS / total)
+			share = fmtHitRate(cpu / total)
 		}
 		if r.Totals.Requests > 0 {
-			perReq = fmtRate(1e6 * comp.CPUS / float64(r.Totals.Requests))
+			perReq = fmtRate(1e6 * cpu / float64(r.Totals.Requests))
 		}
-		tb.rows = append(tb.rows, []cell{c(comp.Name), c(fmtCPU(comp.CPUS)), c(share), c(perReq)})
+		return []cell{c(name), c(fmtCPU(cpu)), c(share), c(perReq)}
 	}
+	for _, comp := range comps {
+		tb.rows = append(tb.rows, row(comp.Name, comp.CPUS))
+	}
+	sum := row("all components", total)
+	for i := range sum {
+		sum[i].strong = true
+	}
+	tb.rows = append(tb.rows, sum)
 	return section{
 		title: "CPU by component",
-		text:  "CPU time (user + system) during the measured part of the run; per request is what the capacity model projects from.",
+		text: "CPU time (user + system) during the measured part of the run, busiest first; per request divides it by the HTTP requests sent. " +
+			"Per request is what the capacity model projects from. The load generator is not among them.",
 		table: tb,
 	}
 }
@@ -319,7 +360,46 @@ func backendsSection(r *Result) section {
 		}
 		tb.rows = append(tb.rows, []cell{c(b.Name), c(groupDigits(b.Requests)), c(share), c(groupDigits(b.Errors))})
 	}
-	return section{title: "HAProxy backends", table: tb}
+	sum := []cell{{text: "all backends", strong: true}, {text: groupDigits(total), strong: true}, {text: "100%", strong: true}, {text: "", strong: true}}
+	tb.rows = append(tb.rows, sum)
+	return section{title: "HAProxy backends", table: tb, after: backendsExplained(r, total)}
+}
+
+// backendsExplained says why HAProxy's counts differ from the requests the
+// generator sent. They are the difference of HAProxy's response counters
+// as Prometheus scraped them (once a second) at the start and the end of
+// the measured part: the start value can be up to a scrape old, so the
+// warm-up's last responses fall inside the difference, while the end is
+// read after a fresh scrape. Health checks (GET /readyz) are not in these
+// counters: HAProxy counts them apart. Retries do not add responses.
+func backendsExplained(r *Result, total int64) string {
+	sent := r.Totals.Requests
+	text := fmt.Sprintf("The backends answered %s requests; the load generator sent %s. ", groupDigits(total), groupDigits(sent))
+	if r.Cache.L3HitRate != nil {
+		text += fmt.Sprintf("The CDN tier (Varnish) sits in front of HAProxy and answered %s of the lookups it saw itself, so only its misses, "+
+			"the writes and the requests it does not cache reach the backends. ", fmtHitRate(*r.Cache.L3HitRate))
+	}
+	text += "These counts are the change in HAProxy's response counters between the start and the end of the measured part, as Prometheus " +
+		"scraped them once a second: the value at the start can be up to one scrape old, so the last responses of the warm-up fall inside " +
+		"the difference"
+	if d := total - sent; r.Cache.L3HitRate == nil && d > 0 && sent > 0 {
+		text += fmt.Sprintf(" (here %s more, %s of the requests sent)", groupDigits(d), fmtFraction(float64(d)/float64(sent)))
+	}
+	text += ". Health checks (HAProxy's GET /readyz to each instance every second) are counted apart and are not in these numbers; " +
+		"a request HAProxy retried on another instance counts once, where it was answered."
+	return text
+}
+
+func faultsSection(r *Result) section {
+	tb := &table{head: []string{"at", "fault", "outcome"}, num: []bool{true, false, false}}
+	for _, f := range r.Faults {
+		outcome := "injected"
+		if f.Error != "" {
+			outcome = "failed: " + f.Error
+		}
+		tb.rows = append(tb.rows, []cell{c(seconds(f.AtS)), {text: f.Fault, code: true}, c(outcome)})
+	}
+	return section{title: "Faults", text: "Injected during the measured part; the charts over time mark each one.", table: tb}
 }
 
 func machineLine(m Machine) string {
@@ -387,14 +467,6 @@ func fmtRate(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 
 func fmtCPU(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 
-// fmtSeconds prints a replica lag in seconds.
-func fmtSeconds(v float64) string {
-	if v == 0 {
-		return "0"
-	}
-	return strconv.FormatFloat(v, 'g', 3, 64)
-}
-
 // fmtHitRate prints a fraction as a percentage with one decimal.
 func fmtHitRate(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" }
 
@@ -422,13 +494,20 @@ func fmtObserved(v float64, unit string) string {
 	return strconv.FormatFloat(v, 'g', 4, 64) + " " + unit
 }
 
-// seconds prints a duration given in seconds, e.g. "30 s", "2.5 s", "2 min".
+// seconds prints a duration given in seconds to three significant digits,
+// e.g. "30 s" (for 29.99996), "2.5 s", "2 min": a run asked for 30 s ran
+// 30 s, and the microseconds it missed by are the clock's, not news.
 func seconds(s float64) string {
-	d := time.Duration(s * float64(time.Second)).Round(time.Millisecond)
-	if d >= time.Minute && d%time.Minute == 0 {
-		return fmt.Sprintf("%d min", d/time.Minute)
+	s = roundSig3(s)
+	if s >= 60 && math.Mod(s, 60) == 0 {
+		return fmt.Sprintf("%d min", int(s/60))
 	}
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
+	return strconv.FormatFloat(s, 'f', -1, 64) + " s"
+}
+
+func roundSig3(v float64) float64 {
+	f, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 3, 64), 64)
+	return f
 }
 
 // groupDigits prints n with thousands separators: 1234567 → "1,234,567".

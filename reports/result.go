@@ -91,6 +91,57 @@ type Result struct {
 	// Capacity is the capacity search's section, written by scalelab
 	// capacity (optional).
 	Capacity *Capacity `json:"capacity,omitempty"`
+	// Faults are the scenario's faults as they were injected, drawn as
+	// markers on every chart over time.
+	Faults []Fault `json:"faults,omitempty"`
+	// CacheSeries has the hit rate of each cache tier per second of the
+	// measured part, when the topology sampled it.
+	CacheSeries []CacheSecond `json:"cache_series,omitempty"`
+}
+
+// Fault is one scenario fault, e.g. "kill redis" at 10 s.
+type Fault struct {
+	// AtS is when it was injected, in seconds from the start of the
+	// measured part.
+	AtS float64 `json:"at_s"`
+	// Fault is the scenario's fault as written, e.g. "kill redis" or
+	// "partition app-1->redis for 5s".
+	Fault string `json:"fault"`
+	// Error is why the injection failed; empty when it worked.
+	Error string `json:"error,omitempty"`
+}
+
+// CacheSecond is one second of the cache tiers: hits per lookup in that
+// second, summed over the tier's instances; nil where the tier had no
+// lookups or does not exist.
+type CacheSecond struct {
+	T  int      `json:"t"`
+	L1 *float64 `json:"l1_hit_rate"`
+	L2 *float64 `json:"l2_hit_rate"`
+	L3 *float64 `json:"l3_hit_rate"`
+}
+
+// ReplicaSecond is one second of one replica.
+type ReplicaSecond struct {
+	T int `json:"t"`
+	// LagMS is how far the replica was behind the primary when sampled, in
+	// milliseconds.
+	LagMS float64 `json:"lag_ms"`
+	// VisibleMSP99 is the write-to-visible delay of the probe writes made
+	// during this second, p99 in ms; nil without probes in the second.
+	VisibleMSP99 *float64 `json:"visible_ms_p99,omitempty"`
+}
+
+// DistributionPercentiles returns the percentiles at which a run should
+// sample its latency histogram for LatencyDistribution: fine enough that
+// the report's chart on the "nines" axis shows the shape of the tail, about
+// four points per decade of rarity up to 99.9999%; 100 is the maximum.
+func DistributionPercentiles() []float64 {
+	return []float64{
+		0, 5, 10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 85, 90, 92.5, 95, 96, 97, 98, 98.5, 99,
+		99.25, 99.5, 99.6, 99.7, 99.8, 99.85, 99.9, 99.925, 99.95, 99.96, 99.97, 99.98, 99.985, 99.99,
+		99.9925, 99.995, 99.999, 99.9999, 100,
+	}
 }
 
 // Machine is what the run ran on (see DetectMachine).
@@ -184,6 +235,9 @@ type Replica struct {
 	// measured.
 	VisibleProbes   int64 `json:"visible_probes"`
 	VisibleTimeouts int64 `json:"visible_timeouts"`
+	// Series has the replica's lag (and write-to-visible delay) per second,
+	// when the topology kept it.
+	Series []ReplicaSecond `json:"series,omitempty"`
 }
 
 // ThresholdResult is one pass/fail criterion and its outcome.
@@ -214,9 +268,19 @@ type Second struct {
 	T int `json:"t"`
 	// Requests completed during this second; Rate is the same per second
 	// (they differ only for a last, partial second).
-	Requests  int64   `json:"requests"`
-	Rate      float64 `json:"rate"`
-	Offered   float64 `json:"offered"` // scheduled arrivals per second
+	Requests int64   `json:"requests"`
+	Rate     float64 `json:"rate"`
+	// Offered is the operations scheduled to arrive, per second: it counts
+	// operations, not HTTP requests (an operation may send several).
+	Offered float64 `json:"offered"`
+	// Ops counts the operations completed during this second; OpRate is the
+	// same per second. Compare OpRate, not Rate, with Offered. Zero in
+	// results written before they existed (see OpRate on Result).
+	Ops    int64   `json:"ops,omitempty"`
+	OpRate float64 `json:"op_rate,omitempty"`
+	// IntervalS is the second's real length, shorter than 1 for a last,
+	// partial second; 0 in results written before it existed.
+	IntervalS float64 `json:"interval_s,omitempty"`
 	Errors    int64   `json:"errors"`
 	Throttled int64   `json:"throttled,omitempty"`
 	Dropped   int64   `json:"dropped,omitempty"`
@@ -285,16 +349,17 @@ func (r *Result) Write(dir string) error {
 	return writeFile(dir, ResultFile, data)
 }
 
-// WriteAll writes result.json, report.md and report.html into dir.
-func (r *Result) WriteAll(dir string) error {
+// WriteAll writes result.json, report.md and report.html into dir; the
+// options (a baseline, links) shape the reports.
+func (r *Result) WriteAll(dir string, opts ...Option) error {
 	if err := r.Write(dir); err != nil {
 		return err
 	}
 	var md, page bytes.Buffer
-	if err := RenderMarkdown(&md, r); err != nil {
+	if err := RenderMarkdown(&md, r, opts...); err != nil {
 		return fmt.Errorf("render %s: %w", MarkdownFile, err)
 	}
-	if err := RenderHTML(&page, r); err != nil {
+	if err := RenderHTML(&page, r, opts...); err != nil {
 		return fmt.Errorf("render %s: %w", HTMLFile, err)
 	}
 	if err := writeFile(dir, MarkdownFile, md.Bytes()); err != nil {

@@ -20,13 +20,21 @@ const (
 	chartBottom = 40
 )
 
-type point struct{ x, y float64 }
+type point struct {
+	x, y float64
+	// label is the value shown on hover; "" for the default, "series at
+	// x: y".
+	label string
+}
 
 type series struct {
 	name  string
 	color string
 	dash  bool
-	pts   []point
+	// dots marks every point, where the points are samples worth seeing
+	// (the percentiles of the latency distribution).
+	dots bool
+	pts  []point
 }
 
 type tick struct {
@@ -47,6 +55,15 @@ type chart struct {
 	title  string // for screen readers
 	x, y   axis
 	series []series
+	// xUnit and yUnit label the values shown on hover.
+	xUnit, yUnit string
+	// markers are vertical lines at x, e.g. a fault injected at 10 s.
+	markers []marker
+}
+
+type marker struct {
+	x     float64
+	label string
 }
 
 // svg draws the chart. Axes without ticks get "nice" ones.
@@ -116,10 +133,37 @@ func (c *chart) svg() string {
 			fmt.Fprintf(&b, "%.1f,%.1f", x, y)
 		}
 		b.WriteString(`"/>`)
-		if len(s.pts) == 1 { // a line of one point is invisible
+		if s.dots {
+			for _, p := range s.pts {
+				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.2" fill="%s"/>`, sx(math.Min(math.Max(p.x, c.x.min), c.x.max)), sy(math.Min(math.Max(p.y, c.y.min), c.y.max)), s.color)
+			}
+		} else if len(s.pts) == 1 { // a line of one point is invisible
 			p := s.pts[0]
 			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>`, sx(p.x), sy(p.y), s.color)
 		}
+	}
+	// Values on hover: an invisible dot with a <title> at every point.
+	b.WriteString(`<g fill="#000" fill-opacity="0">`)
+	for _, s := range c.series {
+		for _, p := range s.pts {
+			x := sx(math.Min(math.Max(p.x, c.x.min), c.x.max))
+			y := sy(math.Min(math.Max(p.y, c.y.min), c.y.max))
+			label := p.label
+			if label == "" {
+				label = fmt.Sprintf("%s at %s %s: %s %s", s.name, trimFloat(p.x), c.xUnit, trimFloat(p.y), c.yUnit)
+			}
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4"><title>%s</title></circle>`, x, y, esc(strings.TrimSpace(label)))
+		}
+	}
+	b.WriteString(`</g>`)
+	for _, m := range c.markers {
+		if m.x < c.x.min || m.x > c.x.max {
+			continue
+		}
+		x := sx(m.x)
+		fmt.Fprintf(&b, `<g><line x1="%.1f" x2="%.1f" y1="%d" y2="%g" stroke="#b91c1c" stroke-width="1.2" stroke-dasharray="3 3"/>`, x, x, chartTop, chartTop+ph)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="10" fill="#b91c1c">%s</text>`, x+3, chartTop+11, esc(m.label))
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="8" height="%g" fill="#000" fill-opacity="0"><title>%s</title></rect></g>`, x-4, chartTop, ph, esc(m.label))
 	}
 	if drawn == 0 {
 		fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="middle" font-size="13" fill="#9ca3af">no data</text>`, chartLeft+pw/2, chartTop+ph/2)
@@ -141,6 +185,15 @@ func (c *chart) svg() string {
 }
 
 func esc(s string) string { return html.EscapeString(s) }
+
+// trimFloat prints v with at most three decimals and up to four significant
+// digits, for hover labels.
+func trimFloat(v float64) string {
+	if math.Abs(v) >= 1000 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(roundSig(v), 'g', 4, 64)
+}
 
 // niceTicks returns about n ticks at round numbers from lo to hi.
 func niceTicks(lo, hi float64, n int) []tick {
@@ -241,50 +294,190 @@ func nines(p float64) float64 {
 	return -math.Log10(1 - p/100)
 }
 
-func throughputChart(r *Result) *chart {
-	c := &chart{
-		title: "Throughput over time: achieved and offered requests per second",
-		x:     axis{label: "seconds"},
-		y:     axis{label: "requests/s"},
+// faultMarkers marks each fault of r on a chart over time.
+func faultMarkers(r *Result) []marker {
+	var ms []marker
+	for _, f := range r.Faults {
+		label := f.Fault
+		if f.Error != "" {
+			label += " (failed)"
+		}
+		ms = append(ms, marker{x: f.AtS, label: label})
 	}
-	achieved := series{name: "achieved", color: "#2563eb"}
-	offered := series{name: "offered", color: "#9ca3af", dash: true}
+	return ms
+}
+
+// timeChart is a chart over the seconds of the measured part.
+func timeChart(r *Result, title, yLabel, yUnit string) *chart {
+	c := &chart{title: title, x: axis{label: "seconds"}, y: axis{label: yLabel}, xUnit: "s", yUnit: yUnit, markers: faultMarkers(r)}
+	c.x.max = math.Ceil(r.DurationS)
+	return c
+}
+
+func throughputChart(r *Result) *chart {
+	c := timeChart(r, "Throughput over time: operations completed and offered per second", "per second", "/s")
+	achieved := series{name: "operations/s achieved", color: "#2563eb"}
+	offered := series{name: "offered (operations/s)", color: "#9ca3af", dash: true}
+	requests := series{name: "HTTP requests/s", color: "#f59e0b"}
+	ops, hasOps := opRates(r)
 	var top float64
-	hasOffered := false
-	for _, s := range r.Series {
-		achieved.pts = append(achieved.pts, point{float64(s.T), s.Rate})
-		offered.pts = append(offered.pts, point{float64(s.T), s.Offered})
-		top = math.Max(top, math.Max(s.Rate, s.Offered))
+	hasOffered, differ := false, false
+	for _, s := range measuredSeconds(r) {
+		t := float64(s.T)
+		op := s.Rate
+		if hasOps {
+			op = ops[s.T]
+		}
+		achieved.pts = append(achieved.pts, point{x: t, y: op})
+		offered.pts = append(offered.pts, point{x: t, y: s.Offered})
+		requests.pts = append(requests.pts, point{x: t, y: s.Rate})
+		top = math.Max(top, math.Max(math.Max(op, s.Rate), s.Offered))
 		hasOffered = hasOffered || s.Offered > 0
-		c.x.max = math.Max(c.x.max, float64(s.T))
+		differ = differ || math.Abs(op-s.Rate) > 0.5
+		c.x.max = math.Max(c.x.max, t)
 	}
 	c.series = []series{achieved}
 	if hasOffered {
 		c.series = append(c.series, offered)
 	}
+	if differ {
+		c.series = append(c.series, requests)
+	}
 	c.y.max = niceCeil(top * 1.05)
 	return c
 }
 
-func latencyChart(r *Result) *chart {
-	c := &chart{
-		title: "Latency over time: p50 and p99 of the requests completed each second, in milliseconds",
-		x:     axis{label: "seconds"},
-		y:     axis{label: "ms (log scale)"},
+func errorsChart(r *Result) *chart {
+	c := timeChart(r, "Errors, throttled and dropped per second", "count per second", "")
+	errs := series{name: "errors", color: "#dc2626"}
+	thr := series{name: "throttled (429)", color: "#f59e0b"}
+	drop := series{name: "dropped", color: "#6b7280", dash: true}
+	var top float64
+	for _, s := range measuredSeconds(r) {
+		t := float64(s.T)
+		errs.pts = append(errs.pts, point{x: t, y: float64(s.Errors)})
+		thr.pts = append(thr.pts, point{x: t, y: float64(s.Throttled)})
+		drop.pts = append(drop.pts, point{x: t, y: float64(s.Dropped)})
+		top = math.Max(top, float64(max(s.Errors, s.Throttled, s.Dropped)))
+		c.x.max = math.Max(c.x.max, t)
 	}
+	c.series = []series{errs, thr, drop}
+	c.y.max = niceCeil(math.Max(top*1.05, 5))
+	return c
+}
+
+func latencyChart(r *Result) *chart {
+	c := timeChart(r, "Latency over time: p50 and p99 of the requests completed each second, in milliseconds", "ms (log scale)", "ms")
 	p50 := series{name: "p50", color: "#059669"}
 	p99 := series{name: "p99", color: "#dc2626"}
 	var values []float64
-	for _, s := range r.Series {
+	for _, s := range measuredSeconds(r) {
 		if s.Requests == 0 && s.P50MS == 0 && s.P99MS == 0 {
 			continue // nothing completed: no latency to draw
 		}
-		p50.pts = append(p50.pts, point{float64(s.T), s.P50MS})
-		p99.pts = append(p99.pts, point{float64(s.T), s.P99MS})
+		p50.pts = append(p50.pts, point{x: float64(s.T), y: s.P50MS})
+		p99.pts = append(p99.pts, point{x: float64(s.T), y: s.P99MS})
 		values = append(values, s.P50MS, s.P99MS)
 		c.x.max = math.Max(c.x.max, float64(s.T))
 	}
 	c.series = []series{p50, p99}
+	logAxis(&c.y, values)
+	return c
+}
+
+// paletteColor is the i-th of eight colours told apart easily.
+func paletteColor(i int) string {
+	colors := [...]string{"#2563eb", "#dc2626", "#059669", "#7c3aed", "#f59e0b", "#0891b2", "#db2777", "#4b5563"}
+	return colors[i%len(colors)]
+}
+
+// operationsChart draws each operation's p99 per second; nil when no
+// operation has a series.
+func operationsChart(r *Result) *chart {
+	c := timeChart(r, "p99 latency of each operation per second, in milliseconds", "ms (log scale)", "ms")
+	var values []float64
+	for i := range r.Operations {
+		op := &r.Operations[i]
+		s := series{name: op.Name + " p99", color: paletteColor(i)}
+		for _, p := range measuredOpSeconds(r, op) {
+			if p.Requests == 0 {
+				continue
+			}
+			s.pts = append(s.pts, point{x: float64(p.T), y: p.P99MS})
+			values = append(values, p.P99MS)
+		}
+		if len(s.pts) > 0 {
+			c.series = append(c.series, s)
+		}
+	}
+	if len(c.series) == 0 {
+		return nil
+	}
+	logAxis(&c.y, values)
+	return c
+}
+
+// cacheChart draws each tier's hit rate per second; nil when the run did
+// not record it.
+func cacheChart(r *Result) *chart {
+	if len(r.CacheSeries) == 0 {
+		return nil
+	}
+	c := timeChart(r, "Cache hit rate per tier per second: hits per lookup, in percent", "hit rate %", "%")
+	tiers := []struct {
+		name, color string
+		get         func(CacheSecond) *float64
+	}{
+		{"L1 (in-process)", "#2563eb", func(s CacheSecond) *float64 { return s.L1 }},
+		{"L2 (Redis)", "#dc2626", func(s CacheSecond) *float64 { return s.L2 }},
+		{"L3 (CDN)", "#059669", func(s CacheSecond) *float64 { return s.L3 }},
+	}
+	for _, tier := range tiers {
+		s := series{name: tier.name, color: tier.color}
+		for _, p := range r.CacheSeries {
+			if v := tier.get(p); v != nil && inMeasured(r, p.T, 0) {
+				s.pts = append(s.pts, point{x: float64(p.T), y: 100 * *v})
+			}
+		}
+		if len(s.pts) > 0 {
+			c.series = append(c.series, s)
+		}
+	}
+	if len(c.series) == 0 {
+		return nil
+	}
+	c.y.max = 100
+	return c
+}
+
+// replicaChart draws each replica's lag and write-to-visible delay per
+// second; nil when the run did not record them.
+func replicaChart(r *Result) *chart {
+	c := timeChart(r, "Replica lag and write-to-visible delay per second, in milliseconds", "ms (log scale)", "ms")
+	var values []float64
+	for i, rep := range r.Replicas {
+		lag := series{name: rep.Name + " lag", color: paletteColor(i), dash: true}
+		vis := series{name: rep.Name + " write-to-visible p99", color: paletteColor(i)}
+		for _, p := range rep.Series {
+			if !inMeasured(r, p.T, 0) {
+				continue
+			}
+			lag.pts = append(lag.pts, point{x: float64(p.T), y: p.LagMS})
+			values = append(values, p.LagMS)
+			if p.VisibleMSP99 != nil {
+				vis.pts = append(vis.pts, point{x: float64(p.T), y: *p.VisibleMSP99})
+				values = append(values, *p.VisibleMSP99)
+			}
+		}
+		for _, s := range []series{lag, vis} {
+			if len(s.pts) > 0 {
+				c.series = append(c.series, s)
+			}
+		}
+	}
+	if len(c.series) == 0 {
+		return nil
+	}
 	logAxis(&c.y, values)
 	return c
 }
@@ -314,9 +507,13 @@ func distributionChart(r *Result) *chart {
 		}
 		c.x.ticks = append(c.x.ticks, tick{v: float64(i), label: label})
 	}
-	s := series{name: "all requests", color: "#7c3aed"}
+	s := series{name: "all requests", color: "#7c3aed", dots: true}
 	for _, p := range r.LatencyDistribution {
-		s.pts = append(s.pts, point{math.Min(nines(p.Percentile), last), p.ValueMS})
+		name := "p" + strconv.FormatFloat(p.Percentile, 'f', -1, 64)
+		if p.Percentile >= 100 {
+			name = "max"
+		}
+		s.pts = append(s.pts, point{x: math.Min(nines(p.Percentile), last), y: p.ValueMS, label: name + ": " + fmtMS(p.ValueMS) + " ms"})
 	}
 	c.series = []series{s}
 	logAxis(&c.y, values)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"scalelab/lab"
-	"scalelab/reports"
 	"scalelab/topologies"
 )
 
@@ -92,29 +91,4 @@ func runDown(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stdout, "stopped %s in %.1fs\n", r, time.Since(start).Seconds())
 	}
 	return errors.Join(errs...)
-}
-
-// runCompare puts results side by side with a noise-aware verdict.
-func runCompare(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("compare", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: scalelab compare RESULT_OR_DIR RESULT_OR_DIR...")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args, getenv); err != nil {
-		return err
-	}
-	if fs.NArg() < 2 {
-		fs.Usage()
-		return &exitError{code: 2, msg: "compare needs at least two results (result.json files or run folders)"}
-	}
-	var results []*reports.Result
-	for _, p := range fs.Args() {
-		r, err := reports.Read(p)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", p, err)
-		}
-		results = append(results, r)
-	}
-	return reports.RenderComparison(stdout, reports.Compare(results))
 }
