@@ -141,8 +141,8 @@ thresholds:
 	if c := res.Cache; c.L1HitRate == nil || *c.L1HitRate != 0.8 || c.L2HitRate != nil || c.L3HitRate == nil || *c.L3HitRate != 0.9 {
 		t.Errorf("cache = %s, want L1 0.8, L2 null, L3 0.9", fmtCache(c))
 	}
-	if len(res.Replicas) != 1 || res.Replicas[0] != (reports.Replica{Name: "replica-1", LagSP50: 0.001, LagSMax: 0.02, VisibleMSP99: 3}) {
-		t.Errorf("replicas = %+v", res.Replicas)
+	if diff := cmp.Diff([]reports.Replica{{Name: "replica-1", LagSP50: 0.001, LagSMax: 0.02, VisibleMSP99: 3}}, res.Replicas); diff != "" {
+		t.Errorf("replicas (-want +got):\n%s", diff)
 	}
 	if len(res.Components) != 1 || res.Components[0].CPUS != 1.5 {
 		t.Errorf("components = %+v", res.Components)
