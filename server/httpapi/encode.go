@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"scalelab/server"
+	"scalelab/server/auth"
 )
 
 // Request limits from the API contract.
@@ -105,6 +106,13 @@ func errorStatus(code string) int {
 // writeError writes err as a problem. Internal errors are logged with their
 // full text and answered with a generic detail.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if errors.Is(err, auth.ErrBusy) {
+		// The hashing queue is full: a fast 503 the client may retry,
+		// rather than a wait of seconds (issue 9, finding 3).
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusServiceUnavailable, "the server is busy hashing passwords; retry shortly", nil)
+		return
+	}
 	status := errorStatus(server.ErrorCode(err))
 	if status >= 500 {
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -184,6 +184,10 @@ func (a *api) handleV1CreateUser() httprouter.Handle {
 		if a.refuseBadToken(w, r) {
 			return
 		}
+		if d, limited := a.signupLimited(w, r); limited {
+			a.writeLimited(w, d)
+			return
+		}
 		var body userRequest
 		if herr := readJSON(w, r, &body); herr != nil {
 			herr.write(w)
@@ -248,6 +252,20 @@ func (a *api) handleToken() httprouter.Handle {
 			a.writeV1Error(w, r, server.Errorf(server.EUNAVAILABLE, "tokens are not configured on this server"))
 			return
 		}
+		// Failures count against the login as typed, never the account
+		// it names: an email and a username of one account spend budgets
+		// of their own, so the limiter tells no one which belongs to which
+		// (issue 9, finding 4). A refused attempt costs no lookup and
+		// no argon2 work.
+		login := *body.Login
+		d, limited := a.loginLimited(r, login)
+		if limited {
+			a.writeLimited(w, d)
+			return
+		}
+		if !waitLoginDelay(r.Context(), d.Delay) {
+			return
+		}
 		var u *server.User
 		// No email or username holds a NUL (validation refuses them), and
 		// PostgreSQL cannot even compare text with one: such a login is
@@ -263,18 +281,6 @@ func (a *api) handleToken() httprouter.Handle {
 				a.writeV1Error(w, r, err)
 				return
 			}
-		}
-		// Failures count against the account rather than the text that
-		// named it, so a user's email and username share one budget. The
-		// lookup comes first for that; a refused attempt still costs no
-		// argon2 work.
-		login := "login:" + *body.Login
-		if u != nil {
-			login = "user:" + u.ID
-		}
-		if d, limited := a.loginLimited(r, login); limited {
-			a.writeLimited(w, d)
-			return
 		}
 		uid, err := a.checkLogin(r.Context(), u, *body.Password)
 		if err != nil {
