@@ -163,7 +163,7 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := OpenStore(ctx, StoreOptions{DSN: c.DB, MigrationDSN: c.MigrationDB, Replicas: c.Replicas, Registerer: reg, Logger: log})
+	store, err := OpenStore(ctx, StoreOptions{DSN: c.DB, MigrationDSN: c.MigrationDB, Replicas: c.Replicas, Registerer: reg, Logger: log, Quota: c.quota()})
 	if err != nil {
 		return nil, err
 	}

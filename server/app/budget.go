@@ -3,6 +3,7 @@ package app
 import (
 	"flag"
 
+	"scalelab/server"
 	"scalelab/server/auth"
 )
 
@@ -25,4 +26,9 @@ func (c *Config) registerBudgetFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.SignupLimit, "signup-limit", DefaultSignupLimit, "sign-ups per minute per client address on /api/v1 (burst N), when --rate-limit or --login-limit turns limiting on; 0 = off")
 	fs.Int64Var(&c.QuotaRecords, "quota-records", DefaultQuotaRecords, "records one user may store; 0 = no limit")
 	fs.Int64Var(&c.QuotaBytes, "quota-bytes", DefaultQuotaBytes, "bytes of record data one user may store; 0 = no limit")
+}
+
+// quota is the per-user record quota the flags ask for.
+func (c *Config) quota() server.Quota {
+	return server.Quota{Records: c.QuotaRecords, Bytes: c.QuotaBytes}
 }

@@ -69,7 +69,7 @@ func writeProblem(w http.ResponseWriter, status int, detail string, fields []ser
 	if status == http.StatusUnprocessableEntity && p.Errors == nil {
 		p.Errors = []server.FieldError{}
 	}
-	body, err := json.Marshal(p)
+	body, err := marshalJSON(p)
 	if err != nil {
 		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"encode problem"}`)
 		status = http.StatusInternalServerError
@@ -99,6 +99,8 @@ func errorStatus(code string) int {
 		return http.StatusForbidden
 	case server.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case server.EQUOTA:
+		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
 }
@@ -122,12 +124,16 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if errors.As(err, &e) {
 		fields = e.Fields
 	}
+	if server.ErrorCode(err) == server.EQUOTA {
+		writeQuotaProblem(w, server.ErrorMessage(err))
+		return
+	}
 	writeProblem(w, status, server.ErrorMessage(err), fields)
 }
 
 // writeJSON writes v as JSON with the given status.
 func writeJSON(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, v any) {
-	body, err := json.Marshal(v)
+	body, err := marshalJSON(v)
 	if err != nil {
 		writeError(w, r, log, fmt.Errorf("encode response: %w", err))
 		return

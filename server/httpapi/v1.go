@@ -55,11 +55,6 @@ func newRecordView(r *server.Record) recordView {
 	return recordView{ID: r.ID, UserID: r.UserID, Data: r.Data, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }
 
-type recordPageView struct {
-	Items      []recordView `json:"items"`
-	NextCursor *string      `json:"next_cursor"`
-}
-
 // principal is who a request acts as; nil means anonymous.
 type principal struct {
 	UserID string
@@ -492,14 +487,7 @@ func (a *api) handleListRecords() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		out := recordPageView{Items: make([]recordView, 0, len(page.Items))}
-		for i := range page.Items {
-			out.Items = append(out.Items, newRecordView(&page.Items[i]))
-		}
-		if page.NextCursor != "" {
-			out.NextCursor = &page.NextCursor
-		}
-		writeJSON(w, r, a.log, http.StatusOK, out)
+		a.writeRecordPage(w, r, page)
 	}
 }
 
