@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"scalelab/server"
 	"scalelab/server/auth"
 	"scalelab/server/ratelimit"
 	"scalelab/server/sqlite"
@@ -32,8 +33,13 @@ type testServer struct {
 
 func mustTestServer(t *testing.T, hasher *auth.Hasher, lim ratelimit.Config) *testServer {
 	t.Helper()
+	return mustTestServerQuota(t, hasher, lim, server.Quota{})
+}
+
+func mustTestServerQuota(t *testing.T, hasher *auth.Hasher, lim ratelimit.Config, q server.Quota) *testServer {
+	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir()+"/api.db", sqlite.Options{})
+	db, err := sqlite.Open(ctx, t.TempDir()+"/api.db", sqlite.Options{Quota: q})
 	if err != nil {
 		t.Fatal(err)
 	}
