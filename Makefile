@@ -9,7 +9,7 @@ DEB_PACKAGES := postgresql-15 redis-server redis-tools haproxy varnish pgbouncer
 # A command that proves each package is installed.
 DEB_CHECKS := /usr/lib/postgresql/15/bin/initdb redis-server redis-cli haproxy varnishd pgbouncer prometheus wrk chromium
 
-.PHONY: all build test deps bench compare phase-1 phase-2 phase-3 phase-4 clean help
+.PHONY: all build test deps bench fuzz compare phase-1 phase-2 phase-3 phase-4 clean help
 
 all: build
 
@@ -21,6 +21,7 @@ help:
 	@echo "make test      install what the tests need (make deps) and run every test"
 	@echo "make bench     run the Go benchmarks"
 	@echo "make regress   CI's throughput check: server vs bare handler against reports/baseline/regress.json"
+	@echo "make fuzz      run every Go fuzz target for FUZZTIME each (default 30s); CI runs FUZZTIME=3s"
 	@echo "make deps      install the Debian packages the topologies need (as root)"
 
 build:
@@ -47,6 +48,24 @@ test: deps
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+# Go native fuzz targets, PACKAGE:TARGET. Each runs for FUZZTIME; a failure
+# leaves its input under the package's testdata/fuzz/TARGET/ (commit it:
+# it then runs as a regression test in make test).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	./server/httpapi:FuzzReadJSON ./server/httpapi:FuzzAPI ./server:FuzzValidate \
+	./server/auth:FuzzVerifyToken ./server/auth:FuzzVerifyPassword \
+	./server/sqlite:FuzzDecodeCursor ./server/postgres:FuzzDecodeCursor \
+	./scenarios:FuzzParse ./topologies:FuzzParse
+
+.PHONY: fuzz
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done; echo "fuzz: $(words $(FUZZ_TARGETS)) targets, $(FUZZTIME) each, no failures"
 
 # CI's throughput regression check (cmd/scalelab/regress.go): the server's
 # cached GET against a bare handler in one process, as a ratio judged

@@ -65,6 +65,10 @@ type Config struct {
 	MigrationDB     string
 	Unversioned     bool
 	PurgeURLs       ListFlag
+	HashQueue       int
+	SignupLimit     int
+	QuotaRecords    int64
+	QuotaBytes      int64
 
 	// Middleware, when set, wraps the API handler. It is no flag: the
 	// regress check uses it to plant a slowdown in the server under test.
@@ -95,6 +99,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Unversioned, "unversioned-api", true, "serve the unauthenticated /api/users routes of phases 1–2; false leaves only /api/v1, whose auth they would bypass")
 	fs.DurationVar(&c.L2TTL, "l2-ttl", 15*time.Minute, "L2 (Redis) cache TTL, jittered ±10%")
 	fs.Var(&c.PurgeURLs, "purge-url", "CDN base URL to send PURGE to after writes, e.g. Varnish (repeatable; phase 4)")
+	c.registerBudgetFlags(fs)
 	fs.Var(&c.TrustedProxies, "trusted-proxy", "CIDR of a proxy whose X-Forwarded-For is believed for client addresses (repeatable)")
 }
 
@@ -151,14 +156,14 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 		log.Warn("argon2id cost is below OWASP's minimum (m=19456 KiB, t=2): fine for a lab run, never for real passwords",
 			"memory_kib", params.Memory, "time", params.Time)
 	}
-	hasher, err := auth.NewHasher(params, 0)
+	hasher, err := auth.NewHasher(params, 0, auth.WithQueue(c.HashQueue))
 	if err != nil {
 		return nil, configErrorf("%v", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := OpenStore(ctx, StoreOptions{DSN: c.DB, MigrationDSN: c.MigrationDB, Replicas: c.Replicas, Registerer: reg, Logger: log})
+	store, err := OpenStore(ctx, StoreOptions{DSN: c.DB, MigrationDSN: c.MigrationDB, Replicas: c.Replicas, Registerer: reg, Logger: log, Quota: c.quota()})
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +238,7 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 	}
 	var limiter *ratelimit.Limiter
 	if c.RateLimit > 0 || c.LoginLimit > 0 {
-		limiter, err = ratelimit.New(rdb, ratelimit.Config{Rate: c.RateLimit, LoginLimit: c.LoginLimit, Registerer: reg, Logger: log})
+		limiter, err = ratelimit.New(rdb, ratelimit.Config{Rate: c.RateLimit, LoginLimit: c.LoginLimit, SignupLimit: c.SignupLimit, Registerer: reg, Logger: log})
 		if err != nil {
 			return nil, configErrorf("%v", err)
 		}

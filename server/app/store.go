@@ -32,6 +32,8 @@ type StoreOptions struct {
 	Replicas   []string
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// Quota bounds each user's stored records; the zero value none.
+	Quota server.Quota
 }
 
 // OpenStore opens the database o names.
@@ -49,13 +51,13 @@ func OpenStore(ctx context.Context, o StoreOptions) (SeedStore, error) {
 		if len(o.Replicas) > 0 {
 			return nil, configErrorf("--replica needs a PostgreSQL --db (postgres://URL); SQLite has no replicas")
 		}
-		db, err := sqlite.Open(ctx, path, sqlite.Options{Registerer: o.Registerer, Logger: log})
+		db, err := sqlite.Open(ctx, path, sqlite.Options{Registerer: o.Registerer, Logger: log, Quota: o.Quota})
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 		}
 		return db, nil
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		db, err := postgres.Open(ctx, dsn, postgres.Options{Registerer: o.Registerer, Logger: log, Replicas: o.Replicas, MigrationURL: o.MigrationDSN})
+		db, err := postgres.Open(ctx, dsn, postgres.Options{Registerer: o.Registerer, Logger: log, Replicas: o.Replicas, MigrationURL: o.MigrationDSN, Quota: o.Quota})
 		if err != nil {
 			return nil, fmt.Errorf("open postgres database %s: %w", RedactDSN(dsn), err)
 		}

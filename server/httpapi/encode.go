@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"scalelab/server"
+	"scalelab/server/auth"
 )
 
 // Request limits from the API contract.
@@ -68,7 +69,7 @@ func writeProblem(w http.ResponseWriter, status int, detail string, fields []ser
 	if status == http.StatusUnprocessableEntity && p.Errors == nil {
 		p.Errors = []server.FieldError{}
 	}
-	body, err := json.Marshal(p)
+	body, err := marshalJSON(p)
 	if err != nil {
 		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"encode problem"}`)
 		status = http.StatusInternalServerError
@@ -98,6 +99,8 @@ func errorStatus(code string) int {
 		return http.StatusForbidden
 	case server.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case server.EQUOTA:
+		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
 }
@@ -105,6 +108,13 @@ func errorStatus(code string) int {
 // writeError writes err as a problem. Internal errors are logged with their
 // full text and answered with a generic detail.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if errors.Is(err, auth.ErrBusy) {
+		// The hashing queue is full: a fast 503 the client may retry,
+		// rather than a wait of seconds (issue 9, finding 3).
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusServiceUnavailable, "the server is busy hashing passwords; retry shortly", nil)
+		return
+	}
 	status := errorStatus(server.ErrorCode(err))
 	if status >= 500 {
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -114,12 +124,16 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if errors.As(err, &e) {
 		fields = e.Fields
 	}
+	if server.ErrorCode(err) == server.EQUOTA {
+		writeQuotaProblem(w, server.ErrorMessage(err))
+		return
+	}
 	writeProblem(w, status, server.ErrorMessage(err), fields)
 }
 
 // writeJSON writes v as JSON with the given status.
 func writeJSON(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, v any) {
-	body, err := json.Marshal(v)
+	body, err := marshalJSON(v)
 	if err != nil {
 		writeError(w, r, log, fmt.Errorf("encode response: %w", err))
 		return

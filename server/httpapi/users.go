@@ -80,6 +80,9 @@ func (a *api) createUser(ctx context.Context, body userRequest) (*server.User, e
 	if len(fields) > 0 {
 		return nil, invalid(fields)
 	}
+	if err := a.checkTaken(ctx, n); err != nil {
+		return nil, err
+	}
 	hash, err := a.hasher.Hash(ctx, n.Password)
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)

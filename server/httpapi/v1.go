@@ -55,11 +55,6 @@ func newRecordView(r *server.Record) recordView {
 	return recordView{ID: r.ID, UserID: r.UserID, Data: r.Data, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }
 
-type recordPageView struct {
-	Items      []recordView `json:"items"`
-	NextCursor *string      `json:"next_cursor"`
-}
-
 // principal is who a request acts as; nil means anonymous.
 type principal struct {
 	UserID string
@@ -184,6 +179,10 @@ func (a *api) handleV1CreateUser() httprouter.Handle {
 		if a.refuseBadToken(w, r) {
 			return
 		}
+		if d, limited := a.signupLimited(w, r); limited {
+			a.writeLimited(w, d)
+			return
+		}
 		var body userRequest
 		if herr := readJSON(w, r, &body); herr != nil {
 			herr.write(w)
@@ -248,6 +247,20 @@ func (a *api) handleToken() httprouter.Handle {
 			a.writeV1Error(w, r, server.Errorf(server.EUNAVAILABLE, "tokens are not configured on this server"))
 			return
 		}
+		// Failures count against the login as typed, never the account
+		// it names: an email and a username of one account spend budgets
+		// of their own, so the limiter tells no one which belongs to which
+		// (issue 9, finding 4). A refused attempt costs no lookup and
+		// no argon2 work.
+		login := *body.Login
+		d, limited := a.loginLimited(r, login)
+		if limited {
+			a.writeLimited(w, d)
+			return
+		}
+		if !waitLoginDelay(r.Context(), d.Delay) {
+			return
+		}
 		var u *server.User
 		// No email or username holds a NUL (validation refuses them), and
 		// PostgreSQL cannot even compare text with one: such a login is
@@ -263,18 +276,6 @@ func (a *api) handleToken() httprouter.Handle {
 				a.writeV1Error(w, r, err)
 				return
 			}
-		}
-		// Failures count against the account rather than the text that
-		// named it, so a user's email and username share one budget. The
-		// lookup comes first for that; a refused attempt still costs no
-		// argon2 work.
-		login := "login:" + *body.Login
-		if u != nil {
-			login = "user:" + u.ID
-		}
-		if d, limited := a.loginLimited(r, login); limited {
-			a.writeLimited(w, d)
-			return
 		}
 		uid, err := a.checkLogin(r.Context(), u, *body.Password)
 		if err != nil {
@@ -486,14 +487,7 @@ func (a *api) handleListRecords() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		out := recordPageView{Items: make([]recordView, 0, len(page.Items))}
-		for i := range page.Items {
-			out.Items = append(out.Items, newRecordView(&page.Items[i]))
-		}
-		if page.NextCursor != "" {
-			out.NextCursor = &page.NextCursor
-		}
-		writeJSON(w, r, a.log, http.StatusOK, out)
+		a.writeRecordPage(w, r, page)
 	}
 }
 

@@ -56,11 +56,11 @@ type UserEntry struct {
 
 // newUserEntry encodes u's views once.
 func newUserEntry(u *server.User) (*UserEntry, error) {
-	full, err := json.Marshal(fullView(u))
+	full, err := marshalJSON(fullView(u))
 	if err != nil {
 		return nil, fmt.Errorf("encode user %s: %w", u.ID, err)
 	}
-	public, err := json.Marshal(newPublicView(u))
+	public, err := marshalJSON(newPublicView(u))
 	if err != nil {
 		return nil, fmt.Errorf("encode public view of user %s: %w", u.ID, err)
 	}

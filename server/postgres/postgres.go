@@ -93,12 +93,15 @@ type Options struct {
 	// ReplicaCheckTimeout bounds one probe (a new connection included): a
 	// replica that does not answer within it is unhealthy; 0 means 200 ms.
 	ReplicaCheckTimeout time.Duration
+	// Quota bounds each user's stored records; the zero value none.
+	Quota server.Quota
 }
 
 // DB is a server.Store on a PostgreSQL database and its read replicas.
 type DB struct {
 	primary *pgxpool.Pool
 	log     *slog.Logger
+	quota   server.Quota
 
 	replicas    []*replica // read-only after Open
 	next        atomic.Uint64
@@ -153,7 +156,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
 	}
-	db := &DB{primary: pool, log: log, maxLag: opts.MaxReplicaLag, maxLagBytes: opts.MaxReplicaLagBytes}
+	db := &DB{primary: pool, log: log, quota: opts.Quota, maxLag: opts.MaxReplicaLag, maxLagBytes: opts.MaxReplicaLagBytes}
 	if db.maxLag <= 0 {
 		db.maxLag = defaultMaxReplicaLag
 	}

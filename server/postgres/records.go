@@ -24,7 +24,8 @@ const recordCols = `id, user_id, data, created_at, updated_at`
 // UUIDv7), r.CreatedAt and r.UpdatedAt when they are zero. r.Data is stored
 // as json (not jsonb), byte for byte, so it reads back exactly as given
 // (callers compact it); it must be valid JSON (EINVALID). An unknown owner is
-// ENOTFOUND.
+// ENOTFOUND; a record that would pass the owner's quota is EQUOTA. The
+// owner's usage counters change in the same transaction.
 func (db *DB) CreateRecord(ctx context.Context, r *server.Record) error {
 	defer db.wrote("create_record", time.Now())
 	if !server.ValidID(r.UserID) {
@@ -33,14 +34,71 @@ func (db *DB) CreateRecord(ctx context.Context, r *server.Record) error {
 	if err := server.PrepareNewRecord(r); err != nil {
 		return err
 	}
-	_, err := db.primary.Exec(ctx, `INSERT INTO records (`+recordCols+`)
-		VALUES ($1::uuid, $2::uuid, $3::json, $4::timestamptz, $5::timestamptz)`,
-		r.ID, r.UserID, string(r.Data), r.CreatedAt, r.UpdatedAt)
+	err := db.recordTx(ctx, r.UserID, func(tx pgx.Tx, u server.Usage) (server.Usage, error) {
+		n := int64(len(r.Data))
+		if err := db.quota.Check(u, 1, n); err != nil {
+			return u, err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO records (`+recordCols+`)
+			VALUES ($1::uuid, $2::uuid, $3::json, $4::timestamptz, $5::timestamptz)`,
+			r.ID, r.UserID, string(r.Data), r.CreatedAt, r.UpdatedAt)
+		if err != nil {
+			return u, mapError(err)
+		}
+		return server.Usage{Records: u.Records + 1, Bytes: u.Bytes + n}, nil
+	})
 	if err != nil {
-		return fmt.Errorf("create record for user %s: %w", r.UserID, mapError(err))
+		return fmt.Errorf("create record for user %s: %w", r.UserID, err)
 	}
 	db.recordPosition(ctx)
 	return nil
+}
+
+// recordTx runs fn, a record write of user userID, in a transaction on the
+// primary with the user's usage counters. It locks the user's row first
+// (SELECT … FOR UPDATE): concurrent record writes of one user then run one
+// after another, so two cannot pass the quota together, and every
+// transaction that touches a user and their records takes the user's lock
+// before any record's (DeleteUser's cascade does too), so they cannot
+// deadlock. fn gets the usage before and returns it after; recordTx stores
+// it before committing. An unknown user is ENOTFOUND.
+func (db *DB) recordTx(ctx context.Context, userID string, fn func(tx pgx.Tx, u server.Usage) (server.Usage, error)) error {
+	return pgx.BeginFunc(ctx, db.primary, func(tx pgx.Tx) error {
+		var before server.Usage
+		err := tx.QueryRow(ctx, `SELECT records_count, records_bytes FROM users WHERE id = $1::uuid FOR UPDATE`, userID).
+			Scan(&before.Records, &before.Bytes)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errUserNotFound()
+		}
+		if err != nil {
+			return err
+		}
+		after, err := fn(tx, before)
+		if err != nil {
+			return err
+		}
+		if after != before {
+			_, err = tx.Exec(ctx, `UPDATE users SET records_count = $1, records_bytes = $2 WHERE id = $3::uuid`, after.Records, after.Bytes, userID)
+		}
+		return err
+	})
+}
+
+// Usage returns what user userID stores, from the counters on its row, as
+// the primary has them.
+func (db *DB) Usage(ctx context.Context, userID string) (server.Usage, error) {
+	var u server.Usage
+	if !server.ValidID(userID) {
+		return u, errUserNotFound()
+	}
+	err := db.primary.QueryRow(ctx, `SELECT records_count, records_bytes FROM users WHERE id = $1::uuid`, userID).Scan(&u.Records, &u.Bytes)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, errUserNotFound()
+	}
+	if err != nil {
+		return u, fmt.Errorf("load usage of user %s: %w", userID, err)
+	}
+	return u, nil
 }
 
 // Record returns the record id of user userID, or ENOTFOUND (also when the
@@ -62,7 +120,8 @@ func (db *DB) Record(ctx context.Context, userID, id string) (*server.Record, er
 }
 
 // Records returns up to limit (1..MaxPageLimit) records of userID, newest
-// first, after the cursor of the previous page ("" for the first page). The
+// first, after the cursor of the previous page ("" for the first page),
+// stopping early at server.MaxPageBytes of data (at least one record). The
 // cursor is the last id of the previous page (with replicas, also the WAL
 // position of the snapshot that page came from), so a page never repeats or
 // skips a record that existed when the first page was read, whatever is
@@ -125,23 +184,32 @@ func records(ctx context.Context, q querier, userID string, limit int, after str
 		return nil, err
 	}
 	defer rows.Close()
-	page := &server.RecordPage{Items: make([]server.Record, 0, limit)}
+	page := &server.RecordPage{Items: make([]server.Record, 0, min(limit, 16))}
 	var posText string
 	var extra []any
 	if withPos {
 		extra = []any{&posText}
 	}
+	more, size := false, 0
 	for rows.Next() {
 		r, err := scanRecord(rows, extra...)
 		if err != nil {
 			return nil, err
 		}
+		// Past the limit, or past the byte budget (after the first
+		// record): the page ends before r, and the cursor continues there.
+		if len(page.Items) == limit || len(page.Items) > 0 && size+len(r.Data) > server.MaxPageBytes {
+			more = true
+			break
+		}
+		size += len(r.Data)
 		page.Items = append(page.Items, *r)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(page.Items) > limit {
+	if more {
 		var pos server.Position
 		if withPos {
 			if pos, err = server.ParsePosition(posText); err != nil {
@@ -149,8 +217,7 @@ func records(ctx context.Context, q querier, userID string, limit int, after str
 			}
 			pos = recordEnd(pos)
 		}
-		page.Items = page.Items[:limit]
-		page.NextCursor = encodeCursor(cursor{id: page.Items[limit-1].ID, pos: pos})
+		page.NextCursor = encodeCursor(cursor{id: page.Items[len(page.Items)-1].ID, pos: pos})
 	}
 	if len(page.Items) == 0 {
 		// Tell "no records" from "no such user"; only empty pages pay.
@@ -165,7 +232,8 @@ func records(ctx context.Context, q querier, userID string, limit int, after str
 	return page, nil
 }
 
-// UpdateRecord replaces the record's data and advances its UpdatedAt.
+// UpdateRecord replaces the record's data and advances its UpdatedAt. A
+// record that would grow past the owner's byte quota is EQUOTA.
 func (db *DB) UpdateRecord(ctx context.Context, userID, id string, data json.RawMessage) (*server.Record, error) {
 	defer db.wrote("update_record", time.Now())
 	if !server.ValidID(userID) || !server.ValidID(id) {
@@ -174,10 +242,32 @@ func (db *DB) UpdateRecord(ctx context.Context, userID, id string, data json.Raw
 	if !json.Valid(data) {
 		return nil, server.Errorf(server.EINVALID, "data must be a JSON value")
 	}
-	r, err := scanRecord(db.primary.QueryRow(ctx, `UPDATE records
-		SET data = $1::json, updated_at = greatest($2::timestamptz, updated_at + interval '1 microsecond')
-		WHERE id = $3::uuid AND user_id = $4::uuid RETURNING `+recordCols,
-		string(data), server.Now(), id, userID))
+	var r *server.Record
+	err := db.recordTx(ctx, userID, func(tx pgx.Tx, u server.Usage) (server.Usage, error) {
+		var old int64
+		err := tx.QueryRow(ctx, `SELECT octet_length(data::text) FROM records WHERE id = $1::uuid AND user_id = $2::uuid FOR UPDATE`, id, userID).Scan(&old)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return u, errRecordNotFound()
+		}
+		if err != nil {
+			return u, err
+		}
+		delta := int64(len(data)) - old
+		if err := db.quota.Check(u, 0, delta); err != nil {
+			return u, err
+		}
+		r, err = scanRecord(tx.QueryRow(ctx, `UPDATE records
+			SET data = $1::json, updated_at = greatest($2::timestamptz, updated_at + interval '1 microsecond')
+			WHERE id = $3::uuid AND user_id = $4::uuid RETURNING `+recordCols,
+			string(data), server.Now(), id, userID))
+		if err != nil {
+			return u, err
+		}
+		return server.Usage{Records: u.Records, Bytes: u.Bytes + delta}, nil
+	})
+	if server.ErrorCode(err) == server.ENOTFOUND {
+		return nil, errRecordNotFound() // an unknown user has no such record
+	}
 	if err != nil {
 		return nil, fmt.Errorf("update record %s: %w", id, err)
 	}
@@ -191,12 +281,23 @@ func (db *DB) DeleteRecord(ctx context.Context, userID, id string) error {
 	if !server.ValidID(userID) || !server.ValidID(id) {
 		return errRecordNotFound()
 	}
-	tag, err := db.primary.Exec(ctx, `DELETE FROM records WHERE id = $1::uuid AND user_id = $2::uuid`, id, userID)
+	err := db.recordTx(ctx, userID, func(tx pgx.Tx, u server.Usage) (server.Usage, error) {
+		var old int64
+		err := tx.QueryRow(ctx, `DELETE FROM records WHERE id = $1::uuid AND user_id = $2::uuid
+			RETURNING octet_length(data::text)`, id, userID).Scan(&old)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return u, errRecordNotFound()
+		}
+		if err != nil {
+			return u, err
+		}
+		return server.Usage{Records: u.Records - 1, Bytes: u.Bytes - old}, nil
+	})
+	if server.ErrorCode(err) == server.ENOTFOUND {
+		return errRecordNotFound()
+	}
 	if err != nil {
 		return fmt.Errorf("delete record %s: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return errRecordNotFound()
 	}
 	db.recordPosition(ctx)
 	return nil

@@ -14,8 +14,19 @@
 //     2×AnonymousRate, keyed by client address. Anonymous reads are the
 //     cheapest requests to send in bulk (no sign-up, no token) and the
 //     ones a scraper sends, so they get less;
-//   - failed token requests: LoginLimit per minute per login and, apart
-//     from that, per client address (burst LoginLimit).
+//   - sign-ups: SignupLimit per minute per client address (burst
+//     SignupLimit), apart from the request budget: each one costs an
+//     argon2 hash, a thousand times a cached read;
+//   - failed token requests: LoginLimit per minute per (login as typed,
+//     client address) and, apart from that, per client address (burst
+//     LoginLimit each). No budget is keyed by the account: failures from
+//     other addresses never refuse the owner (no lockout), and an email and
+//     a username spend budgets of their own, so the limiter cannot tell an
+//     attacker which email belongs to which username (no oracle);
+//   - a per-login ceiling across all addresses (LoginCeiling per minute,
+//     burst 5×LoginLimit by default) never refuses: past half of it every
+//     attempt on that login waits, up to LoginMaxDelay, so a distributed
+//     guesser is slowed while the owner still gets in.
 //
 // Client addresses are IPv4 addresses or IPv6 /64 networks: one IPv6
 // host usually controls a whole /64, and limiting single addresses there
@@ -57,8 +68,10 @@ const (
 	KindToken        Kind = "token"         // per token subject
 	KindAddress      Kind = "address"       // per client address, anonymous writes
 	KindAnonymous    Kind = "anonymous"     // per client address, anonymous reads
-	KindLogin        Kind = "login"         // failed token requests per login
+	KindSignup       Kind = "signup"        // sign-ups per client address
+	KindLogin        Kind = "login"         // failed token requests per (login, address)
 	KindLoginAddress Kind = "login_address" // failed token requests per address
+	KindLoginCeiling Kind = "login_ceiling" // failed token requests per login, all addresses: delays only
 )
 
 // gcraLimit is a GCRA budget: Rate events per Period, with bursts of up to
@@ -83,6 +96,9 @@ type Decision struct {
 	// Local reports that the in-process limiter decided (no Redis, or Redis
 	// unavailable).
 	Local bool
+	// Delay is how long an allowed login attempt should wait before its
+	// password is verified: the per-login ceiling's progressive slowdown.
+	Delay time.Duration
 }
 
 // SetHeaders writes RateLimit-Limit, RateLimit-Remaining and
@@ -113,9 +129,18 @@ type Config struct {
 	// AnonymousRate is requests per second per address for anonymous reads;
 	// default max(1, Rate/2). Burst 2×AnonymousRate.
 	AnonymousRate int
-	// LoginLimit is failed token requests per minute per login and per
-	// client address (--login-limit). 0 turns login limiting off.
+	// LoginLimit is failed token requests per minute per (login, client
+	// address) and per client address (--login-limit). 0 turns login
+	// limiting off.
 	LoginLimit int
+	// LoginCeiling is the per-login budget across all addresses, failed
+	// attempts per minute; default 2×LoginLimit, burst 5×LoginLimit. It
+	// only ever delays: LoginMaxDelay (default 2s) once spent.
+	LoginCeiling  int
+	LoginMaxDelay time.Duration
+	// SignupLimit is sign-ups per minute per client address
+	// (--signup-limit), burst SignupLimit. 0 turns it off.
+	SignupLimit int
 
 	// Timeout bounds each Redis call; default 50ms. The go-redis client
 	// must have ContextTimeoutEnabled (cache.NewRedisClient sets it) for a
@@ -151,15 +176,22 @@ type Limiter struct {
 	log     *slog.Logger
 	m       *metrics
 
-	request, anonymous, login gcraLimit
-	requestOn, loginOn        bool
+	request, anonymous, login, ceiling, signup gcraLimit
+	requestOn, loginOn, signupOn               bool
+	maxDelay                                   time.Duration
 }
 
 // New returns a Limiter that shares its budgets through rdb, or limits
 // in-process only when rdb is nil.
 func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
-	if cfg.Rate < 0 || cfg.AnonymousRate < 0 || cfg.LoginLimit < 0 {
+	if cfg.Rate < 0 || cfg.AnonymousRate < 0 || cfg.LoginLimit < 0 || cfg.LoginCeiling < 0 || cfg.SignupLimit < 0 {
 		return nil, errors.New("rate limiter: negative limit")
+	}
+	if cfg.LoginCeiling == 0 {
+		cfg.LoginCeiling = 2 * cfg.LoginLimit
+	}
+	if cfg.LoginMaxDelay <= 0 {
+		cfg.LoginMaxDelay = 2 * time.Second
 	}
 	if cfg.AnonymousRate == 0 {
 		cfg.AnonymousRate = max(1, cfg.Rate/2)
@@ -198,8 +230,12 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 		request:   gcraLimit{Rate: cfg.Rate, Burst: 2 * cfg.Rate, Period: time.Second},
 		anonymous: gcraLimit{Rate: cfg.AnonymousRate, Burst: 2 * cfg.AnonymousRate, Period: time.Second},
 		login:     gcraLimit{Rate: cfg.LoginLimit, Burst: cfg.LoginLimit, Period: time.Minute},
+		ceiling:   gcraLimit{Rate: cfg.LoginCeiling, Burst: max(cfg.LoginCeiling, 5*cfg.LoginLimit), Period: time.Minute},
+		signup:    gcraLimit{Rate: cfg.SignupLimit, Burst: cfg.SignupLimit, Period: time.Minute},
 		requestOn: cfg.Rate > 0,
 		loginOn:   cfg.LoginLimit > 0,
+		signupOn:  cfg.SignupLimit > 0,
+		maxDelay:  cfg.LoginMaxDelay,
 	}
 	l.breaker = breaker.New(cfg.BreakerThreshold, cfg.BreakerCooldown, func(from, to breaker.State) {
 		m.breaker.Set(float64(to))
@@ -252,11 +288,18 @@ func (l *Limiter) Allow(ctx context.Context, kind Kind, key string) Decision {
 	return d
 }
 
+// AllowSignup spends one sign-up from addr's budget.
+func (l *Limiter) AllowSignup(ctx context.Context, addr netip.Addr) Decision {
+	return l.Allow(ctx, KindSignup, addrKey(addr))
+}
+
 // CheckLogin reports, without spending anything, whether a token request
-// for login from addr may be tried: it is refused while either the login's
-// or the address's failure budget is spent. Call it before verifying the
-// password, so a refused attempt costs no argon2 work, and call
-// LoginFailed after each failure.
+// for login (as the client typed it) from addr may be tried: it is refused
+// while the (login, address) or the address's failure budget is spent.
+// Failures from other addresses never refuse it; they only delay it
+// (Decision.Delay) once the login's ceiling is half spent. Call it before
+// verifying the password, so a refused attempt costs no argon2 work, and
+// call LoginFailed after each failure.
 //
 // Concurrent attempts may all pass the check before any failure is counted,
 // so a burst of parallel guesses can overshoot the budget by the number in
@@ -265,22 +308,44 @@ func (l *Limiter) CheckLogin(ctx context.Context, login string, addr netip.Addr)
 	if !l.loginOn {
 		return Decision{Allowed: true}
 	}
-	byLogin := l.decide(ctx, KindLogin, loginKey(login), l.login, 0)
+	byPair := l.decide(ctx, KindLogin, pairKey(login, addr), l.login, 0)
 	byAddr := l.decide(ctx, KindLoginAddress, addrKey(addr), l.login, 0)
-	d := stricter(byLogin, byAddr)
+	d := stricter(byPair, byAddr)
 	if !d.Allowed {
 		l.m.rejections.WithLabelValues(string(d.Kind)).Inc()
+		return d
+	}
+	d.Delay = l.ceilingDelay(l.decide(ctx, KindLoginCeiling, loginKey(login), l.ceiling, 0))
+	if d.Delay > 0 {
+		l.m.delayed.Inc()
 	}
 	return d
 }
 
-// LoginFailed counts one failed token request against login and addr.
+// ceilingDelay turns what is left of a login's ceiling into a wait: none
+// while more than half is left, then growing linearly to maxDelay as it
+// runs out.
+func (l *Limiter) ceilingDelay(c Decision) time.Duration {
+	half := float64(l.ceiling.Burst) / 2
+	left := float64(c.Remaining)
+	if !c.Allowed {
+		left = 0
+	}
+	if left >= half {
+		return 0
+	}
+	return time.Duration(float64(l.maxDelay) * (1 - left/half))
+}
+
+// LoginFailed counts one failed token request against (login, addr), addr
+// and the login's ceiling.
 func (l *Limiter) LoginFailed(ctx context.Context, login string, addr netip.Addr) {
 	if !l.loginOn {
 		return
 	}
-	l.decide(ctx, KindLogin, loginKey(login), l.login, 1)
+	l.decide(ctx, KindLogin, pairKey(login, addr), l.login, 1)
 	l.decide(ctx, KindLoginAddress, addrKey(addr), l.login, 1)
+	l.decide(ctx, KindLoginCeiling, loginKey(login), l.ceiling, 1)
 }
 
 // stricter returns the decision to report of two that both apply.
@@ -311,6 +376,10 @@ func (l *Limiter) budget(kind Kind) (gcraLimit, bool) {
 		return l.anonymous, l.requestOn
 	case KindLogin, KindLoginAddress:
 		return l.login, l.loginOn
+	case KindLoginCeiling:
+		return l.ceiling, l.loginOn
+	case KindSignup:
+		return l.signup, l.signupOn
 	default:
 		return gcraLimit{}, false
 	}
@@ -389,7 +458,15 @@ func loginKey(login string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// pairKey keys a (login, address) pair: the login case-insensitively and
+// hashed together with the address.
+func pairKey(login string, addr netip.Addr) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(login)) + "\x00" + addrKey(addr)))
+	return hex.EncodeToString(sum[:16])
+}
+
 type metrics struct {
+	delayed     prometheus.Counter
 	rejections  *prometheus.CounterVec
 	fallback    prometheus.Counter
 	redisErrors prometheus.Counter
@@ -398,6 +475,10 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
+		delayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scalelab_ratelimit_login_delayed_total",
+			Help: "Token requests slowed down because their login's ceiling across all addresses was half spent.",
+		}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scalelab_ratelimit_rejections_total",
 			Help: "Requests and login attempts refused by the rate limiter, by budget.",
@@ -416,7 +497,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rejections, m.fallback, m.redisErrors, m.breaker} {
+		for _, c := range []prometheus.Collector{m.delayed, m.rejections, m.fallback, m.redisErrors, m.breaker} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register rate-limit metrics: %w", err)
 			}

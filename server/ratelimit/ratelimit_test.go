@@ -124,9 +124,9 @@ func TestLocalLogin(t *testing.T) {
 		}
 		l.LoginFailed(ctx, "alice", a1)
 	}
-	d := l.CheckLogin(ctx, "ALICE", a2) // same login, case-insensitively, another address
-	if d.Allowed || d.Kind != KindLogin {
-		t.Fatalf("4th attempt on the login = %+v, want refused by login", d)
+	d := l.CheckLogin(ctx, "ALICE", a1) // same login, case-insensitively, same address
+	if d.Allowed || d.Kind != KindLoginAddress && d.Kind != KindLogin {
+		t.Fatalf("4th attempt on the login from the address = %+v, want refused", d)
 	}
 	if d.RetryAfter < 19*time.Second || d.RetryAfter > 20*time.Second {
 		t.Errorf("RetryAfter = %v, want 20s (3 per minute)", d.RetryAfter)
@@ -135,13 +135,53 @@ func TestLocalLogin(t *testing.T) {
 	if d.Allowed || d.Kind != KindLoginAddress {
 		t.Errorf("attempt from the address = %+v, want refused by address", d)
 	}
-	if d := l.CheckLogin(ctx, "bob", a2); !d.Allowed {
-		t.Errorf("other login, other address refused: %+v", d)
+	if d := l.CheckLogin(ctx, "alice", a2); !d.Allowed || d.Delay != 0 {
+		t.Errorf("same login from another address = %+v, want allowed at once", d)
 	}
 	clock.add(20 * time.Second)
-	if d := l.CheckLogin(ctx, "alice", a2); !d.Allowed {
+	if d := l.CheckLogin(ctx, "alice", a1); !d.Allowed {
 		t.Errorf("after 20s: %+v, want allowed", d)
 	}
+}
+
+// loginAttackChecks runs the lockout and oracle checks of issue 9 (finding
+// 4) on l, whose LoginLimit is 3: dozens of failures from many addresses on
+// one login never refuse it from a fresh address (they only delay it, up
+// to maxDelay), and failures on an email spend nothing of the username's
+// budgets.
+func loginAttackChecks(t *testing.T, l *Limiter, maxDelay time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	// 40 failures on the email, 2 from each of 20 addresses: each under
+	// both of its address's budgets.
+	for i := range 40 {
+		a := netip.AddrFrom4([4]byte{198, 51, 100, byte(i / 2)})
+		if d := l.CheckLogin(ctx, "alice@example.com", a); !d.Allowed {
+			t.Fatalf("failure %d from %v refused: %+v", i, a, d)
+		}
+		l.LoginFailed(ctx, "alice@example.com", a)
+	}
+	fresh := addr("203.0.113.9")
+	d := l.CheckLogin(ctx, "alice@example.com", fresh)
+	if !d.Allowed {
+		t.Fatalf("owner from a fresh address after 40 failures elsewhere = %+v, want allowed (no lockout)", d)
+	}
+	if d.Delay <= 0 || d.Delay > maxDelay {
+		t.Errorf("owner's delay after 40 failures = %v, want a slowdown in (0, %v]", d.Delay, maxDelay)
+	}
+	// The username of the same account, and an unrelated one, from the
+	// same fresh address: the same answer, no delay, full budgets.
+	alice := l.CheckLogin(ctx, "alice", fresh)
+	other := l.CheckLogin(ctx, "zed", fresh)
+	if !alice.Allowed || alice.Delay != 0 || alice.Remaining != other.Remaining || alice.Delay != other.Delay {
+		t.Errorf("CheckLogin(alice) = %+v, CheckLogin(zed) = %+v: want the same, undelayed (no oracle)", alice, other)
+	}
+}
+
+func TestLocalLoginNoLockoutNoOracle(t *testing.T) {
+	clock := newFakeClock()
+	l := mustLimiter(t, Config{LoginLimit: 3, Now: clock.now})
+	loginAttackChecks(t, l, 2*time.Second)
 }
 
 func TestLocalBounded(t *testing.T) {
@@ -256,4 +296,25 @@ func counterValue(c prometheus.Metric) float64 {
 		return m.GetCounter().GetValue()
 	}
 	return m.GetGauge().GetValue()
+}
+
+func TestLocalSignupBudget(t *testing.T) {
+	clock := newFakeClock()
+	l := mustLimiter(t, Config{SignupLimit: 3, Now: clock.now})
+	ctx := context.Background()
+	for i := range 3 {
+		if d := l.AllowSignup(ctx, addr("192.0.2.1")); !d.Allowed {
+			t.Fatalf("sign-up %d refused: %+v", i, d)
+		}
+	}
+	d := l.AllowSignup(ctx, addr("192.0.2.1"))
+	if d.Allowed || d.Kind != KindSignup || d.RetryAfter < 19*time.Second {
+		t.Errorf("4th sign-up = %+v, want refused for 20s", d)
+	}
+	if d := l.AllowSignup(ctx, addr("192.0.2.2")); !d.Allowed {
+		t.Errorf("sign-up from another address = %+v", d)
+	}
+	if d := mustLimiter(t, Config{Rate: 10}).AllowSignup(ctx, addr("192.0.2.1")); !d.Allowed || d.Limit != 0 {
+		t.Errorf("sign-up budget off = %+v", d)
+	}
 }

@@ -76,8 +76,8 @@ func TestRedisShared(t *testing.T) {
 		}
 		a.LoginFailed(ctx, "Alice", alice.Addr)
 	}
-	d = b.CheckLogin(ctx, "alice", addr("192.0.2.77"))
-	if d.Allowed || d.Kind != KindLogin || d.Local {
+	d = b.CheckLogin(ctx, "alice", alice.Addr)
+	if d.Allowed || d.Local {
 		t.Fatalf("CheckLogin after 3 failures: %+v", d)
 	}
 	if d.RetryAfter < 19*time.Second || d.RetryAfter > 20*time.Second {
@@ -86,8 +86,38 @@ func TestRedisShared(t *testing.T) {
 	if d := b.CheckLogin(ctx, "bob", alice.Addr); d.Allowed || d.Kind != KindLoginAddress {
 		t.Errorf("CheckLogin from the same address: %+v", d)
 	}
-	if d := b.CheckLogin(ctx, "bob", addr("192.0.2.78")); !d.Allowed {
-		t.Errorf("CheckLogin of another login elsewhere: %+v", d)
+	if d := b.CheckLogin(ctx, "alice", addr("192.0.2.78")); !d.Allowed {
+		t.Errorf("CheckLogin of the login from another address: %+v, want allowed (no lockout)", d)
+	}
+}
+
+// TestRedisLoginNoLockoutNoOracle: the lockout and oracle checks with the
+// budgets shared through Redis.
+func TestRedisLoginNoLockoutNoOracle(t *testing.T) {
+	r := topotest.Redis(t)
+	l := mustRedisLimiter(t, r.Addr(), Config{LoginLimit: 3, KeyPrefix: "oracle-test:"})
+	loginAttackChecks(t, l, 2*time.Second)
+	if d := l.CheckLogin(context.Background(), "alice", addr("203.0.113.10")); d.Local {
+		t.Errorf("decided locally with Redis up: %+v", d)
+	}
+}
+
+// TestSignupBudget: sign-ups have their own small per-address budget.
+func TestRedisSignupBudget(t *testing.T) {
+	r := topotest.Redis(t)
+	l := mustRedisLimiter(t, r.Addr(), Config{Rate: 1000, SignupLimit: 5, KeyPrefix: "signup-test:"})
+	ctx := context.Background()
+	allowed := 0
+	for range 20 {
+		if l.AllowSignup(ctx, addr("192.0.2.5")).Allowed {
+			allowed++
+		}
+	}
+	if allowed != 5 {
+		t.Errorf("AllowSignup passed %d of 20, want the burst of 5", allowed)
+	}
+	if d := l.AllowSignup(ctx, addr("192.0.2.6")); !d.Allowed || d.Limit != 5 || d.Kind != KindSignup {
+		t.Errorf("AllowSignup from another address = %+v", d)
 	}
 }
 

@@ -53,6 +53,8 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives migrations and seeding progress; nil discards.
 	Logger *slog.Logger
+	// Quota bounds each user's stored records; the zero value none.
+	Quota server.Quota
 }
 
 // DB is a server.Store on one SQLite database file.
@@ -62,6 +64,7 @@ type DB struct {
 	stmts   stmts
 	metrics *dbmetrics.Queries
 	log     *slog.Logger
+	quota   server.Quota
 }
 
 var _ server.Store = (*DB)(nil)
@@ -82,7 +85,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	db := &DB{log: log}
+	db := &DB{log: log, quota: opts.Quota}
 	// _txlock=immediate: a write transaction takes the write lock at BEGIN,
 	// not at its first write, so it cannot fail half-way with SQLITE_BUSY.
 	// _mutex=no: database/sql never shares a connection between goroutines.

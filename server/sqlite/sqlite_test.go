@@ -30,6 +30,10 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) server.Store { return mustOpen(t, sqlite.Options{}) })
 }
 
+func TestStoreQuotas(t *testing.T) {
+	storetest.RunQuotas(t, func(t *testing.T, q server.Quota) server.Store { return mustOpen(t, sqlite.Options{Quota: q}) })
+}
+
 var seedUsers = flag.Int("seed-users", 100_000, "users per BenchmarkSeed iteration")
 
 // BenchmarkSeed measures bulk seeding into a fresh database:

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) server.Store) {
 		{"RecordsStableUnderConcurrentInserts", testRecordsConcurrentInserts},
 		{"RecordsBadCursorAndLimit", testRecordsBadCursorAndLimit},
 		{"RecordsUnknownUser", testRecordsUnknownUser},
+		{"RecordsPageByteBudget", testRecordsPageByteBudget},
 		{"DeleteUserCascadesToRecords", testDeleteUserCascades},
 		{"Seed", testSeed},
 		{"Ping", testPing},
