@@ -94,7 +94,7 @@ func TestRedisShared(t *testing.T) {
 // TestRedisLoginNoLockoutNoOracle: the lockout and oracle checks with the
 // budgets shared through Redis.
 func TestRedisLoginNoLockoutNoOracle(t *testing.T) {
-	r := topotest.Redis(t)
+	r := redistest.Start(t)
 	l := mustRedisLimiter(t, r.Addr(), Config{LoginLimit: 3, KeyPrefix: "oracle-test:"})
 	loginAttackChecks(t, l, 2*time.Second)
 	if d := l.CheckLogin(context.Background(), "alice", addr("203.0.113.10")); d.Local {
@@ -104,7 +104,7 @@ func TestRedisLoginNoLockoutNoOracle(t *testing.T) {
 
 // TestSignupBudget: sign-ups have their own small per-address budget.
 func TestRedisSignupBudget(t *testing.T) {
-	r := topotest.Redis(t)
+	r := redistest.Start(t)
 	l := mustRedisLimiter(t, r.Addr(), Config{Rate: 1000, SignupLimit: 5, KeyPrefix: "signup-test:"})
 	ctx := context.Background()
 	allowed := 0
