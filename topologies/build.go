@@ -27,6 +27,7 @@ type builder struct {
 	steps []step
 
 	appPorts                              []int
+	metricsPorts                          []int // each app's --metrics-addr port
 	haproxyPort, statsPort, varnishPort   int
 	varnishAdmin, promPort, pgbouncerPort int
 	serverFlags, workerFlags              map[string]bool
@@ -60,8 +61,12 @@ func (b *builder) plan(ctx context.Context) error {
 		return err
 	}
 	b.appPorts = make([]int, def.Apps.Count)
+	b.metricsPorts = make([]int, def.Apps.Count)
 	for i := range b.appPorts {
 		if err := pick(&b.appPorts[i]); err != nil {
+			return err
+		}
+		if err := pick(&b.metricsPorts[i]); err != nil {
 			return err
 		}
 	}
@@ -99,6 +104,7 @@ func (b *builder) plan(ctx context.Context) error {
 
 	for i := range def.Apps.Count {
 		t.AppURLs = append(t.AppURLs, "http://"+loopback(b.appPorts[i]))
+		t.AppMetricsURLs = append(t.AppMetricsURLs, "http://"+loopback(b.metricsPorts[i]))
 	}
 	switch def.Entry {
 	case "varnish":
@@ -253,7 +259,9 @@ func (b *builder) startPrometheus(ctx context.Context) error {
 		return err
 	}
 	app := promJob{Name: "app"}
-	for i, p := range b.appPorts {
+	// The apps serve /metrics on a listener of their own (the phase files
+	// pass --metrics-addr=${app.metrics_addr}), not on the API port.
+	for i, p := range b.metricsPorts {
 		app.Targets = append(app.Targets, promTarget{Addr: loopback(p), Component: fmt.Sprintf("app-%d", i+1)})
 	}
 	jobs := []promJob{app}
@@ -357,9 +365,12 @@ func (b *builder) startCluster(ctx context.Context) error {
 }
 
 // vars are the values app and worker flags may use.
-func (b *builder) vars(name, dir, addr string) flagVars {
+func (b *builder) vars(name, dir, addr, metricsAddr string) flagVars {
 	rt := b.t.rt
 	v := flagVars{"app.name": {name}, "app.dir": {dir}, "app.addr": {addr}, "app.url": {"http://" + addr}, "run.secret": {b.secret}}
+	if metricsAddr != "" {
+		v["app.metrics_addr"] = []string{metricsAddr}
+	}
 	if rt.primary != nil {
 		v["postgres.url"] = []string{rt.primary.URL()}
 	}
@@ -426,12 +437,13 @@ func (b *builder) startApp(ctx context.Context, i int) error {
 		return err
 	}
 	addr := loopback(b.appPorts[i])
-	flags, err := b.args(b.def.Apps.Flags, b.serverFlags, b.vars(name, dir, addr), "apps")
+	flags, err := b.args(b.def.Apps.Flags, b.serverFlags, b.vars(name, dir, addr, loopback(b.metricsPorts[i])), "apps")
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	args := append([]string{"server", "--addr=" + addr}, flags...)
 	a := newApp(name, "app", dir, b.bin, args, b.appPorts[i], b.log)
+	a.metricsPort = b.metricsPorts[i]
 	b.t.rt.mu.Lock()
 	b.t.rt.apps = append(b.t.rt.apps, a)
 	slices.SortFunc(b.t.rt.apps, func(x, y *App) int { return cmpName(x.name, y.name) })
@@ -453,7 +465,7 @@ func (b *builder) startWorker(ctx context.Context, i int) error {
 		port = b.workerPorts[i]
 		args = append(args, "--addr="+loopback(port))
 	}
-	flags, err := b.args(b.def.Workers.Flags, b.workerFlags, b.vars(name, dir, loopback(port)), "workers")
+	flags, err := b.args(b.def.Workers.Flags, b.workerFlags, b.vars(name, dir, loopback(port), ""), "workers")
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
