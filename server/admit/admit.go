@@ -54,7 +54,7 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultBurstTimeout = time.Second
+	DefaultBurstTimeout = 100 * time.Millisecond
 	DefaultInterval     = 100 * time.Millisecond
 )
 
