@@ -67,7 +67,7 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done; echo "fuzz: $(words $(FUZZ_TARGETS)) targets, $(FUZZTIME) each, no failures"
 
-# CI's throughput regression check (cmd/scalelab/regress.go): the server's
+# CI's throughput regression check (package regress): the server's
 # cached GET against a bare handler in one process, as a ratio judged
 # against the committed baseline. About 25 seconds; .ci/run calls it after
 # make test. Exit status 99 on a regression.

@@ -126,7 +126,30 @@ func notes(in resultInput, res *reports.Result) []string {
 	if g := res.Generator; g != nil && res.Totals.LatencyMS.P99 > 0 && g.StartDelayMS.P99 > 0.25*res.Totals.LatencyMS.P99 {
 		n = append(n, fmt.Sprintf("The generator's own start delay (p99 %.2f ms) is a sizeable part of the requests' p99 (%.2f ms): the generator, not the server, may be the bottleneck.", g.StartDelayMS.P99, res.Totals.LatencyMS.P99))
 	}
+	if n503 := in.load.ErrorsByClass["http 503"]; n503 > 0 {
+		n = append(n, overloadNote(in.load, n503))
+	}
 	return n
+}
+
+// overloadNote gives what an overload run is judged on: goodput (successful
+// requests per second), the share of requests shed with 503, and the p99
+// of the successful ones. The histograms hold every answered request, the
+// fast 503s among them, so that p99 is bounded from above by the quantile
+// that leaves out as many of the slowest requests as if every 503 had been
+// among the fastest.
+func overloadNote(lr *loadgen.Result, shed int64) string {
+	t := &lr.Total
+	ok := t.Count - t.Errors - t.Throttled
+	goodput := float64(ok) / lr.Duration.Seconds()
+	share := float64(shed) / float64(max(t.Count, 1))
+	bound := "unknown"
+	if h := t.Latency; h != nil && h.TotalCount() > 0 && ok > 0 {
+		q := 100 * (1 - 0.01*float64(ok)/float64(h.TotalCount()))
+		bound = fmt.Sprintf("%.2f ms", float64(h.ValueAtQuantile(q))/1000)
+	}
+	return fmt.Sprintf("Overload: %d requests (%.1f%%) were shed with 503 by the servers' admission control; goodput %.0f successful requests/s; p99 of the successful requests at most %s.",
+		shed, 100*share, goodput, bound)
 }
 
 // tail reports whether second i of lr is in the graceful stop's tail: what

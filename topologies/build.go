@@ -27,6 +27,7 @@ type builder struct {
 	steps []step
 
 	appPorts                              []int
+	metricsPorts                          []int // each app's --metrics-addr port
 	haproxyPort, statsPort, varnishPort   int
 	varnishAdmin, promPort, pgbouncerPort int
 	// secret is shared by every instance of the run (${run.secret}), e.g.
@@ -58,8 +59,12 @@ func (b *builder) plan() error {
 		return err
 	}
 	b.appPorts = make([]int, def.Apps.Count)
+	b.metricsPorts = make([]int, def.Apps.Count)
 	for i := range b.appPorts {
 		if err := pick(&b.appPorts[i]); err != nil {
+			return err
+		}
+		if err := pick(&b.metricsPorts[i]); err != nil {
 			return err
 		}
 	}
@@ -86,6 +91,7 @@ func (b *builder) plan() error {
 
 	for i := range def.Apps.Count {
 		t.AppURLs = append(t.AppURLs, "http://"+loopback(b.appPorts[i]))
+		t.AppMetricsURLs = append(t.AppMetricsURLs, "http://"+loopback(b.metricsPorts[i]))
 	}
 	switch def.Entry {
 	case "varnish":
@@ -226,7 +232,9 @@ func (b *builder) startPrometheus(ctx context.Context) error {
 		return err
 	}
 	app := promJob{Name: "app"}
-	for i, p := range b.appPorts {
+	// The apps serve /metrics on a listener of their own (the phase files
+	// pass --metrics-addr=${app.metrics_addr}), not on the API port.
+	for i, p := range b.metricsPorts {
 		app.Targets = append(app.Targets, promTarget{Addr: loopback(p), Component: fmt.Sprintf("app-%d", i+1)})
 	}
 	jobs := []promJob{app}
@@ -323,9 +331,12 @@ func (b *builder) startCluster(ctx context.Context) error {
 }
 
 // vars are the values app flags may use.
-func (b *builder) vars(name, dir, addr string) flagVars {
+func (b *builder) vars(name, dir, addr, metricsAddr string) flagVars {
 	rt := b.t.rt
 	v := flagVars{"app.name": {name}, "app.dir": {dir}, "app.addr": {addr}, "app.url": {"http://" + addr}, "run.secret": {b.secret}}
+	if metricsAddr != "" {
+		v["app.metrics_addr"] = []string{metricsAddr}
+	}
 	if rt.primary != nil {
 		v["postgres.url"] = []string{rt.primary.URL()}
 	}
@@ -378,7 +389,7 @@ func (b *builder) startApp(ctx context.Context, i int) error {
 		return err
 	}
 	addr := loopback(b.appPorts[i])
-	flags, err := args(b.def.Apps.Flags, b.vars(name, dir, addr))
+	flags, err := args(b.def.Apps.Flags, b.vars(name, dir, addr, loopback(b.metricsPorts[i])))
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -390,6 +401,7 @@ func (b *builder) startApp(ctx context.Context, i int) error {
 	}
 	args := append([]string{"server", "--addr=" + addr}, flags...)
 	a := newApp(name, "app", dir, b.bin, args, b.appPorts[i], b.log)
+	a.metricsPort = b.metricsPorts[i]
 	b.t.rt.mu.Lock()
 	b.t.rt.apps = append(b.t.rt.apps, a)
 	slices.SortFunc(b.t.rt.apps, func(x, y *App) int { return cmpName(x.name, y.name) })

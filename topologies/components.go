@@ -68,7 +68,17 @@ func httpGet(ctx context.Context, url string) ([]byte, error) {
 // App is one scalelab server instance.
 type App struct {
 	daemon
-	port int
+	port        int
+	metricsPort int // 0 when the runner gave it none
+}
+
+// MetricsURL is the base URL of the instance's metrics listener (its
+// /metrics), or "" when it has none.
+func (a *App) MetricsURL() string {
+	if a.metricsPort == 0 {
+		return ""
+	}
+	return "http://" + loopback(a.metricsPort)
 }
 
 // Addr is the instance's host:port.

@@ -402,7 +402,7 @@ type flagVars map[string][]string
 // dummy value, so that validation catches a flag that names a component
 // the topology lacks.
 func (d *Definition) placeholderVars() flagVars {
-	v := flagVars{"app.name": {"x"}, "app.dir": {"x"}, "app.addr": {"x"}, "app.url": {"x"}, "run.secret": {"x"}}
+	v := flagVars{"app.name": {"x"}, "app.dir": {"x"}, "app.addr": {"x"}, "app.url": {"x"}, "app.metrics_addr": {"x"}, "run.secret": {"x"}}
 	if d.Postgres != nil {
 		v["postgres.url"] = []string{"x"}
 		if d.Postgres.Replicas > 0 {

@@ -521,8 +521,9 @@ func (s *Sampler) readCounters(ctx context.Context) counters {
 			}
 		}
 	} else {
-		// Without Prometheus (phase 1) read the instances directly.
-		for _, a := range s.top.AppURLs {
+		// Without Prometheus (phase 1) read the instances' metrics
+		// listeners directly.
+		for _, a := range s.top.AppMetricsURLs {
 			body, err := httpGet(ctx, a+"/metrics")
 			if err != nil {
 				s.problem("metrics of %s: %v", a, err)

@@ -97,8 +97,11 @@ type Topology struct {
 	// where they do not depend on each other.
 	Steps []StepTiming `json:"steps,omitempty"`
 
-	EntryURL          string   `json:"entry_url"` // where clients go: varnish, haproxy or app-1
-	AppURLs           []string `json:"app_urls"`
+	EntryURL string   `json:"entry_url"` // where clients go: varnish, haproxy or app-1
+	AppURLs  []string `json:"app_urls"`
+	// AppMetricsURLs are the apps' metrics listeners (their /metrics),
+	// in the order of AppURLs.
+	AppMetricsURLs    []string `json:"app_metrics_urls,omitempty"`
 	PrimaryURL        string   `json:"primary_url,omitempty"`
 	ReplicaURLs       []string `json:"replica_urls,omitempty"`
 	PgBouncerURL      string   `json:"pgbouncer_url,omitempty"`
@@ -277,6 +280,7 @@ func (t *Topology) save() error {
 	f := topologyFile{Topology: *t, Components: comps, StoppedAt: t.rt.stoppedAt}
 	f.Steps = slices.Clone(t.Steps)
 	f.AppURLs = slices.Clone(t.AppURLs)
+	f.AppMetricsURLs = slices.Clone(t.AppMetricsURLs)
 	f.ReplicaURLs = slices.Clone(t.ReplicaURLs)
 	f.RedisClusterAddrs = slices.Clone(t.RedisClusterAddrs)
 	t.rt.mu.Unlock()

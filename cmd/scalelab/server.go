@@ -29,6 +29,9 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		return usageError(err)
 	}
 	fmt.Fprintf(stdout, "scalelab server listening on %s\n", s.URL())
+	if m := s.MetricsURL(); m != "" {
+		fmt.Fprintf(stdout, "scalelab server metrics on %s/metrics\n", m)
+	}
 	return s.Serve(ctx)
 }
 

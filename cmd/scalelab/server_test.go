@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,9 +20,11 @@ import (
 // testServer is a scalelab server started through the real run function on
 // a free port.
 type testServer struct {
-	URL    string
-	cancel context.CancelFunc
-	done   chan error
+	URL string
+	// MetricsURL is the base URL of the metrics listener.
+	MetricsURL string
+	cancel     context.CancelFunc
+	done       chan error
 }
 
 // cheapArgon makes sign-ups fast in tests; the server warns about it.
@@ -41,13 +44,22 @@ func startServer(t testing.TB, args ...string) *testServer {
 		pw.CloseWithError(fmt.Errorf("server exited: %v", err))
 		s.done <- err
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
+	br := bufio.NewReader(pr)
+	line, err := br.ReadString('\n')
 	if err != nil {
 		cancel()
 		t.Fatalf("server did not start: %v", err)
 	}
-	go io.Copy(io.Discard, pr)
 	s.URL = strings.TrimSpace(line[strings.Index(line, "http://"):])
+	if !slices.Contains(args, "--metrics-addr") {
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.Contains(line, "metrics on http://") {
+			cancel()
+			t.Fatalf("server did not say where its metrics are: %q, %v", line, err)
+		}
+		s.MetricsURL = strings.TrimSuffix(strings.TrimSpace(line[strings.Index(line, "http://"):]), "/metrics")
+	}
+	go io.Copy(io.Discard, br)
 	t.Cleanup(func() { s.stop(t) })
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -187,12 +199,12 @@ func TestUnversionedAPI(t *testing.T) {
 	for name, dsn := range storeDSNs(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, "--db", dsn(t))
+			s := startServer(t, "--api", "users", "--db", dsn(t))
 			t.Run("crud", func(t *testing.T) { testCRUD(t, s.URL) })
 			t.Run("validation", func(t *testing.T) { testValidation(t, s.URL) })
 			t.Run("malformed", func(t *testing.T) { testMalformed(t, s.URL) })
 			t.Run("conflicts", func(t *testing.T) { testConflicts(t, s.URL) })
-			t.Run("routing", func(t *testing.T) { testRouting(t, s.URL) })
+			t.Run("routing", func(t *testing.T) { testRouting(t, s.URL, s.MetricsURL) })
 			t.Run("read-after-update", func(t *testing.T) { testReadAfterUpdate(t, s.URL) })
 		})
 	}
@@ -438,7 +450,7 @@ func testConflicts(t *testing.T, base string) {
 	}
 }
 
-func testRouting(t *testing.T, base string) {
+func testRouting(t *testing.T, base, metrics string) {
 	u := mustCreate(t, base, newUserBody(4000))
 	id := u["id"].(string)
 	wantProblem(t, "unknown id", do(t, "GET", base+"/api/users/0190f5a8-0000-7000-8000-000000000000", nil), 404)
@@ -460,9 +472,9 @@ func testRouting(t *testing.T, base string) {
 			t.Errorf("GET %s = %d %s", p, r.Status, r.Body)
 		}
 	}
-	m := do(t, "GET", base+"/metrics", nil)
+	m := do(t, "GET", metrics+"/metrics", nil)
 	if m.Status != 200 || !bytes.Contains(m.Body, []byte("scalelab_http_request_duration_seconds")) {
-		t.Errorf("GET /metrics = %d, want request duration histograms", m.Status)
+		t.Errorf("GET /metrics on the metrics listener = %d, want request duration histograms", m.Status)
 	}
 }
 

@@ -390,6 +390,16 @@ func forge(t testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims
 	return s
 }
 
+// tokenClaim returns the claim called name of token, without verifying it.
+func tokenClaim(t testing.TB, token, name string) any {
+	t.Helper()
+	var c jwt.MapClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &c); err != nil {
+		t.Fatalf("parse token: %v", err)
+	}
+	return c[name]
+}
+
 func testV1BadTokens(t *testing.T, s *v1Server) {
 	a, b := s.newUser(t), s.newUser(t)
 	key, err := auth.NewKey(testTokenSecret)
@@ -403,7 +413,9 @@ func testV1BadTokens(t *testing.T, s *v1Server) {
 	}
 	now := time.Now()
 	claims := func(change func(jwt.MapClaims)) jwt.MapClaims {
-		c := jwt.MapClaims{"iss": "scalelab", "sub": a.ID, "jti": "test",
+		// The password stamp is copied from a real token: the test holds
+		// the key but not the user's password hash.
+		c := jwt.MapClaims{"iss": "scalelab", "sub": a.ID, "jti": "test", "pws": tokenClaim(t, a.Token, "pws"),
 			"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 		if change != nil {
 			change(c)
@@ -452,6 +464,8 @@ func testV1BadTokens(t *testing.T, s *v1Server) {
 		{"without subject", "Bearer " + forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { delete(c, "sub") }))},
 		{"unknown subject", "Bearer " + forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { c["sub"] = "0190f5a8-0000-7000-8000-000000000000" }))},
 		{"subject not an id", "Bearer " + forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { c["sub"] = "../admin" }))},
+		{"without password stamp", "Bearer " + forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { delete(c, "pws") }))},
+		{"another user's password stamp", "Bearer " + forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { c["pws"] = tokenClaim(t, b.Token, "pws") }))},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -691,13 +705,45 @@ func testV1UserWrites(t *testing.T, s *v1Server) {
 		t.Errorf("GET after PUT = %v, want %v", g, after)
 	}
 
-	// A new password and email take effect for logins at once.
+	// The email sent unchanged needs no re-authentication; a new email or
+	// password needs the current password in the same body: 403 without
+	// it or with a wrong one, and nothing changes.
+	if r := do(t, "PUT", url, map[string]any{"email": strings.ToUpper(a.Email)}, bearer(a.Token)...); r.Status != http.StatusOK {
+		t.Errorf("PUT the same email = %d %s, want 200", r.Status, r.Body)
+	}
 	newEmail := "Renamed." + a.Email
-	if r := do(t, "PUT", url, map[string]any{"password": "a brand new password", "email": newEmail}, bearer(a.Token)...); r.Status != http.StatusOK {
+	for _, c := range []struct {
+		what string
+		body map[string]any
+	}{
+		{"a new password without current_password", map[string]any{"password": "a brand new password"}},
+		{"a new email without current_password", map[string]any{"email": newEmail}},
+		{"a new password with a wrong current_password", map[string]any{"password": "a brand new password", "current_password": "not " + a.Password}},
+		{"a new email with an empty current_password", map[string]any{"email": newEmail, "current_password": ""}},
+	} {
+		p := wantProblem(t, "PUT "+c.what, do(t, "PUT", url, c.body, bearer(a.Token)...), http.StatusForbidden)
+		if d, _ := p["detail"].(string); !strings.Contains(d, "current_password") {
+			t.Errorf("PUT %s: detail %q does not name current_password", c.what, d)
+		}
+	}
+	mustToken(t, s.URL, a.Email, a.Password)
+
+	// A new password and email take effect for logins at once, and the
+	// password change ends every token issued before it.
+	older := mustToken(t, s.URL, a.Username, a.Password)
+	if r := do(t, "PUT", url, map[string]any{"password": "a brand new password", "email": newEmail, "current_password": a.Password}, bearer(a.Token)...); r.Status != http.StatusOK {
 		t.Fatalf("PUT password = %d %s", r.Status, r.Body)
 	}
 	wantUnauthorized(t, "token with the old password", do(t, "POST", s.URL+"/api/v1/auth/token", map[string]any{"login": a.Username, "password": a.Password}))
-	mustToken(t, s.URL, strings.ToLower(newEmail), "a brand new password")
+	for _, tok := range []string{a.Token, older} {
+		wantUnauthorized(t, "GET self with a token issued before the password change", do(t, "GET", url, nil, bearer(tok)...))
+		wantUnauthorized(t, "PUT with a token issued before the password change", do(t, "PUT", url, change, bearer(tok)...))
+	}
+	a.Password = "a brand new password"
+	a.Token = mustToken(t, s.URL, strings.ToLower(newEmail), a.Password)
+	if g := wantJSON(t, "GET self with a token issued after the password change", do(t, "GET", url, nil, bearer(a.Token)...), http.StatusOK); g["email"] != newEmail {
+		t.Errorf("GET self after the change: email = %v, want %s", g["email"], newEmail)
+	}
 
 	wantValidation(t, "PUT a bad email", do(t, "PUT", url, map[string]any{"email": "nope"}, bearer(a.Token)...), "email")
 	wantValidation(t, "PUT a short password", do(t, "PUT", url, map[string]any{"password": "short"}, bearer(a.Token)...), "password")

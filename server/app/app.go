@@ -13,14 +13,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/net/netutil"
 
+	"scalelab/server/admit"
 	"scalelab/server/auth"
 	"scalelab/server/cache"
 	"scalelab/server/httpapi"
@@ -63,12 +67,18 @@ type Config struct {
 	TrustedProxies  ListFlag
 	L2TTL           time.Duration
 	MigrationDB     string
-	Unversioned     bool
 	PurgeURLs       ListFlag
 	HashQueue       int
 	SignupLimit     int
 	QuotaRecords    int64
 	QuotaBytes      int64
+	// API is the one API surface served: "v1" or "users".
+	API            string
+	InsecureListen bool
+	MetricsAddr    string
+	MaxConns       int
+	MaxInFlight    int
+	QueueTimeout   time.Duration
 
 	// Middleware, when set, wraps the API handler. It is no flag: the
 	// regress check uses it to plant a slowdown in the server under test.
@@ -96,7 +106,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "secret (32+ bytes; raw, base64: or hex:) that signs /api/v1 tokens; share it across instances. Empty: a random one for this process")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "lifetime of /api/v1 access tokens")
 	fs.StringVar(&c.MigrationDB, "migration-db", "", "postgres://URL to run migrations on when --db is a pgbouncer in transaction mode (default: --db)")
-	fs.BoolVar(&c.Unversioned, "unversioned-api", true, "serve the unauthenticated /api/users routes of phases 1–2; false leaves only /api/v1, whose auth they would bypass")
+	fs.StringVar(&c.API, "api", httpapi.APIv1, "the one API this server serves: v1 (/api/v1, with auth) or users (the unauthenticated /api/users of phases 1–2, loopback only unless --insecure-listen)")
+	fs.BoolVar(&c.InsecureListen, "insecure-listen", false, "let --api users listen on a non-loopback address: anyone who reaches it can read, change and delete every account")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:0", "listen address of /metrics, apart from the API (port 0 picks a free port, printed at start); empty turns it off")
+	fs.IntVar(&c.MaxConns, "max-conns", 4096, "most client connections open at once; more wait in the kernel's accept queue. 0 = no cap")
+	fs.IntVar(&c.MaxInFlight, "max-inflight", 8*runtime.GOMAXPROCS(0), "most API requests worked on at once (default 8 × GOMAXPROCS); past it requests wait up to --queue-timeout, then get 503. 0 = no limit")
+	fs.DurationVar(&c.QueueTimeout, "queue-timeout", 10*time.Millisecond, "how long an API request may wait for an in-flight slot before it is shed with 503 and Retry-After")
 	fs.DurationVar(&c.L2TTL, "l2-ttl", 15*time.Minute, "L2 (Redis) cache TTL, jittered ±10%")
 	fs.Var(&c.PurgeURLs, "purge-url", "CDN base URL to send PURGE to after writes, e.g. Varnish (repeatable; phase 4)")
 	c.registerBudgetFlags(fs)
@@ -134,6 +149,8 @@ type Server struct {
 	log      *slog.Logger
 	ln       net.Listener
 	srv      *http.Server
+	metrics  *http.Server // nil without --metrics-addr
+	mln      net.Listener
 	handler  http.Handler
 	draining *atomic.Bool
 	served   bool
@@ -144,10 +161,14 @@ type Server struct {
 // it starts (L2's invalidation subscription, the CDN purger) runs until ctx
 // ends or Close is called. Close releases what New opened; Serve calls it.
 func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error) {
-	s = &Server{cfg: c, log: log, draining: new(atomic.Bool)}
+	if err := c.checkSurface(); err != nil {
+		return nil, err
+	}
+	srv := &Server{cfg: c, log: log, draining: new(atomic.Bool)}
+	s = srv
 	defer func() {
 		if err != nil {
-			s.Close()
+			srv.Close()
 		}
 	}()
 	params := auth.DefaultParams()
@@ -244,6 +265,14 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 		}
 	}
 
+	var gate *admit.Gate
+	if c.MaxInFlight > 0 {
+		gate, err = admit.New(admit.Options{MaxInFlight: c.MaxInFlight, QueueTimeout: c.QueueTimeout, Registerer: reg})
+		if err != nil {
+			return nil, configErrorf("--max-inflight, --queue-timeout: %v", err)
+		}
+	}
+
 	s.handler, err = httpapi.NewHandler(httpapi.Config{
 		Store:          store,
 		Hasher:         hasher,
@@ -254,7 +283,8 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 		Tokens:         tokens,
 		Limiter:        limiter,
 		TrustedProxies: trusted,
-		NoUnversioned:  !c.Unversioned,
+		API:            c.API,
+		Gate:           gate,
 		L2:             l2,
 		Purger:         purger,
 	})
@@ -269,6 +299,24 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 	s.ln, err = net.Listen("tcp", c.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	if c.MaxConns > 0 {
+		s.ln = netutil.LimitListener(s.ln, c.MaxConns)
+	}
+	if c.MetricsAddr != "" {
+		// /metrics tells the Go version, the build and every route's
+		// traffic: it is for the operator's Prometheus, not for clients,
+		// so it has a listener of its own, on loopback unless told.
+		s.mln, err = net.Listen("tcp", c.MetricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on --metrics-addr %s: %w", c.MetricsAddr, err)
+		}
+		s.metrics = &http.Server{
+			Handler:           nosniff(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})),
+			ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
 	}
 	s.srv = &http.Server{
 		Handler:           handler,
@@ -290,6 +338,45 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // URL is the server's base URL, http://HOST:PORT.
 func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 
+// MetricsURL is the base URL of the metrics listener (its /metrics), or ""
+// when there is none.
+func (s *Server) MetricsURL() string {
+	if s.mln == nil {
+		return ""
+	}
+	return "http://" + s.mln.Addr().String()
+}
+
+// checkSurface refuses an unknown --api, and the unauthenticated users API
+// on an address other machines can reach unless the operator insists.
+func (c Config) checkSurface() error {
+	switch c.API {
+	case httpapi.APIv1:
+		return nil
+	case httpapi.APIUsers:
+	default:
+		return configErrorf("--api %q: want %s or %s", c.API, httpapi.APIv1, httpapi.APIUsers)
+	}
+	if c.InsecureListen || isLoopback(c.Addr) {
+		return nil
+	}
+	return configErrorf("--api users on %s: refused, because that API has no authentication (anyone who reaches it can read, change and delete every account); listen on 127.0.0.1, or add --insecure-listen to accept that", c.Addr)
+}
+
+// isLoopback reports whether addr (HOST:PORT) listens on loopback only. An
+// empty host listens on every interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // Handler is the API handler, without the configured middleware.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -301,6 +388,17 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("server started", "addr", s.ln.Addr().String(), "db", RedactDSN(s.cfg.DB), "l1_ttl", s.cfg.CacheTTL)
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
+	merrc := make(chan error, 1)
+	if s.metrics != nil {
+		s.log.Info("metrics listener started", "addr", s.mln.Addr().String())
+		go func() { merrc <- s.metrics.Serve(s.mln) }()
+		// The metrics listener stops last, so the drain itself is
+		// scraped; it has nothing in flight worth waiting for.
+		defer func() {
+			s.metrics.Close()
+			<-merrc
+		}()
+	}
 
 	select {
 	case err := <-errc:
@@ -328,8 +426,13 @@ func (s *Server) Serve(ctx context.Context) error {
 // Close releases what New opened, in reverse order. Serve calls it; call
 // it yourself only for a server that never served.
 func (s *Server) Close() {
-	if s.ln != nil && !s.served {
-		s.ln.Close()
+	if !s.served {
+		if s.ln != nil {
+			s.ln.Close()
+		}
+		if s.mln != nil {
+			s.mln.Close()
+		}
 	}
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		s.closers[i]()
@@ -359,6 +462,15 @@ func newIssuer(c Config, log *slog.Logger) (*auth.Issuer, error) {
 		return nil, configErrorf("%v", err)
 	}
 	return iss, nil
+}
+
+// nosniff marks h's responses X-Content-Type-Options: nosniff, as the API
+// marks all of its own.
+func nosniff(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // RedactDSN hides a password in a database URL for logs.

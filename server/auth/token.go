@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -26,11 +27,19 @@ import (
 // HS256 with jwt.WithValidMethods and checks the method again in the key
 // function.
 //
-// Revocation: tokens carry no revocation state. A deleted user's tokens
-// stop working because the HTTP layer looks the token's subject up on every
-// authenticated request and answers 401 when the user is gone. Expiry bounds
-// everything else (a leaked token works until exp); a deny list of token ids
-// (jti) in Redis would be the next step if the lab ever needs logout.
+// Revocation: the HTTP layer looks the token's subject up on every
+// authenticated request, so a deleted user's tokens stop working at once.
+// A password change ends every token issued before it the same way: a
+// token carries a stamp of its user's password hash at issue time (an
+// HMAC of it, which says nothing about the hash), and the lookup compares
+// it with the stamp of the current hash, which travels with the cached
+// user entry in L1 and L2. A new password has a new salt and so a new
+// stamp, even when it is the old password again. Comparing stamps rather
+// than an issue time with a password_changed_at needs no new column and no
+// clock: JWT times are whole seconds, and a token issued in the second of
+// the change could not be told from one issued just before it. Expiry
+// bounds everything else (a leaked token works until exp or the next
+// password change).
 
 const (
 	// MinSecretLen is the shortest secret NewKey accepts: HS256 is only as
@@ -51,6 +60,8 @@ const (
 	// keyInfo separates the token key from any other key one might derive
 	// from the same secret later.
 	keyInfo = "scalelab access token HS256 v1"
+	// stampInfo derives the key of password stamps from the token key.
+	stampInfo = "scalelab password stamp v1"
 )
 
 // NewKey turns a configured secret into the HS256 signing key. The secret
@@ -122,15 +133,36 @@ type IssuerOptions struct {
 
 // Issuer issues and verifies access tokens. It is safe for concurrent use.
 type Issuer struct {
-	key    []byte
-	ttl    time.Duration
-	now    func() time.Time
-	parser *jwt.Parser
+	key      []byte
+	stampKey []byte
+	ttl      time.Duration
+	now      func() time.Time
+	parser   *jwt.Parser
 }
 
 // claims are the token's claims: sub is the user id, jti a random id that
-// makes every token distinct (and names it in logs or a future deny list).
-type claims = jwt.RegisteredClaims
+// makes every token distinct (and names it in logs or a future deny list),
+// pws the password stamp (see Stamp).
+type claims struct {
+	jwt.RegisteredClaims
+	PasswordStamp string `json:"pws,omitempty"`
+}
+
+// Subject is who a token speaks for: the user's id, and the stamp of the
+// password they had when it was issued.
+type Subject struct {
+	UserID string
+	Stamp  string
+}
+
+// Stamp returns the password stamp of a password hash: a short keyed hash
+// of it, equal for equal hashes, that tells nothing about the hash to
+// whoever reads a token.
+func (i *Issuer) Stamp(passwordHash string) string {
+	m := hmac.New(sha256.New, i.stampKey)
+	m.Write([]byte(passwordHash))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:12])
+}
 
 // NewIssuer returns an Issuer for o.
 func NewIssuer(o IssuerOptions) (*Issuer, error) {
@@ -152,10 +184,15 @@ func NewIssuer(o IssuerOptions) (*Issuer, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	stampKey, err := hkdf.Key(sha256.New, o.Key, nil, stampInfo, 32)
+	if err != nil {
+		return nil, fmt.Errorf("token issuer: derive stamp key: %w", err)
+	}
 	return &Issuer{
-		key: append([]byte(nil), o.Key...),
-		ttl: o.TTL,
-		now: o.Now,
+		key:      append([]byte(nil), o.Key...),
+		stampKey: stampKey,
+		ttl:      o.TTL,
+		now:      o.Now,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
@@ -171,9 +208,10 @@ func NewIssuer(o IssuerOptions) (*Issuer, error) {
 // TTL is the lifetime of the tokens Issue returns.
 func (i *Issuer) TTL() time.Duration { return i.ttl }
 
-// Issue returns a signed token for userID and how long it is valid (the
-// token response's expires_in).
-func (i *Issuer) Issue(userID string) (string, time.Duration, error) {
+// Issue returns a signed token for s and how long it is valid (the token
+// response's expires_in).
+func (i *Issuer) Issue(s Subject) (string, time.Duration, error) {
+	userID := s.UserID
 	if userID == "" {
 		return "", 0, errors.New("issue token: empty user id")
 	}
@@ -190,30 +228,31 @@ func (i *Issuer) Issue(userID string) (string, time.Duration, error) {
 	if up := exp.Truncate(time.Second); !up.Equal(exp) {
 		exp = up.Add(time.Second)
 	}
-	c := claims{
+	c := claims{RegisteredClaims: jwt.RegisteredClaims{
 		Issuer:    tokenIssuer,
 		Subject:   userID,
 		IssuedAt:  jwt.NewNumericDate(now.Truncate(time.Second)),
 		NotBefore: jwt.NewNumericDate(now.Truncate(time.Second)),
 		ExpiresAt: jwt.NewNumericDate(exp),
 		ID:        base64.RawURLEncoding.EncodeToString(jti),
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(i.key)
+	}, PasswordStamp: s.Stamp}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(i.key)
 	if err != nil {
 		return "", 0, fmt.Errorf("issue token: sign: %w", err)
 	}
-	return s, i.ttl, nil
+	return tok, i.ttl, nil
 }
 
-// Verify checks token and returns its subject, the user id. Every failure
+// Verify checks token and returns its subject: the user id and the
+// password stamp it was issued with. Every failure
 // (malformed, wrong or missing algorithm, bad signature, expired, not yet
 // valid, wrong issuer, missing sub) is a *server.Error with code
 // EUNAUTHORIZED and one generic message, so a client learns nothing about
 // why; the wrapped cause (errors.Is with the jwt.Err* values) is for logs
 // and tests.
-func (i *Issuer) Verify(token string) (string, error) {
+func (i *Issuer) Verify(token string) (Subject, error) {
 	if token == "" || len(token) > maxTokenLen {
-		return "", unauthorized(errors.New("token empty or too long"))
+		return Subject{}, unauthorized(errors.New("token empty or too long"))
 	}
 	var c claims
 	_, err := i.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
@@ -226,19 +265,19 @@ func (i *Issuer) Verify(token string) (string, error) {
 		return i.key, nil
 	})
 	if err != nil {
-		return "", unauthorized(err)
+		return Subject{}, unauthorized(err)
 	}
 	// The leeway is for iat and nbf, where an instance whose clock runs
 	// behind the issuer's would refuse a fresh token. It does not stretch
 	// exp: the client was told expires_in, and a token must be dead once
 	// that has passed, on every instance.
 	if c.ExpiresAt == nil || !i.now().Before(c.ExpiresAt.Time) {
-		return "", unauthorized(jwt.ErrTokenExpired)
+		return Subject{}, unauthorized(jwt.ErrTokenExpired)
 	}
 	if c.Subject == "" {
-		return "", unauthorized(jwt.ErrTokenRequiredClaimMissing)
+		return Subject{}, unauthorized(jwt.ErrTokenRequiredClaimMissing)
 	}
-	return c.Subject, nil
+	return Subject{UserID: c.Subject, Stamp: c.PasswordStamp}, nil
 }
 
 // unauthorized wraps cause under the one generic 401 error.

@@ -88,7 +88,8 @@ func TestNewIssuerRejectsShortKey(t *testing.T) {
 
 func TestTokenRoundTrip(t *testing.T) {
 	i := mustIssuer(t, IssuerOptions{TTL: 10 * time.Minute})
-	tok, exp, err := i.Issue("0190a8a0-0000-7000-8000-000000000001")
+	want := Subject{UserID: "0190a8a0-0000-7000-8000-000000000001", Stamp: i.Stamp("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")}
+	tok, exp, err := i.Issue(want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +100,8 @@ func TestTokenRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify(issued token) = %v", err)
 	}
-	if sub != "0190a8a0-0000-7000-8000-000000000001" {
-		t.Errorf("Verify sub = %q", sub)
+	if sub != want {
+		t.Errorf("Verify = %+v, want %+v", sub, want)
 	}
 
 	// Another instance with the same secret accepts it.
@@ -115,11 +116,11 @@ func TestTokenRoundTrip(t *testing.T) {
 	}
 
 	// Two tokens for one user differ (jti).
-	tok2, _, _ := i.Issue("0190a8a0-0000-7000-8000-000000000001")
+	tok2, _, _ := i.Issue(want)
 	if tok2 == tok {
 		t.Error("two issued tokens are identical")
 	}
-	if _, _, err := i.Issue(""); err == nil {
+	if _, _, err := i.Issue(Subject{}); err == nil {
 		t.Error("Issue(\"\") succeeded")
 	}
 }
@@ -205,10 +206,10 @@ func TestTokenRejected(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sub, err := i.Verify(tt.token)
 			if !isUnauthorized(err) {
-				t.Fatalf("Verify = (%q, %v), want a generic unauthorized error", sub, err)
+				t.Fatalf("Verify = (%+v, %v), want a generic unauthorized error", sub, err)
 			}
-			if sub != "" {
-				t.Errorf("Verify sub = %q, want empty on failure", sub)
+			if sub != (Subject{}) {
+				t.Errorf("Verify = %+v, want the zero Subject on failure", sub)
 			}
 			if tt.cause != nil && !errors.Is(err, tt.cause) {
 				t.Errorf("Verify error = %v, want cause %v", err, tt.cause)
@@ -221,7 +222,7 @@ func TestTokenExpiresWithClock(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 900_000_000, time.UTC)
 	now := start
 	i := mustIssuer(t, IssuerOptions{TTL: time.Minute, Leeway: 5 * time.Second, Now: func() time.Time { return now }})
-	tok, _, err := i.Issue("user-1")
+	tok, _, err := i.Issue(Subject{UserID: "user-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,3 +258,21 @@ func flip(s string) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestStampsTellHashesApartAndNothingElse(t *testing.T) {
+	i := mustIssuer(t, IssuerOptions{})
+	const h1, h2 = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdDE$aGFzaA", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdDI$aGFzaA"
+	if a, b := i.Stamp(h1), i.Stamp(h1); a != b {
+		t.Errorf("Stamp of one hash differs between calls: %q, %q", a, b)
+	}
+	if i.Stamp(h1) == i.Stamp(h2) {
+		t.Error("Stamp of two hashes (new salt) is the same: a password change would not end old tokens")
+	}
+	if other := mustIssuer(t, IssuerOptions{}); other.Stamp(h1) != i.Stamp(h1) {
+		t.Error("two issuers with one secret stamp a hash differently: instances would refuse each other's tokens")
+	}
+	k2, _ := NewKey(testSecret + " but different")
+	if mustIssuer(t, IssuerOptions{Key: k2}).Stamp(h1) == i.Stamp(h1) {
+		t.Error("the stamp does not depend on the key: it would be a plain hash of the password hash")
+	}
+}

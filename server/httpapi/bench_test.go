@@ -98,7 +98,7 @@ func BenchmarkEncodeUser(b *testing.B) {
 	u := &server.User{ID: server.SeedUserID(1), Email: "ada@example.com", Username: "ada",
 		Profile:   server.Profile{Name: "Ada Lovelace", Avatar: "https://example.com/a.png"},
 		CreatedAt: server.Now(), UpdatedAt: server.Now(), Version: 1}
-	e, _ := newUserEntry(u)
+	e, _ := newUserEntry(u, "stamp")
 	b.Run("encode-each-time", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := json.Marshal(fullView(u)); err != nil {

@@ -185,12 +185,16 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) *httpError {
 // readBody enforces the media type, the size limit and the nesting limit,
 // and returns the body.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *httpError) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
-			return nil, &httpError{status: http.StatusUnsupportedMediaType,
-				detail: fmt.Sprintf("Content-Type %q is not supported; send application/json", ct)}
-		}
+	// A body must say it is JSON: taking an unlabelled one as JSON lets a
+	// cross-site form post (text/plain) act as a JSON request.
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil, &httpError{status: http.StatusUnsupportedMediaType,
+			detail: "the request has no Content-Type; send application/json"}
+	}
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return nil, &httpError{status: http.StatusUnsupportedMediaType,
+			detail: fmt.Sprintf("Content-Type %q is not supported; send application/json", ct)}
 	}
 	if r.ContentLength > MaxBodyBytes {
 		return nil, tooLarge()

@@ -54,7 +54,7 @@ func TestUserEntryL2RoundTrip(t *testing.T) {
 	u := &server.User{ID: server.SeedUserID(7), Email: "ada@example.com", Username: "ada",
 		PasswordHash: "$argon2id$secret", Profile: server.Profile{Name: "Ada"},
 		CreatedAt: server.Now(), UpdatedAt: server.Now(), Version: 3}
-	e, err := newUserEntry(u)
+	e, err := newUserEntry(u, "stamp")
 	if err != nil {
 		t.Fatal(err)
 	}

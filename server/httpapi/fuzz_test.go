@@ -90,10 +90,15 @@ func FuzzAPI(f *testing.F) {
 	if err := json.Unmarshal(w.Body.Bytes(), &u); err != nil || w.Code != http.StatusCreated {
 		f.Fatalf("sign-up = %d %s", w.Code, w.Body)
 	}
-	token, _, err := tokens.Issue(u.ID)
-	if err != nil {
-		f.Fatal(err)
+	w = serve(http.MethodPost, "/api/v1/auth/token", "", "application/json",
+		[]byte(`{"login":"fuzz","password":"correct horse fuzz"}`))
+	var tok struct {
+		AccessToken string `json:"access_token"`
 	}
+	if err := json.Unmarshal(w.Body.Bytes(), &tok); err != nil || w.Code != http.StatusOK {
+		f.Fatalf("token = %d %s", w.Code, w.Body)
+	}
+	token := tok.AccessToken
 	routes := []struct{ method, path string }{
 		{http.MethodPost, "/api/v1/users"},
 		{http.MethodPost, "/api/v1/auth/token"},

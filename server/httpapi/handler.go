@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"scalelab/server"
+	"scalelab/server/admit"
 	"scalelab/server/auth"
 	"scalelab/server/cache"
 	"scalelab/server/ratelimit"
@@ -26,7 +27,8 @@ type Config struct {
 	// UserCache is the L1 tier; nil turns it off.
 	UserCache *cache.L1[*UserEntry]
 	Logger    *slog.Logger
-	// Registry receives the HTTP metrics and serves /metrics.
+	// Registry receives the HTTP metrics; the server serves it on a
+	// listener of its own, never on the API port.
 	Registry *prometheus.Registry
 	// Draining, when set, fails /readyz so load balancers stop sending
 	// traffic before the server shuts down.
@@ -43,13 +45,24 @@ type Config struct {
 	// Purger sends PURGE for a user's public URL to the CDN tier after a
 	// write; nil when there is no CDN.
 	Purger *cache.Purger
-	// NoUnversioned leaves out the unauthenticated /api/users routes of
-	// phases 1–2, so that /api/v1's auth cannot be bypassed (phases 3–4).
-	NoUnversioned bool
+	// API is the one API surface served: APIv1 (the default) or APIUsers,
+	// the unauthenticated API of phases 1–2. Never both: the unversioned
+	// routes would bypass /api/v1's auth.
+	API string
+	// Gate, when set, bounds the API requests worked on at once and sheds
+	// the excess with 503 (see package admit). Health checks are never
+	// shed.
+	Gate *admit.Gate
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a client's address for rate limits.
 	TrustedProxies []netip.Prefix
 }
+
+// The API surfaces a handler can serve.
+const (
+	APIv1    = "v1"
+	APIUsers = "users"
+)
 
 // api holds the dependencies that handler makers close over.
 type api struct {
@@ -62,6 +75,7 @@ type api struct {
 	trusted []netip.Prefix
 	l2      *cache.L2
 	purger  *cache.Purger
+	gate    *admit.Gate
 	// markers holds this instance's read-your-writes positions by user.
 	markers *otter.Cache[string, server.Position]
 	// dummyHash is verified for unknown logins, so that they take as long
@@ -79,12 +93,19 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	switch cfg.API {
+	case "":
+		cfg.API = APIv1
+	case APIv1, APIUsers:
+	default:
+		return nil, fmt.Errorf("api %q: want %q or %q", cfg.API, APIv1, APIUsers)
+	}
 	if cfg.Draining == nil {
 		cfg.Draining = new(atomic.Bool)
 	}
 	a := &api{store: cfg.Store, hasher: cfg.Hasher, l1: cfg.UserCache, log: cfg.Logger,
 		tokens: cfg.Tokens, limiter: cfg.Limiter, trusted: cfg.TrustedProxies,
-		l2: cfg.L2, purger: cfg.Purger,
+		l2: cfg.L2, purger: cfg.Purger, gate: cfg.Gate,
 		jsonContentType: []string{"application/json"}}
 	dummy, err := auth.Hash("not a password anyone has: "+server.SeedPassword, cfg.Hasher.Params())
 	if err != nil {
@@ -95,16 +116,20 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		return nil, fmt.Errorf("position markers: %w", err)
 	}
 	m := newHTTPMetrics(cfg.Registry)
-	return recoverPanics(cfg.Logger, routes(a, cfg, m)), nil
+	return secureHeaders(recoverPanics(cfg.Logger, routes(a, cfg, m))), nil
 }
 
-// ready reports whether the server should receive traffic.
-func ready(ctx context.Context, store server.Store, draining *atomic.Bool) (bool, string) {
+// ready reports whether the server should receive traffic, and if not
+// why: "draining", or the name of the dependency that is down. The
+// dependency's error text goes to the log, never to the client: it can
+// name hosts, users and versions.
+func ready(ctx context.Context, log *slog.Logger, store server.Store, draining *atomic.Bool) (bool, string) {
 	if draining.Load() {
 		return false, "draining"
 	}
 	if err := store.Ping(ctx); err != nil {
-		return false, "database unreachable: " + err.Error()
+		log.WarnContext(ctx, "not ready: the database does not answer", "err", err)
+		return false, "database unreachable"
 	}
 	return true, "ok"
 }

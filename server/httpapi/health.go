@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -17,11 +18,11 @@ func handleHealthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) 
 	w.Write([]byte(`{"status":"ok"}`))
 }
 
-func handleReadyz(store server.Store, draining *atomic.Bool) httprouter.Handle {
+func handleReadyz(log *slog.Logger, store server.Store, draining *atomic.Bool) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		ok, why := ready(ctx, store, draining)
+		ok, why := ready(ctx, log, store, draining)
 		if !ok {
 			writeProblem(w, http.StatusServiceUnavailable, "not ready: "+why, nil)
 			return

@@ -27,11 +27,11 @@ func (a *api) limit(h httprouter.Handle) httprouter.Handle {
 			Read: r.Method == http.MethodGet || r.Method == http.MethodHead,
 		}
 		if len(r.Header["Authorization"]) > 0 {
-			uid, err := a.tokenSubject(r)
-			req.Subject = uid
+			sub, err := a.tokenSubject(r)
+			req.Subject = sub.UserID
 			// The handler authenticates the same request: keep the
 			// verdict rather than verify the signature twice.
-			r = r.WithContext(context.WithValue(r.Context(), tokenCheckKey{}, tokenCheck{uid, err}))
+			r = r.WithContext(context.WithValue(r.Context(), tokenCheckKey{}, tokenCheck{sub, err}))
 		}
 		d := a.limiter.AllowRequest(r.Context(), req)
 		ratelimit.SetHeaders(w.Header(), d)

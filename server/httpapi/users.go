@@ -20,6 +20,9 @@ type userRequest struct {
 	Username *string         `json:"username"`
 	Password *string         `json:"password"`
 	Profile  *profileRequest `json:"profile"`
+	// CurrentPassword re-authenticates a change of the email or the
+	// password on /api/v1 (see reauthenticate); ignored elsewhere.
+	CurrentPassword *string `json:"current_password"`
 }
 
 type profileRequest struct {
@@ -220,7 +223,7 @@ func (a *api) loadUserEntry(ctx context.Context, id string) (*UserEntry, error) 
 		}
 		return nil, err
 	}
-	return newUserEntry(u)
+	return newUserEntry(u, a.stamp(u.PasswordHash))
 }
 
 // userID returns the route's id parameter, or a 404 error when it cannot
@@ -235,6 +238,9 @@ func userID(ps httprouter.Params, name string) (string, error) {
 
 func (a *api) handleCreateUser() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		// Every response of the unversioned API may carry a user's full
+		// view (the email included): no shared cache may keep it.
+		w.Header()["Cache-Control"] = privateHeader
 		var body userRequest
 		if herr := readJSON(w, r, &body); herr != nil {
 			herr.write(w)
@@ -262,10 +268,11 @@ func (a *api) handleGetUser() httprouter.Handle {
 			writeError(w, r, a.log, err)
 			return
 		}
-		// Assigning prepared header slices (canonical keys) saves the two
+		// Assigning prepared header slices (canonical keys) saves the
 		// allocations Header.Set makes on the hottest path.
 		h := w.Header()
 		h["Etag"] = e.etagHeader
+		h["Cache-Control"] = privateHeader
 		if etagMatch(r.Header.Get("If-None-Match"), e.ETag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
@@ -278,6 +285,7 @@ func (a *api) handleGetUser() httprouter.Handle {
 
 func (a *api) handleUpdateUser() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		w.Header()["Cache-Control"] = privateHeader
 		id, err := userID(ps, "id")
 		if err != nil {
 			writeError(w, r, a.log, err)
@@ -299,6 +307,7 @@ func (a *api) handleUpdateUser() httprouter.Handle {
 
 func (a *api) handleDeleteUser() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		w.Header()["Cache-Control"] = privateHeader
 		id, err := userID(ps, "id")
 		if err != nil {
 			writeError(w, r, a.log, err)

@@ -13,6 +13,8 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"scalelab/server"
+	"scalelab/server/auth"
+	"scalelab/server/ratelimit"
 )
 
 // Cache-Control values of the versioned API. The anonymous public view is
@@ -72,62 +74,83 @@ func errBadToken() error {
 // anonymous. An empty header and a repeated one are malformed credentials,
 // not absent ones (a proxy that checks one copy and a server that reads
 // the other must never disagree on who asks). A token of a deleted user
-// fails too: its user is looked up (through the caches) on every request.
+// fails too, and so does one issued before its user's last password
+// change: its user is looked up (through the caches) on every request, and
+// the token's password stamp must match the user's current one (see
+// auth.Issuer.Stamp).
 func (a *api) authenticate(r *http.Request) (*principal, error) {
-	uid, err := a.tokenSubject(r)
-	if err != nil || uid == "" {
+	sub, err := a.tokenSubject(r)
+	if err != nil || sub.UserID == "" {
 		return nil, err
 	}
-	if _, err := a.userEntry(r.Context(), uid); err != nil {
-		if server.ErrorCode(err) != server.ENOTFOUND {
-			return nil, err
+	uid := sub.UserID
+	e, err := a.userEntry(r.Context(), uid)
+	switch {
+	case err == nil && e.Stamp == sub.Stamp:
+		return &principal{UserID: uid}, nil
+	case err != nil && server.ErrorCode(err) != server.ENOTFOUND:
+		return nil, err
+	}
+	// The caches and a replica may not know a user that signed up a
+	// moment ago through another instance, nor a password changed a
+	// moment ago (and with it the stamps of the tokens issued since). The
+	// token is well signed, so the primary decides before it is refused:
+	// only a token of a deleted user, one of a password changed since, or
+	// one that lagging replicas cannot judge yet, costs this query.
+	u, err := a.store.User(server.WithPrimary(r.Context()), uid)
+	if err != nil {
+		if server.ErrorCode(err) == server.ENOTFOUND {
+			return nil, errBadToken()
 		}
-		// The caches and a replica may not know a user that signed up
-		// a moment ago through another instance. The token is well
-		// signed, so the primary decides before it is refused: only a
-		// token of a deleted user (or one that lagging replicas have not
-		// seen yet) costs this query.
-		if _, err := a.store.User(server.WithPrimary(r.Context()), uid); err != nil {
-			if server.ErrorCode(err) == server.ENOTFOUND {
-				return nil, errBadToken()
-			}
-			return nil, err
-		}
+		return nil, err
+	}
+	if a.stamp(u.PasswordHash) != sub.Stamp {
+		return nil, errBadToken()
 	}
 	return &principal{UserID: uid}, nil
 }
 
-// tokenSubject checks r's credentials without looking the user up: ""
-// and no error without an Authorization header, the token's subject for a
-// well-formed, well-signed, unexpired bearer token, errBadToken for
-// anything else. The rate limiter checks first (see limit) and leaves its
-// verdict in the request's context, so a token is verified once.
-func (a *api) tokenSubject(r *http.Request) (string, error) {
+// stamp is the password stamp of hash that tokens carry; "" without an
+// issuer (no token is valid then anyway).
+func (a *api) stamp(passwordHash string) string {
+	if a.tokens == nil {
+		return ""
+	}
+	return a.tokens.Stamp(passwordHash)
+}
+
+// tokenSubject checks r's credentials without looking the user up: the
+// zero Subject and no error without an Authorization header, the token's
+// subject for a well-formed, well-signed, unexpired bearer token,
+// errBadToken for anything else. The rate limiter checks first (see limit)
+// and leaves its verdict in the request's context, so a token is verified
+// once.
+func (a *api) tokenSubject(r *http.Request) (auth.Subject, error) {
 	if v, ok := r.Context().Value(tokenCheckKey{}).(tokenCheck); ok {
 		return v.subject, v.err
 	}
 	hs := r.Header.Values("Authorization")
 	if len(hs) == 0 {
-		return "", nil
+		return auth.Subject{}, nil
 	}
 	if len(hs) > 1 {
-		return "", errBadToken()
+		return auth.Subject{}, errBadToken()
 	}
 	scheme, token, ok := strings.Cut(hs[0], " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" || a.tokens == nil {
-		return "", errBadToken()
+		return auth.Subject{}, errBadToken()
 	}
-	uid, err := a.tokens.Verify(strings.TrimSpace(token))
+	sub, err := a.tokens.Verify(strings.TrimSpace(token))
 	if err != nil {
-		return "", errBadToken()
+		return auth.Subject{}, errBadToken()
 	}
-	return uid, nil
+	return sub, nil
 }
 
 // tokenCheck is tokenSubject's verdict on a request, kept in its context
 // under tokenCheckKey.
 type tokenCheck struct {
-	subject string
+	subject auth.Subject
 	err     error
 }
 
@@ -285,7 +308,7 @@ func (a *api) handleToken() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		token, ttl, err := a.tokens.Issue(uid)
+		token, ttl, err := a.tokens.Issue(auth.Subject{UserID: uid, Stamp: a.stamp(u.PasswordHash)})
 		if err != nil {
 			a.writeV1Error(w, r, fmt.Errorf("issue token for user %s: %w", uid, err))
 			return
@@ -369,6 +392,18 @@ func (a *api) handleV1UpdateUser() httprouter.Handle {
 			herr.write(w)
 			return
 		}
+		if fields := body.change().Validate(); len(fields) > 0 {
+			a.writeV1Error(w, r, invalid(fields))
+			return
+		}
+		if err := a.reauthenticate(r, id, body); err != nil {
+			if d, ok := err.(limitedError); ok {
+				a.writeLimited(w, d.Decision)
+				return
+			}
+			a.writeV1Error(w, r, err)
+			return
+		}
 		var u *server.User
 		err = a.ownerWrite(r.Context(), id, func(ctx context.Context) (err error) {
 			u, err = a.updateUser(ctx, id, body.change())
@@ -380,6 +415,55 @@ func (a *api) handleV1UpdateUser() httprouter.Handle {
 		}
 		writeJSON(w, r, a.log, http.StatusOK, fullView(u))
 	}
+}
+
+// errReauth is the answer to a change of the email or the password without
+// the right current_password: 403, the same whether it was missing or
+// wrong. A token alone is not enough for these changes: whoever stole one
+// could otherwise lock the owner out of the account for good.
+func errReauth() error {
+	return server.Errorf(server.EFORBIDDEN,
+		"changing the email or the password needs current_password, the account's current password, in the same body")
+}
+
+// limitedError carries a refused rate-limit decision out of reauthenticate.
+type limitedError struct{ ratelimit.Decision }
+
+func (limitedError) Error() string { return "rate limited" }
+
+// reauthenticate checks that a change of user id's email or password
+// carries the account's current password. Other changes, and an email
+// sent unchanged, need none. Wrong current passwords count as failed
+// logins of the account, so a stolen token is no way around the login
+// budget.
+func (a *api) reauthenticate(r *http.Request, id string, body userRequest) error {
+	if body.Password == nil && body.Email == nil {
+		return nil
+	}
+	// From the primary: the check must see the password as it is now.
+	u, err := a.store.User(server.WithPrimary(r.Context()), id)
+	if err != nil {
+		return err
+	}
+	if body.Password == nil && strings.EqualFold(*body.Email, u.Email) {
+		return nil
+	}
+	if body.CurrentPassword == nil || *body.CurrentPassword == "" {
+		return errReauth()
+	}
+	login := "user:" + id
+	if d, limited := a.loginLimited(r, login); limited {
+		return limitedError{d}
+	}
+	ok, err := a.hasher.Verify(r.Context(), *body.CurrentPassword, u.PasswordHash)
+	if err != nil {
+		return fmt.Errorf("verify current password of user %s: %w", id, err)
+	}
+	if !ok {
+		a.loginFailed(r, login)
+		return errReauth()
+	}
+	return nil
 }
 
 func (a *api) handleV1DeleteUser() httprouter.Handle {

@@ -50,12 +50,18 @@ type UserEntry struct {
 	ETag       string // strong validator of Full
 	Public     []byte // encoded publicView: what anyone may see
 	PublicETag string // strong validator of Public
+	// Stamp is the stamp of the user's password hash (auth.Issuer.Stamp):
+	// a token is valid only while it carries the same one, so a password
+	// change ends the tokens issued before it. It travels to L2 and back,
+	// where the hash itself never goes.
+	Stamp string
 
 	etagHeader []string // {ETag}, ready to assign to a header map
 }
 
-// newUserEntry encodes u's views once.
-func newUserEntry(u *server.User) (*UserEntry, error) {
+// newUserEntry encodes u's views once; stamp is the stamp of u's password
+// hash.
+func newUserEntry(u *server.User, stamp string) (*UserEntry, error) {
 	full, err := marshalJSON(fullView(u))
 	if err != nil {
 		return nil, fmt.Errorf("encode user %s: %w", u.ID, err)
@@ -64,12 +70,12 @@ func newUserEntry(u *server.User) (*UserEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode public view of user %s: %w", u.ID, err)
 	}
-	return newEncodedEntry(u, u.Version, full, public), nil
+	return newEncodedEntry(u, u.Version, stamp, full, public), nil
 }
 
-func newEncodedEntry(u *server.User, version int64, full, public []byte) *UserEntry {
+func newEncodedEntry(u *server.User, version int64, stamp string, full, public []byte) *UserEntry {
 	tag := etag(full)
-	return &UserEntry{User: u, Version: version, Full: full, ETag: tag, Public: public, PublicETag: etag(public), etagHeader: []string{tag}}
+	return &UserEntry{User: u, Version: version, Stamp: stamp, Full: full, ETag: tag, Public: public, PublicETag: etag(public), etagHeader: []string{tag}}
 }
 
 // WeighUserEntry estimates an entry's memory for the L1 bound.
@@ -81,10 +87,20 @@ func WeighUserEntry(_ string, e *UserEntry) uint32 {
 	return uint32(n)
 }
 
-// l2Bytes encodes the entry for L2: the two encoded views, length-prefixed.
-// The version travels beside it in L2's own field.
+// l2Format marks an L2 entry that starts with the password stamp. The
+// first entries had none and started with the big-endian length of Full,
+// whose first byte is 0 for any view under 16 MiB: entryFromL2 still reads
+// them, with an empty stamp, which no token matches, so that such an entry
+// sends a token's check to the primary rather than failing.
+const l2Format byte = 1
+
+// l2Bytes encodes the entry for L2: the format byte, the stamp
+// (length-prefixed by one byte), then the two encoded views, the first
+// length-prefixed. The version travels beside it in L2's own field.
 func (e *UserEntry) l2Bytes() []byte {
-	b := make([]byte, 0, 4+len(e.Full)+len(e.Public))
+	b := make([]byte, 0, 2+len(e.Stamp)+4+len(e.Full)+len(e.Public))
+	b = append(b, l2Format, byte(len(e.Stamp)))
+	b = append(b, e.Stamp...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(e.Full)))
 	b = append(b, e.Full...)
 	return append(b, e.Public...)
@@ -92,6 +108,14 @@ func (e *UserEntry) l2Bytes() []byte {
 
 // entryFromL2 decodes what l2Bytes encoded.
 func entryFromL2(data []byte, version int64) (*UserEntry, error) {
+	var stamp string
+	if len(data) >= 2 && data[0] == l2Format {
+		n := int(data[1])
+		if n > len(data)-2 {
+			return nil, errors.New("decode l2 user entry: bad stamp length")
+		}
+		stamp, data = string(data[2:2+n]), data[2+n:]
+	}
 	if len(data) < 4 {
 		return nil, errors.New("decode l2 user entry: too short")
 	}
@@ -103,7 +127,7 @@ func entryFromL2(data []byte, version int64) (*UserEntry, error) {
 	if !json.Valid(full) || !json.Valid(public) {
 		return nil, errors.New("decode l2 user entry: not JSON")
 	}
-	return newEncodedEntry(nil, version, full, public), nil
+	return newEncodedEntry(nil, version, stamp, full, public), nil
 }
 
 // etag returns a strong entity tag for body.

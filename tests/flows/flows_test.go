@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -197,21 +198,32 @@ func setName(t testing.TB, base string, u *user, name string) {
 		Body: map[string]any{"profile": map[string]string{"name": name}}}, http.StatusOK)
 }
 
-// appURLs are the instances' base URLs, app-1 first.
+// appURLs are the instances' base URLs, app-1 first. It notes where
+// each one serves its metrics, for scrape.
 func appURLs(top *topologies.Topology) []string {
 	var urls []string
 	for _, a := range top.Apps() {
 		urls = append(urls, a.URL())
+		metricsURLs.Store(a.URL(), a.MetricsURL())
 	}
 	return urls
 }
 
+// metricsURLs maps an instance's base URL to its metrics listener's: the
+// server serves /metrics apart from the API.
+var metricsURLs sync.Map
+
 // metrics is one scrape of an instance's /metrics.
 type metrics string
 
+// scrape reads the metrics of the instance whose API is at base.
 func scrape(t testing.TB, base string) metrics {
 	t.Helper()
-	resp := mustSend(t, request{Method: http.MethodGet, URL: base + "/metrics"}, http.StatusOK)
+	m, ok := metricsURLs.Load(base)
+	if !ok || m.(string) == "" {
+		t.Fatalf("no metrics listener known for %s", base)
+	}
+	resp := mustSend(t, request{Method: http.MethodGet, URL: m.(string) + "/metrics"}, http.StatusOK)
 	return metrics(resp.Body)
 }
 
@@ -344,6 +356,7 @@ func startServer(t *testing.T, name string, flags ...string) string {
 		}
 	})
 	listening := regexp.MustCompile(`listening on (http://\S+)`)
+	metricsOn := regexp.MustCompile(`metrics on (http://\S+)/metrics`)
 	var url string
 	ready := false
 	eventually(15*time.Second, func() bool {
@@ -359,6 +372,11 @@ func startServer(t *testing.T, name string, flags ...string) string {
 			return false
 		}
 		url = string(m[1])
+		mm := metricsOn.FindSubmatch(b)
+		if mm == nil {
+			return false
+		}
+		metricsURLs.Store(url, string(mm[1]))
 		resp, err := send(context.Background(), request{Method: http.MethodGet, URL: url + "/readyz"})
 		ready = err == nil && resp.Status == http.StatusOK
 		return ready
