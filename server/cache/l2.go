@@ -159,7 +159,9 @@ type L2Options struct {
 	// Timeout bounds each Redis call; default 100ms.
 	Timeout time.Duration
 	// BreakerThreshold consecutive failures open the breaker (default 3);
-	// after BreakerCooldown (default 1s) one call probes Redis again.
+	// after BreakerCooldown (default 1s; longer if it keeps failing) a few
+	// calls probe Redis again, and several must succeed before it closes
+	// (see package breaker).
 	BreakerThreshold int
 	BreakerCooldown  time.Duration
 	// LoadTimeout bounds a coalesced load, which outlives the caller that
@@ -251,6 +253,7 @@ func NewL2(rdb redis.UniversalClient, o L2Options) (*L2, error) {
 	}
 	c.breaker = breaker.New(o.BreakerThreshold, o.BreakerCooldown, func(from, to breaker.State) {
 		m.breaker.Set(float64(to))
+		m.transitions.WithLabelValues(from.String(), to.String()).Inc()
 		c.log.Warn("l2 cache: redis circuit breaker", "from", from.String(), "to", to.String())
 	})
 	return c, nil
@@ -681,6 +684,7 @@ type l2Metrics struct {
 	errors       prometheus.Counter
 	bypass       prometheus.Counter
 	breaker      prometheus.Gauge
+	transitions  *prometheus.CounterVec // by from, to
 	fills        *prometheus.CounterVec
 	loads        prometheus.Counter
 	sent         prometheus.Counter
@@ -712,15 +716,19 @@ func newL2Metrics(reg prometheus.Registerer, shared *Metrics) (*l2Metrics, error
 	breakerVec := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "scalelab_cache_breaker_state", Help: "A cache tier's circuit breaker: 0 closed, 1 open, 2 half-open.",
 	}, []string{"tier"})
+	transitions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scalelab_cache_breaker_transitions_total", Help: "A cache tier's circuit breaker changes of state, by tier and transition.",
+	}, []string{"tier", "from", "to"})
 	fills := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scalelab_cache_fills_total", Help: "L2 fills by result (stored, stale, present, skipped).",
 	}, []string{"result"})
 	m := &l2Metrics{
-		errors:  errorsVec.WithLabelValues(tier),
-		bypass:  bypassVec.WithLabelValues(tier),
-		loads:   loadsVec.WithLabelValues(tier),
-		breaker: breakerVec.WithLabelValues(tier),
-		fills:   fills,
+		errors:      errorsVec.WithLabelValues(tier),
+		bypass:      bypassVec.WithLabelValues(tier),
+		loads:       loadsVec.WithLabelValues(tier),
+		breaker:     breakerVec.WithLabelValues(tier),
+		transitions: transitions.MustCurryWith(prometheus.Labels{"tier": tier}),
+		fills:       fills,
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "scalelab_cache_invalidations_sent_total", Help: "Invalidations this instance sent (L2 delete plus pub/sub message).",
 		}),
@@ -745,7 +753,7 @@ func newL2Metrics(reg prometheus.Registerer, shared *Metrics) (*l2Metrics, error
 		m.misses = shared.Misses.WithLabelValues(tier)
 	}
 	if reg != nil {
-		for _, col := range []prometheus.Collector{errorsVec, bypassVec, loadsVec, breakerVec, fills,
+		for _, col := range []prometheus.Collector{errorsVec, bypassVec, loadsVec, breakerVec, transitions, fills,
 			m.sent, m.received, m.resets, m.subErrors, m.pending, m.dropped} {
 			if err := reg.Register(col); err != nil {
 				return nil, fmt.Errorf("register l2 cache metrics: %w", err)
