@@ -62,6 +62,7 @@ type Config struct {
 	TokenTTL        time.Duration
 	TrustedProxies  ListFlag
 	L2TTL           time.Duration
+	DegradedL1TTL   time.Duration
 	MigrationDB     string
 	Unversioned     bool
 	PurgeURLs       ListFlag
@@ -94,6 +95,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MigrationDB, "migration-db", "", "postgres://URL to run migrations on when --db is a pgbouncer in transaction mode (default: --db)")
 	fs.BoolVar(&c.Unversioned, "unversioned-api", true, "serve the unauthenticated /api/users routes of phases 1–2; false leaves only /api/v1, whose auth they would bypass")
 	fs.DurationVar(&c.L2TTL, "l2-ttl", 15*time.Minute, "L2 (Redis) cache TTL, jittered ±10%")
+	fs.DurationVar(&c.DegradedL1TTL, "l1-ttl-degraded", time.Second, "while Redis (the invalidation channel) is down, L1 entries older than this are loaded again: the bound on stale reads then")
 	fs.Var(&c.PurgeURLs, "purge-url", "CDN base URL to send PURGE to after writes, e.g. Varnish (repeatable; phase 4)")
 	fs.Var(&c.TrustedProxies, "trusted-proxy", "CIDR of a proxy whose X-Forwarded-For is believed for client addresses (repeatable)")
 }
@@ -252,6 +254,7 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 		NoUnversioned:  !c.Unversioned,
 		L2:             l2,
 		Purger:         purger,
+		DegradedL1TTL:  c.DegradedL1TTL,
 	})
 	if err != nil {
 		return nil, err

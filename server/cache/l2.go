@@ -475,6 +475,15 @@ func (c *L2) LastTrouble() time.Time {
 	return time.Time{}
 }
 
+// InvalidationsDown reports whether invalidations of other instances'
+// writes may not reach this instance now: the subscription is down, or
+// Redis calls fail (the breaker is not closed; a hung Redis keeps the
+// subscription's socket open but answers nothing). While it is true, an
+// L1 must not serve entries for long (see httpapi's userEntry).
+func (c *L2) InvalidationsDown() bool {
+	return c.subDown.Load() || c.breaker.State() != breaker.Closed
+}
+
 // Pending returns how many invalidations wait for Redis.
 func (c *L2) Pending() int {
 	c.pendingMu.Lock()

@@ -51,7 +51,8 @@ type UserEntry struct {
 	Public     []byte // encoded publicView: what anyone may see
 	PublicETag string // strong validator of Public
 
-	etagHeader []string // {ETag}, ready to assign to a header map
+	etagHeader []string  // {ETag}, ready to assign to a header map
+	loadedAt   time.Time // when it was read from L2 or the database
 }
 
 // newUserEntry encodes u's views once.
@@ -69,7 +70,8 @@ func newUserEntry(u *server.User) (*UserEntry, error) {
 
 func newEncodedEntry(u *server.User, version int64, full, public []byte) *UserEntry {
 	tag := etag(full)
-	return &UserEntry{User: u, Version: version, Full: full, ETag: tag, Public: public, PublicETag: etag(public), etagHeader: []string{tag}}
+	return &UserEntry{User: u, Version: version, Full: full, ETag: tag, Public: public, PublicETag: etag(public),
+		etagHeader: []string{tag}, loadedAt: time.Now()}
 }
 
 // WeighUserEntry estimates an entry's memory for the L1 bound.
