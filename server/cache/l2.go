@@ -512,7 +512,9 @@ type Entry struct {
 // Load returns key from L2, or loads it with load and fills L2. Concurrent
 // Loads of one key in this process share one L2 read and one load; the
 // shared work runs under LoadTimeout, not under any one caller's context,
-// and a caller whose ctx ends stops waiting for it.
+// and a caller whose ctx ends stops waiting for it. A caller whose ctx is
+// still alive when the shared load ran out of LoadTimeout loads once more
+// itself: one hung source must not fail every request that joined it.
 func (c *L2) Load(ctx context.Context, key string, load LoadFunc) (Entry, error) {
 	ch := c.flights.DoChan(key, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTTL)
@@ -529,6 +531,18 @@ func (c *L2) Load(ctx context.Context, key string, load LoadFunc) (Entry, error)
 	})
 	select {
 	case r := <-ch:
+		if r.Err != nil && ctx.Err() == nil && errors.Is(r.Err, context.DeadlineExceeded) {
+			// The shared load ran out of its LoadTimeout (a source that
+			// hung), not this caller's time: try once more under this
+			// caller's own context rather than fail a request that another
+			// source can answer.
+			c.m.count(false)
+			data, v, err := load(ctx, key)
+			if err != nil {
+				return Entry{}, err
+			}
+			return Entry{Data: data, Version: v, Fill: c.Fill(ctx, key, data, v)}, nil
+		}
 		if r.Err != nil {
 			c.m.count(false)
 			return Entry{}, r.Err

@@ -106,6 +106,11 @@ func errorStatus(code string) int {
 // full text and answered with a generic detail.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status := errorStatus(server.ErrorCode(err))
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		// A dependency is down (the primary database, say): worth a retry
+		// soon, not a hammering.
+		w.Header().Set("Retry-After", "1")
+	}
 	if status >= 500 {
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

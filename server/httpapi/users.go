@@ -159,6 +159,13 @@ func (a *api) userEntry(ctx context.Context, id string) (*UserEntry, error) {
 		return a.loadUserEntry(ctx, id)
 	}
 	e, hit, err := a.l1.Get(ctx, id, a.loadUserTiers)
+	if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// L1 runs a load under the context of the caller that started it,
+		// and the callers that joined it get its error: when that caller
+		// went away or ran out of time, this one (whose time is not up)
+		// loads again instead of failing with someone else's deadline.
+		e, hit, err = a.l1.Get(ctx, id, a.loadUserTiers)
+	}
 	if hit && a.l2 != nil && time.Since(e.loadedAt) > a.degradedL1TTL && a.l2.InvalidationsDown() {
 		a.l1.Invalidate(id)
 		e, _, err = a.l1.Get(ctx, id, a.loadUserTiers)
