@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"scalelab/internal/pgserver"
+	"scalelab/internal/pgserver/pgtest"
 	"scalelab/server"
 	"scalelab/server/postgres"
 )
@@ -143,4 +145,42 @@ func testPausedPrimary(t *testing.T, c *cluster) {
 		_, err := db.UpdateUser(ctx, u.ID, server.UserUpdate{Name: &name})
 		return err == nil
 	})
+}
+
+// Instances starting together on a fresh database migrate one after the
+// other, and none of them makes Postgres log an ERROR on the way: goose's
+// Up used to create its version table before taking the migration lock, so
+// all but one racing instance failed a CREATE TABLE goose_db_version
+// ("type ... already exists", a duplicate key in pg_type) before retrying.
+func TestConcurrentMigrationsLogNoError(t *testing.T) {
+	srv := pgtest.New(t)
+	for round := range 3 {
+		url := pgtest.NewDatabase(t, srv)
+		var wg sync.WaitGroup
+		errs := make([]error, 6)
+		for i := range errs {
+			wg.Go(func() {
+				db, err := postgres.Open(t.Context(), url, postgres.Options{})
+				if err == nil {
+					db.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: Open #%d = %v", round, i, err)
+			}
+		}
+	}
+	b, err := os.ReadFile(srv.LogFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "ERROR") {
+			t.Errorf("postgres logged %q, want no ERROR from concurrent migrations", line)
+		}
+	}
 }
