@@ -43,21 +43,31 @@ func TestAppKilledUnderGETLoadFailsNoGET(t *testing.T) {
 	var mu sync.Mutex
 	var failures []string
 	start := time.Now()
-	for c := range 8 {
+	// Enough concurrent readers that some GETs are in flight at the
+	// instance when it dies: 32 closed-loop clients of anonymous reads,
+	// each from a fresh address (its own anonymous budget), and 4 paced
+	// clients of reads with a token.
+	for c := range 36 {
 		wg.Go(func() {
-			// 200 GETs a second per client, far below each token's and
-			// address's budget.
-			tick := time.NewTicker(5 * time.Millisecond)
-			defer tick.Stop()
+			var tick <-chan time.Time
+			if c >= 32 {
+				t := time.NewTicker(5 * time.Millisecond)
+				defer t.Stop()
+				tick = t.C
+			}
 			for i := 0; ; i++ {
-				select {
-				case <-runCtx.Done():
+				if tick != nil {
+					select {
+					case <-runCtx.Done():
+						return
+					case <-tick:
+					}
+				} else if runCtx.Err() != nil {
 					return
-				case <-tick.C:
 				}
 				u := users[(c+i)%len(users)]
 				r := request{Method: http.MethodGet, URL: userURL(top.EntryURL, u.ID), XFF: clientAddr()}
-				if i%2 == 0 {
+				if tick != nil {
 					r = request{Method: http.MethodGet, URL: userURL(top.EntryURL, u.ID), Token: u.Token}
 				}
 				sent := time.Now()
