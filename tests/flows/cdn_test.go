@@ -51,17 +51,20 @@ func testCDNPurgeEveryHost(t *testing.T, top *topologies.Topology) {
 	const renamed = "renamed under every host"
 	written := time.Now()
 	setName(t, cdn, u, renamed)
+	stale := 0
 	for _, h := range hosts {
 		var got string
 		if !eventually(2*time.Second, func() bool {
 			got = profileName(t, mustSend(t, request{Method: http.MethodGet, URL: url, Host: h}, http.StatusOK).Body)
 			return got == renamed
 		}) {
+			stale++
 			t.Errorf("anonymous GET with Host %q through the CDN %v after the owner's PUT: name %q, want %q",
 				h, time.Since(written).Round(time.Millisecond), got, renamed)
 		}
 	}
-	t.Logf("the new name showed under all %d Host names %v after the PUT was sent", len(hosts), time.Since(written).Round(time.Millisecond))
+	t.Logf("%d of %d Host names showed the new name; the last check ended %v after the PUT was sent",
+		len(hosts)-stale, len(hosts), time.Since(written).Round(time.Millisecond))
 }
 
 func testCDNPurge(t *testing.T, top *topologies.Topology) {
