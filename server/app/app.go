@@ -66,6 +66,7 @@ type Config struct {
 	TokenTTL        time.Duration
 	TrustedProxies  ListFlag
 	L2TTL           time.Duration
+	DegradedL1TTL   time.Duration
 	MigrationDB     string
 	PurgeURLs       ListFlag
 	HashQueue       int
@@ -113,6 +114,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxInFlight, "max-inflight", 8*runtime.GOMAXPROCS(0), "most API requests worked on at once (default 8 × GOMAXPROCS); past it requests wait up to --queue-timeout, then get 503. 0 = no limit")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", 10*time.Millisecond, "how long an API request may wait for an in-flight slot before it is shed with 503 and Retry-After")
 	fs.DurationVar(&c.L2TTL, "l2-ttl", 15*time.Minute, "L2 (Redis) cache TTL, jittered ±10%")
+	fs.DurationVar(&c.DegradedL1TTL, "l1-ttl-degraded", time.Second, "while Redis (the invalidation channel) is down, L1 entries older than this are loaded again: the bound on stale reads then")
 	fs.Var(&c.PurgeURLs, "purge-url", "CDN base URL to send PURGE to after writes, e.g. Varnish (repeatable; phase 4)")
 	c.registerBudgetFlags(fs)
 	fs.Var(&c.TrustedProxies, "trusted-proxy", "CIDR of a proxy whose X-Forwarded-For is believed for client addresses (repeatable)")
@@ -287,6 +289,7 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 		Gate:           gate,
 		L2:             l2,
 		Purger:         purger,
+		DegradedL1TTL:  c.DegradedL1TTL,
 	})
 	if err != nil {
 		return nil, err

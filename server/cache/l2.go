@@ -159,7 +159,9 @@ type L2Options struct {
 	// Timeout bounds each Redis call; default 100ms.
 	Timeout time.Duration
 	// BreakerThreshold consecutive failures open the breaker (default 3);
-	// after BreakerCooldown (default 1s) one call probes Redis again.
+	// after BreakerCooldown (default 1s; longer if it keeps failing) a few
+	// calls probe Redis again, and several must succeed before it closes
+	// (see package breaker).
 	BreakerThreshold int
 	BreakerCooldown  time.Duration
 	// LoadTimeout bounds a coalesced load, which outlives the caller that
@@ -251,6 +253,7 @@ func NewL2(rdb redis.UniversalClient, o L2Options) (*L2, error) {
 	}
 	c.breaker = breaker.New(o.BreakerThreshold, o.BreakerCooldown, func(from, to breaker.State) {
 		m.breaker.Set(float64(to))
+		m.transitions.WithLabelValues(from.String(), to.String()).Inc()
 		c.log.Warn("l2 cache: redis circuit breaker", "from", from.String(), "to", to.String())
 	})
 	return c, nil
@@ -472,6 +475,15 @@ func (c *L2) LastTrouble() time.Time {
 	return time.Time{}
 }
 
+// InvalidationsDown reports whether invalidations of other instances'
+// writes may not reach this instance now: the subscription is down, or
+// Redis calls fail (the breaker is not closed; a hung Redis keeps the
+// subscription's socket open but answers nothing). While it is true, an
+// L1 must not serve entries for long (see httpapi's userEntry).
+func (c *L2) InvalidationsDown() bool {
+	return c.subDown.Load() || c.breaker.State() != breaker.Closed
+}
+
 // Pending returns how many invalidations wait for Redis.
 func (c *L2) Pending() int {
 	c.pendingMu.Lock()
@@ -500,7 +512,9 @@ type Entry struct {
 // Load returns key from L2, or loads it with load and fills L2. Concurrent
 // Loads of one key in this process share one L2 read and one load; the
 // shared work runs under LoadTimeout, not under any one caller's context,
-// and a caller whose ctx ends stops waiting for it.
+// and a caller whose ctx ends stops waiting for it. A caller whose ctx is
+// still alive when the shared load ran out of LoadTimeout loads once more
+// itself: one hung source must not fail every request that joined it.
 func (c *L2) Load(ctx context.Context, key string, load LoadFunc) (Entry, error) {
 	ch := c.flights.DoChan(key, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTTL)
@@ -517,6 +531,18 @@ func (c *L2) Load(ctx context.Context, key string, load LoadFunc) (Entry, error)
 	})
 	select {
 	case r := <-ch:
+		if r.Err != nil && ctx.Err() == nil && errors.Is(r.Err, context.DeadlineExceeded) {
+			// The shared load ran out of its LoadTimeout (a source that
+			// hung), not this caller's time: try once more under this
+			// caller's own context rather than fail a request that another
+			// source can answer.
+			c.m.count(false)
+			data, v, err := load(ctx, key)
+			if err != nil {
+				return Entry{}, err
+			}
+			return Entry{Data: data, Version: v, Fill: c.Fill(ctx, key, data, v)}, nil
+		}
 		if r.Err != nil {
 			c.m.count(false)
 			return Entry{}, r.Err
@@ -681,6 +707,7 @@ type l2Metrics struct {
 	errors       prometheus.Counter
 	bypass       prometheus.Counter
 	breaker      prometheus.Gauge
+	transitions  *prometheus.CounterVec // by from, to
 	fills        *prometheus.CounterVec
 	loads        prometheus.Counter
 	sent         prometheus.Counter
@@ -712,15 +739,19 @@ func newL2Metrics(reg prometheus.Registerer, shared *Metrics) (*l2Metrics, error
 	breakerVec := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "scalelab_cache_breaker_state", Help: "A cache tier's circuit breaker: 0 closed, 1 open, 2 half-open.",
 	}, []string{"tier"})
+	transitions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scalelab_cache_breaker_transitions_total", Help: "A cache tier's circuit breaker changes of state, by tier and transition.",
+	}, []string{"tier", "from", "to"})
 	fills := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scalelab_cache_fills_total", Help: "L2 fills by result (stored, stale, present, skipped).",
 	}, []string{"result"})
 	m := &l2Metrics{
-		errors:  errorsVec.WithLabelValues(tier),
-		bypass:  bypassVec.WithLabelValues(tier),
-		loads:   loadsVec.WithLabelValues(tier),
-		breaker: breakerVec.WithLabelValues(tier),
-		fills:   fills,
+		errors:      errorsVec.WithLabelValues(tier),
+		bypass:      bypassVec.WithLabelValues(tier),
+		loads:       loadsVec.WithLabelValues(tier),
+		breaker:     breakerVec.WithLabelValues(tier),
+		transitions: transitions.MustCurryWith(prometheus.Labels{"tier": tier}),
+		fills:       fills,
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "scalelab_cache_invalidations_sent_total", Help: "Invalidations this instance sent (L2 delete plus pub/sub message).",
 		}),
@@ -745,7 +776,7 @@ func newL2Metrics(reg prometheus.Registerer, shared *Metrics) (*l2Metrics, error
 		m.misses = shared.Misses.WithLabelValues(tier)
 	}
 	if reg != nil {
-		for _, col := range []prometheus.Collector{errorsVec, bypassVec, loadsVec, breakerVec, fills,
+		for _, col := range []prometheus.Collector{errorsVec, bypassVec, loadsVec, breakerVec, transitions, fills,
 			m.sent, m.received, m.resets, m.subErrors, m.pending, m.dropped} {
 			if err := reg.Register(col); err != nil {
 				return nil, fmt.Errorf("register l2 cache metrics: %w", err)

@@ -116,6 +116,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		return
 	}
 	status := errorStatus(server.ErrorCode(err))
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		// A dependency is down (the primary database, say): worth a retry
+		// soon, not a hammering.
+		w.Header().Set("Retry-After", "1")
+	}
 	if status >= 500 {
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

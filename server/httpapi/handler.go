@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,9 @@ type Config struct {
 	// L2 is the Redis tier behind L1; nil turns it off. Writes invalidate
 	// it, and through it the L1 of every instance.
 	L2 *cache.L2
+	// DegradedL1TTL bounds the age of the L1 entries served while L2's
+	// invalidation channel is down (see api.userEntry); default 1s.
+	DegradedL1TTL time.Duration
 	// Purger sends PURGE for a user's public URL to the CDN tier after a
 	// write; nil when there is no CDN.
 	Purger *cache.Purger
@@ -76,6 +80,8 @@ type api struct {
 	l2      *cache.L2
 	purger  *cache.Purger
 	gate    *admit.Gate
+	// degradedL1TTL: see Config.DegradedL1TTL.
+	degradedL1TTL time.Duration
 	// markers holds this instance's read-your-writes positions by user.
 	markers *otter.Cache[string, server.Position]
 	// dummyHash is verified for unknown logins, so that they take as long
@@ -103,9 +109,12 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Draining == nil {
 		cfg.Draining = new(atomic.Bool)
 	}
+	if cfg.DegradedL1TTL <= 0 {
+		cfg.DegradedL1TTL = time.Second
+	}
 	a := &api{store: cfg.Store, hasher: cfg.Hasher, l1: cfg.UserCache, log: cfg.Logger,
 		tokens: cfg.Tokens, limiter: cfg.Limiter, trusted: cfg.TrustedProxies,
-		l2: cfg.L2, purger: cfg.Purger, gate: cfg.Gate,
+		l2: cfg.L2, purger: cfg.Purger, gate: cfg.Gate, degradedL1TTL: cfg.DegradedL1TTL,
 		jsonContentType: []string{"application/json"}}
 	dummy, err := auth.Hash("not a password anyone has: "+server.SeedPassword, cfg.Hasher.Params())
 	if err != nil {

@@ -23,13 +23,17 @@ func handleReadyz(log *slog.Logger, store server.Store, draining *atomic.Bool) h
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		ok, why := ready(ctx, log, store, draining)
+		if !ok && !draining.Load() && r.URL.Query().Get("write") == "" && servesReads(store) {
+			writeReadOnlyReady(w) // see readiness.go
+			return
+		}
 		if !ok {
 			writeProblem(w, http.StatusServiceUnavailable, "not ready: "+why, nil)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		w.Write([]byte(`{"status":"ready"}`))
+		w.Write([]byte(`{"status":"ready","primary":"up"}`))
 	}
 }
 

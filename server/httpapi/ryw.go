@@ -28,8 +28,10 @@ import (
 // They keep doing so for markerTTL after Redis is back: markers of writes
 // made during the outage never reached it (a restarted Redis is empty), and
 // until every invalidation has been re-sent L1 and L2 may hold what those
-// writes replaced. Anonymous reads are not affected: they may be up to a
-// replica's lag (bounded by the router) or an invalidation's flight behind.
+// writes replaced. Anonymous reads (and other users' views) may be up to a
+// replica's lag (bounded by the router) or an invalidation's flight behind;
+// while the invalidation channel is down, up to Config.DegradedL1TTL
+// behind (see userEntry; docs/consistency.md states the bounds).
 
 // markerTTL is how long a write's position steers its user's reads: far
 // longer than the replica lag the router tolerates and than an

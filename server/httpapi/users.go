@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -152,11 +153,29 @@ func (a *api) invalidate(ctx context.Context, id string, version int64) {
 }
 
 // userEntry returns the user's cached entry, loading it on a miss.
+//
+// While the invalidation channel (Redis pub/sub) is down, this L1 does not
+// hear of other instances' writes, so an entry older than degradedL1TTL is
+// dropped and loaded again instead of served: reads that any instance may
+// answer (anonymous ones, other users' views) are then at most
+// degradedL1TTL (plus the outage's detection, and a replica's lag) behind
+// an acknowledged write, instead of the whole outage.
 func (a *api) userEntry(ctx context.Context, id string) (*UserEntry, error) {
 	if a.l1 == nil {
 		return a.loadUserEntry(ctx, id)
 	}
-	e, _, err := a.l1.Get(ctx, id, a.loadUserTiers)
+	e, hit, err := a.l1.Get(ctx, id, a.loadUserTiers)
+	if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// L1 runs a load under the context of the caller that started it,
+		// and the callers that joined it get its error: when that caller
+		// went away or ran out of time, this one (whose time is not up)
+		// loads again instead of failing with someone else's deadline.
+		e, hit, err = a.l1.Get(ctx, id, a.loadUserTiers)
+	}
+	if hit && a.l2 != nil && time.Since(e.loadedAt) > a.degradedL1TTL && a.l2.InvalidationsDown() {
+		a.l1.Invalidate(id)
+		e, _, err = a.l1.Get(ctx, id, a.loadUserTiers)
+	}
 	return e, userLookupErr(id, err)
 }
 

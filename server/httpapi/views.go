@@ -56,7 +56,8 @@ type UserEntry struct {
 	// where the hash itself never goes.
 	Stamp string
 
-	etagHeader []string // {ETag}, ready to assign to a header map
+	etagHeader []string  // {ETag}, ready to assign to a header map
+	loadedAt   time.Time // when it was read from L2 or the database
 }
 
 // newUserEntry encodes u's views once; stamp is the stamp of u's password
@@ -75,7 +76,8 @@ func newUserEntry(u *server.User, stamp string) (*UserEntry, error) {
 
 func newEncodedEntry(u *server.User, version int64, stamp string, full, public []byte) *UserEntry {
 	tag := etag(full)
-	return &UserEntry{User: u, Version: version, Stamp: stamp, Full: full, ETag: tag, Public: public, PublicETag: etag(public), etagHeader: []string{tag}}
+	return &UserEntry{User: u, Version: version, Stamp: stamp, Full: full, ETag: tag, Public: public, PublicETag: etag(public),
+		etagHeader: []string{tag}, loadedAt: time.Now()}
 }
 
 // WeighUserEntry estimates an entry's memory for the L1 bound.

@@ -95,11 +95,15 @@ type Options struct {
 	ReplicaCheckTimeout time.Duration
 	// Quota bounds each user's stored records; the zero value none.
 	Quota server.Quota
+	// HedgeAfter is how long a replica may take to answer a user read
+	// before it is sent to another replica or the primary too (see
+	// readHedged); 0 means 100 ms.
+	HedgeAfter time.Duration
 }
 
 // DB is a server.Store on a PostgreSQL database and its read replicas.
 type DB struct {
-	primary *pgxpool.Pool
+	primary *primaryPool
 	log     *slog.Logger
 	quota   server.Quota
 
@@ -107,6 +111,7 @@ type DB struct {
 	next        atomic.Uint64
 	maxLag      time.Duration
 	maxLagBytes int64
+	hedgeAfter  time.Duration
 	router      *router // nil without replicas
 
 	metrics        *dbmetrics.Queries // durations of operations the primary served
@@ -156,9 +161,13 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
 	}
-	db := &DB{primary: pool, log: log, quota: opts.Quota, maxLag: opts.MaxReplicaLag, maxLagBytes: opts.MaxReplicaLagBytes}
+	db := &DB{primary: newPrimaryPool(pool, log), log: log, quota: opts.Quota, maxLag: opts.MaxReplicaLag, maxLagBytes: opts.MaxReplicaLagBytes}
 	if db.maxLag <= 0 {
 		db.maxLag = defaultMaxReplicaLag
+	}
+	db.hedgeAfter = opts.HedgeAfter
+	if db.hedgeAfter <= 0 {
+		db.hedgeAfter = defaultHedgeAfter
 	}
 	if err := db.openReplicas(ctx, opts); err != nil {
 		db.closePools()
@@ -172,7 +181,8 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		probe := cfg.ConnConfig.Copy()
 		probe.RuntimeParams["application_name"] = "scalelab-router"
 		db.router = &router{primary: probe, replicas: db.replicas, usable: db.usable, log: log,
-			interval: opts.ReplicaCheckInterval, timeout: opts.ReplicaCheckTimeout}
+			interval: opts.ReplicaCheckInterval, timeout: opts.ReplicaCheckTimeout, primaryHealth: db.primary}
+		db.primary.guarded = true
 		if db.router.interval <= 0 {
 			db.router.interval = defaultCheckInterval
 		}
@@ -265,7 +275,7 @@ func (db *DB) registerMetrics(reg prometheus.Registerer) error {
 	for _, reason := range fallbackReasons {
 		db.fallbacks[reason] = m.fallbacks.WithLabelValues("postgres", reason)
 	}
-	pools := []dbmetrics.Pool{{Name: "primary", Stats: poolStats(db.primary)}}
+	pools := []dbmetrics.Pool{{Name: "primary", Stats: poolStats(db.primary.Pool)}}
 	for _, r := range db.replicas {
 		r.queries = m.queries.WithLabelValues("postgres", "replica", r.name)
 		r.checks = make(map[string]prometheus.Counter, 3)
@@ -306,8 +316,27 @@ func migrate(ctx context.Context, url string, mode pgx.QueryExecMode, log *slog.
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, fsys,
-		goose.WithDisableGlobalRegistry(true), goose.WithSessionLocker(advisoryLock{id: migrationLockID}))
+	// The lock is held on a connection of its own around the whole of Up,
+	// not given to goose as its session locker: goose's Up first asks
+	// HasPending without the locker, which creates goose_db_version when it
+	// is missing, so instances starting together on a fresh database raced
+	// to create it and all but one logged a duplicate-key ERROR
+	// (pg_type_typname_nsp_index) before goose retried.
+	lockConn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer lockConn.Close()
+	lock := advisoryLock{id: migrationLockID}
+	if err := lock.SessionLock(ctx, lockConn); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer func() {
+		if err := lock.SessionUnlock(context.WithoutCancel(ctx), lockConn); err != nil {
+			log.Warn("postgres migrations: release the lock", "err", err)
+		}
+	}()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, fsys, goose.WithDisableGlobalRegistry(true))
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -355,13 +384,32 @@ func poolStats(pool *pgxpool.Pool) func() dbmetrics.PoolStats {
 	}
 }
 
-// Ping reports whether the primary answers. Replicas do not count: reads
-// fall back to the primary without them, and writes need the primary.
+// Ping reports whether the primary answers, within pingBudget; at once
+// while the primary is taken for unreachable (see primaryPool). Replicas do
+// not count here: ServesReads says whether reads can go on without the
+// primary.
 func (db *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, pingBudget)
+	defer cancel()
 	if err := db.primary.Ping(ctx); err != nil {
 		return fmt.Errorf("ping postgres: %w", err)
 	}
 	return nil
+}
+
+// pingBudget bounds Ping: readiness checks must answer well within a load
+// balancer's check interval even when the primary hangs.
+const pingBudget = 500 * time.Millisecond
+
+// ServesReads reports whether plain reads can be served without the
+// primary: a replica is usable (healthy, within the lag bounds).
+func (db *DB) ServesReads() bool {
+	for _, r := range db.replicas {
+		if db.usable(r.state.Load()) {
+			return true
+		}
+	}
+	return false
 }
 
 // Close stops the router and closes the pools, waiting for connections in

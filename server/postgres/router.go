@@ -41,9 +41,10 @@ const (
 	fallbackLag       = "lag"           // replicas answer, but all lag beyond the bounds
 	fallbackPosition  = "position"      // none has replayed the read's server.MinPosition yet
 	fallbackError     = "replica_error" // the replica failed the read; it ran again on the primary
+	fallbackSlow      = "slow"          // the replica did not answer within HedgeAfter; the read was sent elsewhere too
 )
 
-var fallbackReasons = []string{fallbackForced, fallbackUnhealthy, fallbackLag, fallbackPosition, fallbackError}
+var fallbackReasons = []string{fallbackForced, fallbackUnhealthy, fallbackLag, fallbackPosition, fallbackError, fallbackSlow}
 
 // replica is one read replica: its pool, the router's latest view of it and
 // its metrics.
@@ -304,13 +305,19 @@ func connectionFailure(err error) bool {
 // interval, and keeps each replica's state up to date. It owns its probe
 // connections; stop it with Close.
 type router struct {
-	primary  *pgx.ConnConfig
-	replicas []*replica
-	interval time.Duration
-	timeout  time.Duration
-	usable   func(*replicaState) bool
-	log      *slog.Logger
-	history  lsnHistory
+	primary *pgx.ConnConfig
+	// primaryHealth learns each probe's result: the probe is what clears
+	// the primary's health flag.
+	primaryHealth *primaryPool
+	primaryFails  int       // consecutive failed probes of the primary; the router's goroutine only
+	primarySeen   time.Time // when a probe last reached the primary
+	primaryTried  time.Time // when the primary was last probed
+	replicas      []*replica
+	interval      time.Duration
+	timeout       time.Duration
+	usable        func(*replicaState) bool
+	log           *slog.Logger
+	history       lsnHistory
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -364,8 +371,22 @@ func (rt *router) close() {
 // visible on the primary up to wal_writer_delay before it is written and
 // can reach a replica, and a reader sees that as lag too.
 func (rt *router) round(ctx context.Context, primary *probeConn, probes []*probeConn) {
+	// Once the primary is taken for down, it is probed every primaryRetry,
+	// with a longer timeout: each probe that times out leaves a connection in the
+	// stopped primary's accept queue, and a primary that resumes must work
+	// through that queue before it answers the next probe.
+	down := rt.primaryFails >= 2
+	if down && time.Since(rt.primaryTried) < primaryRetry {
+		rt.probeReplicas(ctx, probes)
+		return
+	}
+	rt.primaryTried = time.Now()
+	timeout := rt.timeout
+	if down {
+		timeout = max(timeout, primaryRetry)
+	}
 	var text *string
-	err := primary.queryRow(ctx, rt.timeout, `SELECT pg_current_wal_insert_lsn()::text`, &text)
+	err := primary.queryRow(ctx, timeout, `SELECT pg_current_wal_insert_lsn()::text`, &text)
 	if err == nil && text == nil {
 		err = errors.New("pg_current_wal_insert_lsn() is null")
 	}
@@ -380,7 +401,15 @@ func (rt *router) round(ctx context.Context, primary *probeConn, probes []*probe
 			rt.log.Info("router reaches the primary again")
 		}
 		primary.failing = false
+		rt.primaryFails = 0
+		rt.primarySeen = time.Now()
+		rt.primaryHealth.markUp()
 	} else if ctx.Err() == nil {
+		// Two in a row: one probe slower than its timeout on a busy
+		// machine must not fail the writes in flight.
+		if rt.primaryFails++; rt.primaryFails >= 2 {
+			rt.primaryHealth.markDown(err)
+		}
 		// Lags are then measured against the last position seen; reads
 		// keep going to replicas, which serve them while the primary is out.
 		if !primary.failing {
@@ -388,6 +417,15 @@ func (rt *router) round(ctx context.Context, primary *probeConn, probes []*probe
 		}
 		primary.failing = true
 	}
+	rt.probeReplicas(ctx, probes)
+}
+
+// primaryRetry is how often a failing primary is probed, and its probes'
+// timeout then.
+const primaryRetry = 500 * time.Millisecond
+
+// probeReplicas samples every replica at once.
+func (rt *router) probeReplicas(ctx context.Context, probes []*probeConn) {
 	var wg sync.WaitGroup
 	for i, r := range rt.replicas {
 		wg.Go(func() { rt.probe(ctx, r, probes[i]) })
@@ -424,7 +462,15 @@ func (rt *router) probe(ctx context.Context, r *replica, conn *probeConn) {
 		ns.replay, ns.lag, ns.lagBytes, ns.paused = old.replay, old.lag, old.lagBytes, old.paused
 	} else {
 		ns.healthy, ns.replay, ns.paused = true, replay, paused
-		ns.lag, ns.lagBytes = rt.history.lag(replay, now)
+		// While the primary does not answer, it commits nothing (our
+		// writes fail fast, and a paused or cut-off primary takes none):
+		// a replica's lag is what it was when the primary was last seen,
+		// not growing by the clock, so replicas keep serving reads.
+		at := now
+		if rt.primaryFails > 0 && !rt.primarySeen.IsZero() {
+			at = rt.primarySeen
+		}
+		ns.lag, ns.lagBytes = rt.history.lag(replay, at)
 	}
 	r.state.Store(ns)
 	rt.logChange(r, old, ns)

@@ -38,10 +38,8 @@ func (db *DB) User(ctx context.Context, id string) (*server.User, error) {
 	if !server.ValidID(id) {
 		return nil, errUserNotFound()
 	}
-	var u *server.User
-	err := db.read(ctx, "user", func(q querier) (err error) {
-		u, err = scanUser(q.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1::uuid`, id))
-		return err
+	u, err := readHedged(ctx, db, "user", func(ctx context.Context, q querier) (*server.User, error) {
+		return scanUser(q.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1::uuid`, id))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load user %s: %w", id, err)
@@ -53,10 +51,8 @@ func (db *DB) User(ctx context.Context, id string) (*server.User, error) {
 // case-insensitively, or ENOTFOUND.
 func (db *DB) UserByLogin(ctx context.Context, login string) (*server.User, error) {
 	key := server.FoldKey(login)
-	var u *server.User
-	err := db.read(ctx, "user_by_login", func(q querier) (err error) {
-		u, err = scanUser(q.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE email_key = $1 OR username_key = $1`, key))
-		return err
+	u, err := readHedged(ctx, db, "user_by_login", func(ctx context.Context, q querier) (*server.User, error) {
+		return scanUser(q.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE email_key = $1 OR username_key = $1`, key))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load user by login: %w", err)

@@ -147,8 +147,9 @@ type Config struct {
 	// hung Redis to be cut off at this bound.
 	Timeout time.Duration
 	// BreakerThreshold is how many consecutive Redis failures open the
-	// breaker; default 3. BreakerCooldown is how long it stays open before
-	// one request probes Redis again; default 1s.
+	// breaker; default 3. BreakerCooldown is how long it stays open at
+	// least before a few requests probe Redis again; default 1s (see
+	// package breaker).
 	BreakerThreshold int
 	BreakerCooldown  time.Duration
 	// LocalMaxKeys bounds the local limiter's memory; default 100000 keys.
@@ -239,6 +240,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 	}
 	l.breaker = breaker.New(cfg.BreakerThreshold, cfg.BreakerCooldown, func(from, to breaker.State) {
 		m.breaker.Set(float64(to))
+		m.transitions.WithLabelValues(from.String(), to.String()).Inc()
 		l.log.Warn("rate limiter: redis circuit breaker", "from", from.String(), "to", to.String())
 	})
 	if rdb != nil {
@@ -471,6 +473,7 @@ type metrics struct {
 	fallback    prometheus.Counter
 	redisErrors prometheus.Counter
 	breaker     prometheus.Gauge
+	transitions *prometheus.CounterVec // by from, to
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -495,9 +498,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "scalelab_ratelimit_breaker_state",
 			Help: "The rate limiter's Redis circuit breaker: 0 closed, 1 open, 2 half-open.",
 		}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scalelab_ratelimit_breaker_transitions_total",
+			Help: "The rate limiter's Redis circuit breaker changes of state, by transition.",
+		}, []string{"from", "to"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.delayed, m.rejections, m.fallback, m.redisErrors, m.breaker} {
+		for _, c := range []prometheus.Collector{m.delayed, m.rejections, m.fallback, m.redisErrors, m.breaker, m.transitions} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register rate-limit metrics: %w", err)
 			}

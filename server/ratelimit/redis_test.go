@@ -162,7 +162,9 @@ func TestRedisFallback(t *testing.T) {
 	recovered := func(phase string) {
 		t.Helper()
 		deadline := time.Now().Add(3 * time.Second)
-		for l.AllowRequest(ctx, req).Local {
+		// Until Redis decides again and the breaker closed (after a few
+		// good probes).
+		for l.AllowRequest(ctx, req).Local || l.breaker.State() != breaker.Closed {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: still deciding locally 3s after Redis came back", phase)
 			}

@@ -27,6 +27,44 @@ func TestCDN(t *testing.T) {
 	}
 	t.Run("public views cached, private not, purged on write", func(t *testing.T) { testCDNPurge(t, top) })
 	t.Run("purges under concurrent readers", func(t *testing.T) { testCDNPurgeRace(t, top) })
+	t.Run("a purge covers every Host", func(t *testing.T) { testCDNPurgeEveryHost(t, top) })
+}
+
+// The same public URL reached under several Host names (the address the
+// purger uses, localhost, a proxy's or a browser's own name) is one CDN
+// object: a write purges it under every name within the purge's bound.
+func testCDNPurgeEveryHost(t *testing.T, top *topologies.Topology) {
+	cdn := top.EntryURL
+	u := signUp(t, cdn)
+	waitReplicated(t, top, u.ID, 1)
+	url := userURL(cdn, u.ID)
+	port := cdn[strings.LastIndex(cdn, ":")+1:]
+	hosts := []string{"", "localhost:" + port, "127.0.0.1:" + port, "localhost", "api.example.com", "API.Example.com:443"}
+	for _, h := range hosts {
+		for range 2 {
+			mustSend(t, request{Method: http.MethodGet, URL: url, Host: h}, http.StatusOK)
+		}
+		if resp := mustSend(t, request{Method: http.MethodGet, URL: url, Host: h}, http.StatusOK); resp.Header.Get("X-Cache") != "HIT" {
+			t.Errorf("third anonymous GET with Host %q: X-Cache %q, want HIT", h, resp.Header.Get("X-Cache"))
+		}
+	}
+	const renamed = "renamed under every host"
+	written := time.Now()
+	setName(t, cdn, u, renamed)
+	stale := 0
+	for _, h := range hosts {
+		var got string
+		if !eventually(2*time.Second, func() bool {
+			got = profileName(t, mustSend(t, request{Method: http.MethodGet, URL: url, Host: h}, http.StatusOK).Body)
+			return got == renamed
+		}) {
+			stale++
+			t.Errorf("anonymous GET with Host %q through the CDN %v after the owner's PUT: name %q, want %q",
+				h, time.Since(written).Round(time.Millisecond), got, renamed)
+		}
+	}
+	t.Logf("%d of %d Host names showed the new name; the last check ended %v after the PUT was sent",
+		len(hosts)-stale, len(hosts), time.Since(written).Round(time.Millisecond))
 }
 
 func testCDNPurge(t *testing.T, top *topologies.Topology) {

@@ -67,11 +67,13 @@ func clientAddr() string {
 
 var addrSeq atomic.Uint32
 
-// request is one API call. Token and XFF are optional.
+// request is one API call. Token, XFF and Host are optional; Host
+// replaces the URL's host in the Host header.
 type request struct {
 	Method, URL string
 	Token       string
 	XFF         string
+	Host        string
 	Body        any
 }
 
@@ -104,6 +106,9 @@ func send(ctx context.Context, r request) (*response, error) {
 	}
 	if r.XFF != "" {
 		req.Header.Set("X-Forwarded-For", r.XFF)
+	}
+	if r.Host != "" {
+		req.Host = r.Host
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -1,0 +1,186 @@
+package postgres_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"scalelab/internal/pgserver"
+	"scalelab/internal/pgserver/pgtest"
+	"scalelab/server"
+	"scalelab/server/postgres"
+)
+
+// TestFaults runs the store against a primary or a replica that stops
+// answering (SIGSTOP to its process group: connections stay open, nothing
+// answers), on a cluster of its own.
+func TestFaults(t *testing.T) {
+	c := startCluster(t)
+	t.Run("HungReplicaReadsHedged", func(t *testing.T) { testHungReplicaReadsHedged(t, c) })
+	t.Run("PausedPrimary", func(t *testing.T) { testPausedPrimary(t, c) })
+}
+
+// pause stops srv's postmaster and its children (SIGSTOP: connections
+// stay open, nothing answers) until the returned resume is called (also at
+// the end of the test).
+func pause(t *testing.T, srv *pgserver.Server) (resume func()) {
+	t.Helper()
+	pids := []int{srv.PID()}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces; cut after ')'.
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pids[0]) {
+			pids = append(pids, pid)
+		}
+	}
+	signal := func(sig syscall.Signal) {
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, sig); err != nil {
+				t.Logf("signal %v to %d: %v", sig, pid, err)
+			}
+		}
+	}
+	signal(syscall.SIGSTOP)
+	resumed := false
+	resume = func() {
+		if !resumed {
+			resumed = true
+			signal(syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume)
+	return resume
+}
+
+// A read that a hung replica does not answer within HedgeAfter is sent to
+// another replica or the primary too, and answers from there: no read
+// waits for the caller's deadline. The router's probe timeout is long, so
+// the router does not take the replica out of rotation meanwhile: the
+// hedge alone saves the reads.
+func testHungReplicaReadsHedged(t *testing.T, c *cluster) {
+	db := c.open(t, postgres.Options{HedgeAfter: 50 * time.Millisecond, ReplicaCheckTimeout: 30 * time.Second})
+	u := mustCreate(t, db, "hedge")
+	waitCaughtUp(t, db)
+	resume := pause(t, c.replicas[0])
+	defer resume()
+	var slowest time.Duration
+	for i := range 10 {
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		begin := time.Now()
+		got, err := db.User(ctx, u.ID)
+		took := time.Since(begin)
+		cancel()
+		slowest = max(slowest, took)
+		if err != nil || got.ID != u.ID {
+			t.Fatalf("read %d with replica-1 hung: User(%s) = %v, %v after %v; want the user", i, u.ID, got, err, took)
+		}
+	}
+	t.Logf("10 reads with replica-1 hung; slowest %v", slowest.Round(time.Millisecond))
+	if slowest > time.Second {
+		t.Errorf("slowest read with replica-1 hung took %v, want about the hedge budget (50ms)", slowest)
+	}
+}
+
+// While the primary is paused, reads are served by the replicas and writes
+// fail fast with EUNAVAILABLE (a write in flight when it stopped included),
+// Ping fails at once and ServesReads holds; once it resumes, writes work
+// again.
+func testPausedPrimary(t *testing.T, c *cluster) {
+	db := c.open(t, postgres.Options{})
+	u := mustCreate(t, db, "primary")
+	waitCaughtUp(t, db)
+	resume := pause(t, c.primary)
+	defer resume()
+
+	name := "during the pause"
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	begin := time.Now()
+	_, err := db.UpdateUser(ctx, u.ID, server.UserUpdate{Name: &name})
+	took := time.Since(begin)
+	if server.ErrorCode(err) != server.EUNAVAILABLE || took > 1500*time.Millisecond {
+		t.Errorf("UpdateUser with the primary paused = %v after %v; want %s within 1.5s", err, took, server.EUNAVAILABLE)
+	}
+	begin = time.Now()
+	_, err = db.UpdateUser(ctx, u.ID, server.UserUpdate{Name: &name})
+	if took := time.Since(begin); server.ErrorCode(err) != server.EUNAVAILABLE || took > 50*time.Millisecond {
+		t.Errorf("second UpdateUser with the primary paused = %v after %v; want %s at once", err, took, server.EUNAVAILABLE)
+	}
+	begin = time.Now()
+	if err := db.Ping(ctx); err == nil || time.Since(begin) > 600*time.Millisecond {
+		t.Errorf("Ping with the primary paused = %v after %v; want an error within the ping budget", err, time.Since(begin))
+	}
+	if !db.ServesReads() {
+		t.Errorf("ServesReads() = false with the primary paused and both replicas up; want true")
+	}
+	for i := range 30 {
+		begin := time.Now()
+		got, err := db.User(ctx, u.ID)
+		if err != nil || got.ID != u.ID || time.Since(begin) > 500*time.Millisecond {
+			t.Fatalf("read %d with the primary paused = %v, %v after %v; want the user from a replica", i, got, err, time.Since(begin))
+		}
+		time.Sleep(50 * time.Millisecond) // past the lag bound: replicas stay usable
+	}
+
+	resume()
+	waitFor(t, 5*time.Second, "a write after the primary resumed", func() bool {
+		_, err := db.UpdateUser(ctx, u.ID, server.UserUpdate{Name: &name})
+		return err == nil
+	})
+}
+
+// Instances starting together on a fresh database migrate one after the
+// other, and none of them makes Postgres log an ERROR on the way: goose's
+// Up used to create its version table before taking the migration lock, so
+// all but one racing instance failed a CREATE TABLE goose_db_version
+// ("type ... already exists", a duplicate key in pg_type) before retrying.
+func TestConcurrentMigrationsLogNoError(t *testing.T) {
+	srv := pgtest.New(t)
+	for round := range 3 {
+		url := pgtest.NewDatabase(t, srv)
+		var wg sync.WaitGroup
+		errs := make([]error, 6)
+		for i := range errs {
+			wg.Go(func() {
+				db, err := postgres.Open(t.Context(), url, postgres.Options{})
+				if err == nil {
+					db.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: Open #%d = %v", round, i, err)
+			}
+		}
+	}
+	b, err := os.ReadFile(srv.LogFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "ERROR") {
+			t.Errorf("postgres logged %q, want no ERROR from concurrent migrations", line)
+		}
+	}
+}
