@@ -13,7 +13,10 @@
 package topotest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -283,10 +286,16 @@ var binary = sync.OnceValues(func() (string, error) {
 	if p := os.Getenv("SCALELAB_BIN"); p != "" {
 		return p, nil
 	}
-	// One folder for every test process, so builds do not pile up; each
-	// builds to its own name and renames, so a running binary is never
-	// overwritten in place.
-	dir := filepath.Join(os.TempDir(), "scalelab-topotest-bin")
+	// One folder for every test process of a checkout, so builds do not
+	// pile up, and another for each checkout, so that two work trees tested
+	// at once never run each other's binary; each process builds to its own
+	// name and renames, so a running binary is never overwritten in place.
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("topotest: go env GOMOD: %w", err)
+	}
+	sum := sha256.Sum256(bytes.TrimSpace(gomod))
+	dir := filepath.Join(os.TempDir(), "scalelab-topotest-bin-"+hex.EncodeToString(sum[:6]))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("topotest: %w", err)
 	}
