@@ -36,4 +36,6 @@ SQL
 	*) echo "scalelab-postgres: role $role, want primary or replica" >&2; exit 2 ;;
 	esac
 fi
-exec runuser -u postgres -- postgres -D "$PGDATA" -c listen_addresses='*' "$@"
+# setpriv execs (runuser would fork and stay as PID 1 between docker and
+# postgres): the postmaster is PID 1 and gets SIGTERM (fast shutdown) itself.
+exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" -c listen_addresses='*' "$@"
