@@ -41,12 +41,12 @@ func Compose(def *Definition) ([]ComposeFile, error) {
 	cfgDir := base // docker/phase-N/ holds the config files
 	doc := composeDoc{Version: "3.8", Services: map[string]*composeService{}}
 	var files []ComposeFile
-	addConfig := func(name, file string, data []byte) {
+	// Config files are bind-mounted: docker-compose 1.29 ignores
+	// `configs:` outside Swarm. On a Swarm of several machines the files
+	// must therefore exist at the same path on every node (docs/containers.md).
+	addConfig := func(file string, data []byte) string {
 		files = append(files, ComposeFile{Path: path.Join(cfgDir, file), Data: data})
-		if doc.Configs == nil {
-			doc.Configs = map[string]composeConfig{}
-		}
-		doc.Configs[name] = composeConfig{File: "./" + path.Join(cfgDir, file)}
+		return "./" + path.Join(cfgDir, file) + ":/etc/scalelab/" + file + ":ro"
 	}
 	svc := func(name, kind, image string, cmd []string) *composeService {
 		s := &composeService{Image: image, Command: cmd, Hostname: name}
@@ -67,7 +67,7 @@ func Compose(def *Definition) ([]ComposeFile, error) {
 	}
 	host := func(name string) string { return name }
 	if p := def.Postgres; p != nil {
-		s := svc("primary", "postgres", DefaultInfraImage, postgresCmd(def, "primary", "primary", "-", false))
+		s := svc("primary", "postgres", DefaultInfraImage, postgresCmd(def, "primary", "primary", def.Postgres.Database, false))
 		s.Healthcheck = &composeHealth{Test: []string{"CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres"}, Interval: "2s", Timeout: "3s", Retries: 30}
 		for i := range p.Replicas {
 			name := fmt.Sprintf("replica-%d", i+1)
@@ -101,9 +101,8 @@ func Compose(def *Definition) ([]ComposeFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		addConfig("haproxy", "haproxy.cfg", cfg)
 		s := svc("haproxy", "haproxy", DefaultInfraImage, []string{"haproxy", "-db", "-f", "/etc/scalelab/haproxy.cfg"})
-		s.Configs = []composeConfigRef{{Source: "haproxy", Target: "/etc/scalelab/haproxy.cfg"}}
+		s.Volumes = []string{addConfig("haproxy.cfg", cfg)}
 		s.Ports = []string{fmt.Sprintf("127.0.0.1:${SCALELAB_PORT:-8080}:%d", haproxyPort)}
 		for _, sv := range servers {
 			s.DependsOn = append(s.DependsOn, sv.Name)
@@ -115,9 +114,8 @@ func Compose(def *Definition) ([]ComposeFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		addConfig("prometheus", "prometheus.yml", cfg)
 		s := svc("prometheus", "prometheus", DefaultInfraImage, promCmd())
-		s.Configs = []composeConfigRef{{Source: "prometheus", Target: "/etc/scalelab/prometheus.yml"}}
+		s.Volumes = []string{addConfig("prometheus.yml", cfg)}
 		s.Ports = []string{fmt.Sprintf("127.0.0.1:${SCALELAB_PROMETHEUS_PORT:-9090}:%d", promPort)}
 	}
 	var out bytes.Buffer
@@ -154,20 +152,19 @@ func tierOf(kind string) string {
 type composeDoc struct {
 	Version  string                     `yaml:"version"`
 	Services map[string]*composeService `yaml:"services"`
-	Configs  map[string]composeConfig   `yaml:"configs,omitempty"`
 }
 
 type composeService struct {
-	Image       string             `yaml:"image"`
-	Hostname    string             `yaml:"hostname"`
-	Command     []string           `yaml:"command"`
-	Configs     []composeConfigRef `yaml:"configs,omitempty"`
-	Ports       []string           `yaml:"ports,omitempty"`
-	DependsOn   []string           `yaml:"depends_on,omitempty"`
-	Healthcheck *composeHealth     `yaml:"healthcheck,omitempty"`
-	Restart     string             `yaml:"restart,omitempty"`
-	Labels      map[string]string  `yaml:"labels,omitempty"`
-	Deploy      composeDeploy      `yaml:"deploy"`
+	Image       string            `yaml:"image"`
+	Hostname    string            `yaml:"hostname"`
+	Command     []string          `yaml:"command"`
+	Volumes     []string          `yaml:"volumes,omitempty"`
+	Ports       []string          `yaml:"ports,omitempty"`
+	DependsOn   []string          `yaml:"depends_on,omitempty"`
+	Healthcheck *composeHealth    `yaml:"healthcheck,omitempty"`
+	Restart     string            `yaml:"restart,omitempty"`
+	Labels      map[string]string `yaml:"labels,omitempty"`
+	Deploy      composeDeploy     `yaml:"deploy"`
 }
 
 type composeDeploy struct {
@@ -200,15 +197,6 @@ type composeHealth struct {
 	Retries  int      `yaml:"retries"`
 }
 
-type composeConfig struct {
-	File string `yaml:"file"`
-}
-
-type composeConfigRef struct {
-	Source string `yaml:"source"`
-	Target string `yaml:"target"`
-}
-
 // ---------------------------------------------------------------- shared with the docker runtime
 
 // dockerSupported fails for the sections the container runtime and the
@@ -231,14 +219,15 @@ func dockerSupported(def *Definition) error {
 
 // postgresCmd is a Postgres container's command (the infra image's
 // scalelab-postgres entry script): role primary or replica, name its slot
-// and application_name, primaryHost where a replica copies from.
-func postgresCmd(def *Definition, role, name, primaryHost string, fast bool) []string {
+// and application_name; arg is the database a primary creates, or the host
+// a replica copies from.
+func postgresCmd(def *Definition, role, name, arg string, fast bool) []string {
 	conf := map[string]string{"hot_standby_feedback": "on", "wal_keep_size": "256MB", "max_wal_senders": "10", "max_replication_slots": "10"}
 	if fast {
 		maps.Copy(conf, map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
 	}
 	maps.Copy(conf, def.Postgres.Settings)
-	cmd := []string{"scalelab-postgres", role, slotName(name), primaryHost}
+	cmd := []string{"scalelab-postgres", role, slotName(name), arg}
 	for _, k := range slices.Sorted(maps.Keys(conf)) {
 		cmd = append(cmd, "-c", k+"="+conf[k])
 	}

@@ -393,14 +393,11 @@ func (b *dockerBuilder) startPrimary(ctx context.Context) error {
 	hostURL := fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", loopback(hp))
 	_, err = b.start(ctx, runSpec{
 		name: "primary", kind: "postgres", image: b.infra, ports: []int{pgPort}, stopSignal: dc.SIGINT,
-		cmd:   postgresCmd(b.def, "primary", "primary", "-", b.opts.FastPostgres),
+		cmd:   postgresCmd(b.def, "primary", "primary", db, b.opts.FastPostgres),
 		ready: func(ctx context.Context) error { return pgQuery(ctx, hostURL, "SELECT 1", nil) },
 	})
 	if err != nil {
 		return err
-	}
-	if err := pgExec(ctx, hostURL, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
-		return fmt.Errorf("primary: create database %s: %w", db, err)
 	}
 	b.set(func(t *Topology) {
 		t.PrimaryURL = fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", loopback(hp), db)
@@ -596,16 +593,6 @@ func pgQuery(ctx context.Context, url, query string, dest any) error {
 		dest = &discard
 	}
 	return conn.QueryRow(ctx, query).Scan(dest)
-}
-
-func pgExec(ctx context.Context, url, stmt string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	_, err = conn.Exec(ctx, stmt)
-	return err
 }
 
 // ---------------------------------------------------------------- container

@@ -1,12 +1,13 @@
 #!/bin/bash
-# scalelab-postgres primary|replica NAME PRIMARY_HOST [postgres -c ...]
+# scalelab-postgres primary NAME DATABASE [-c name=value ...]
+# scalelab-postgres replica NAME PRIMARY_HOST [-c name=value ...]
 # Runs as root in the infra image, makes the data directory on first start
 # the way internal/pgserver does on the host, then becomes the postgres user.
-#   primary: initdb, a replication role and pg_hba rules for the network;
+#   primary: initdb, DATABASE created, pg_hba rules for the network;
 #   replica: pg_basebackup -R from PRIMARY_HOST with its own slot NAME
 #            (application_name NAME in pg_stat_replication).
 set -euo pipefail
-role=$1 name=$2 primary=$3
+role=$1 name=$2 arg=$3
 shift 3
 PGDATA=/var/lib/postgresql/data
 export PGDATA
@@ -23,8 +24,10 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 host all all 0.0.0.0/0 trust
 host replication all 0.0.0.0/0 trust
 HBA
+		echo "CREATE DATABASE \"$arg\"" | as_pg postgres --single -D "$PGDATA" postgres >/dev/null
 		;;
 	replica)
+		primary=$arg
 		until as_pg pg_isready -q -h "$primary" -U postgres -d postgres; do sleep 0.2; done
 		as_pg psql -q -At -h "$primary" -U postgres -d postgres -v ON_ERROR_STOP=1 -v slot="$name" >/dev/null <<'SQL'
 SELECT pg_create_physical_replication_slot(:'slot')

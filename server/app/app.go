@@ -140,9 +140,10 @@ type Server struct {
 // ends or Close is called. Close releases what New opened; Serve calls it.
 func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error) {
 	s = &Server{cfg: c, log: log, draining: new(atomic.Bool)}
+	opened := s // the failure paths return a nil s
 	defer func() {
 		if err != nil {
-			s.Close()
+			opened.Close()
 		}
 	}()
 	params := auth.DefaultParams()
