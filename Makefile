@@ -5,11 +5,14 @@ GO ?= go
 BIN := bin/scalelab
 
 # Debian packages the topologies and their tests start as real processes.
-DEB_PACKAGES := postgresql-15 redis-server redis-tools haproxy varnish pgbouncer prometheus wrk chromium
+# docker.io, debootstrap and docker-compose: the container runtime, the
+# images made without a registry, and the Compose test; chromium: the
+# reports' page checks.
+DEB_PACKAGES := postgresql-15 redis-server redis-tools haproxy varnish pgbouncer prometheus wrk chromium docker.io debootstrap docker-compose
 # A command that proves each package is installed.
-DEB_CHECKS := /usr/lib/postgresql/15/bin/initdb redis-server redis-cli haproxy varnishd pgbouncer prometheus wrk chromium
+DEB_CHECKS := /usr/lib/postgresql/15/bin/initdb redis-server redis-cli haproxy varnishd pgbouncer prometheus wrk chromium dockerd debootstrap docker-compose
 
-.PHONY: all build test deps bench fuzz compare phase-1 phase-2 phase-3 phase-4 clean help
+.PHONY: all build test deps bench fuzz compare phase-1 phase-2 phase-3 phase-4 clean help images test-containers dockerd
 
 all: build
 
@@ -23,6 +26,9 @@ help:
 	@echo "make regress   CI's throughput check: server vs bare handler against reports/baseline/regress.json"
 	@echo "make fuzz      run every Go fuzz target for FUZZTIME each (default 30s); CI runs FUZZTIME=3s"
 	@echo "make deps      install the Debian packages the topologies need (as root)"
+	@echo "make images    build the container images (no registry needed) for --runtime docker"
+	@echo "make test-containers  make images, then the container tests (Docker; as root it starts dockerd)"
+	@echo "make dockerd   start a Docker daemon on its own socket when none answers (as root; stays up)"
 
 build:
 	@mkdir -p bin
@@ -45,6 +51,25 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 	@echo "tests passed"
+
+# The images --runtime docker and the generated Compose files use, built
+# without any registry (docker/images/build.sh prints each step's time).
+# WITH_DOCKER runs a command with a Docker daemon: the one that answers, or
+# one started as a child for the command's duration and stopped by PID.
+WITH_DOCKER := $(GO) run ./internal/dockerd/withdocker --
+images:
+	$(WITH_DOCKER) ./docker/images/build.sh
+
+# Container tests: behind the `containers` build tag so that make test does
+# not run them; one package at a time, since each may start its own daemon.
+test-containers: deps
+	$(WITH_DOCKER) bash -c './docker/images/build.sh && $(GO) test -tags containers -count=1 -p 1 -timeout 10m -run "Docker|Compose|Swarm|Ensure" ./internal/dockerd ./topologies'
+	@echo "container tests passed"
+
+# A daemon for people: started in the background on the lab's own socket
+# when none answers; `export DOCKER_HOST=unix:///run/scalelab-docker.sock`.
+dockerd:
+	$(GO) run ./internal/dockerd/withdocker -detach
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...

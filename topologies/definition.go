@@ -43,6 +43,10 @@ type Definition struct {
 	HAProxy      *HAProxyDef      `yaml:"haproxy"`
 	Varnish      *VarnishDef      `yaml:"varnish"`
 	Prometheus   *PrometheusDef   `yaml:"prometheus"`
+
+	// Limits are CPU and memory budgets by component kind or name (see
+	// Limit); the docker runtime enforces them.
+	Limits map[string]Limit `yaml:"limits"`
 }
 
 // PostgresDef is a primary and its streaming replicas.
@@ -348,6 +352,9 @@ func (d *Definition) validateFields() error {
 	}
 	if p := d.Prometheus; p != nil && p.ScrapeInterval < 100*time.Millisecond {
 		return fmt.Errorf("prometheus.scrape_interval: %v, want at least 100ms", p.ScrapeInterval)
+	}
+	if err := validateLimits(d.Limits); err != nil {
+		return err
 	}
 	return nil
 }

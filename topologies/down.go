@@ -99,6 +99,11 @@ func (t *Topology) Down(ctx context.Context) error {
 		}
 		wg.Wait()
 	}
+	if rt.teardown != nil {
+		if err := rt.teardown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if left := leftovers(before, ports); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("still there after stopping: %s", strings.Join(left, "; ")))
 	}
@@ -133,6 +138,9 @@ func Open(dir string, log *slog.Logger) (*Topology, error) {
 	}
 	t := &f.Topology
 	t.rt = &runtime{log: log.With("run", t.RunID), stoppedAt: f.StoppedAt}
+	if t.Runtime == string(RuntimeDocker) {
+		return openDocker(t, f.Components, log)
+	}
 	for _, c := range f.Components {
 		m, err := adoptMember(c, log)
 		if err != nil {

@@ -41,6 +41,17 @@ type Options struct {
 	// starts directly (all but Postgres, which pg_ctl detaches) when this
 	// process dies, for tests. Leave it off for `scalelab up`.
 	DieWithParent bool
+
+	// Runtime is where the components run: RuntimeProcess (""; the
+	// default) or RuntimeDocker.
+	Runtime Runtime
+	// DockerHost is the Docker endpoint for RuntimeDocker; "" means
+	// DOCKER_HOST or the default socket (package internal/dockerd finds or
+	// starts a daemon).
+	DockerHost string
+	// InfraImage and AppImage override DefaultInfraImage and
+	// DefaultAppImage for RuntimeDocker.
+	InfraImage, AppImage string
 }
 
 // Component is one process (or process group) of a running topology,
@@ -80,6 +91,8 @@ type ComponentInfo struct {
 	URL        string `json:"url,omitempty"`  // HTTP or postgres:// URL
 	Dir        string `json:"dir"`            // data, config and log
 	Log        string `json:"log,omitempty"`
+	// Container is the Docker container's name under the docker runtime.
+	Container string `json:"container,omitempty"`
 }
 
 // Topology is a running set of components. Its exported fields are the
@@ -116,6 +129,11 @@ type Topology struct {
 	// primary's URL, or without Postgres the --db of app-1 (sqlite:PATH,
 	// the path absolute).
 	DatabaseURL string `json:"database_url,omitempty"`
+	// Runtime is "docker" for a run of containers ("" or "process" for
+	// local processes); DockerHost and DockerNetwork say where they run.
+	Runtime       string `json:"runtime,omitempty"`
+	DockerHost    string `json:"docker_host,omitempty"`
+	DockerNetwork string `json:"docker_network,omitempty"`
 
 	rt *runtime
 }
@@ -143,6 +161,9 @@ type runtime struct {
 	varnish   *Varnish
 	prom      *Prometheus
 	stoppedAt *time.Time
+	// teardown, when set, runs in Down after the members stopped: the
+	// docker runtime removes the run's containers and network there.
+	teardown func(ctx context.Context) error
 
 	downMu sync.Mutex // serializes Down
 }
@@ -166,6 +187,9 @@ func Up(ctx context.Context, def *Definition, opts Options) (t *Topology, err er
 	log := opts.Logger
 	if log == nil {
 		log = discardLogger()
+	}
+	if opts.Runtime == RuntimeDocker {
+		return upDocker(ctx, def, opts)
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Minute

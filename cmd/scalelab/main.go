@@ -48,6 +48,7 @@ commands:
   compare   put results side by side with a noise-aware verdict
   up        bring a phase's topology up and leave it running
   down      stop a topology that 'up' left running
+  compose   write a phase's Compose file (docker/phase-N.compose.yaml) from its phase file
   regress   CI's throughput check: the server against a bare handler, judged against a baseline
   plan      instances per tier for a workload of many users, from measured runs, and the smallest phase that serves it
 
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runUp(ctx, rest, getenv, stdout, stderr)
 	case "down":
 		return runDown(ctx, rest, getenv, stdout, stderr)
+	case "compose":
+		return runCompose(ctx, rest, getenv, stdout, stderr)
 	case "regress":
 		return runRegress(ctx, rest, getenv, stdout, stderr)
 	case "plan":
