@@ -40,6 +40,8 @@ import (
 	"slices"
 	"time"
 
+	"scalelab/internal/stats"
+
 	"scalelab/reports"
 )
 
@@ -329,22 +331,7 @@ func summarize(xs []float64) summary {
 	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	return summary{median: quantile(s, 0.5), min: s[0], max: s[len(s)-1], q1: quantile(s, 0.25), q3: quantile(s, 0.75)}
-}
-
-// quantile returns the q-quantile of sorted, interpolating linearly between
-// neighbours, so that the median of an even count is the mean of the
-// middle two.
-func quantile(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 {
-		return math.NaN()
-	}
-	pos := q * float64(len(sorted)-1)
-	i := int(pos)
-	if i >= len(sorted)-1 {
-		return sorted[len(sorted)-1]
-	}
-	return sorted[i] + (pos-float64(i))*(sorted[i+1]-sorted[i])
+	return summary{median: stats.Quantile(s, 0.5), min: s[0], max: s[len(s)-1], q1: stats.Quantile(s, 0.25), q3: stats.Quantile(s, 0.75)}
 }
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }

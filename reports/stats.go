@@ -3,6 +3,8 @@ package reports
 import (
 	"math"
 	"slices"
+
+	"scalelab/internal/stats"
 )
 
 // mannWhitney is the two-sided Mann–Whitney U test (Wilcoxon rank-sum) of
@@ -113,15 +115,4 @@ func exactMannWhitney(n1, n2 int, u float64) float64 {
 	return math.Min(1, 2*math.Min(below, above)/total)
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
-	}
-	return (s[m-1] + s[m]) / 2
-}
+func median(xs []float64) float64 { return stats.Quantile(xs, 0.5) }

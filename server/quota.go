@@ -7,6 +7,10 @@ import "fmt"
 // type urn:scalelab:problem:quota-exceeded.
 const EQUOTA = "quota_exceeded"
 
+// MaxPageLimit is the most records one page may hold: the stores refuse a
+// larger limit, and the HTTP API answers 400 for one.
+const MaxPageLimit = 100
+
 // MaxPageBytes is the byte budget of one page of records: a page stops
 // before the record that would take its data past it, whatever the limit,
 // but always holds at least one record. With records of up to 1 MiB (the

@@ -546,7 +546,6 @@ func (a *api) handleCreateRecord() httprouter.Handle {
 // Page sizes of GET /api/v1/users/{id}/data.
 const (
 	defaultPageLimit = 20
-	maxPageLimit     = 100
 )
 
 func (a *api) handleListRecords() httprouter.Handle {
@@ -559,8 +558,8 @@ func (a *api) handleListRecords() httprouter.Handle {
 		limit := defaultPageLimit
 		if s := q.Get("limit"); s != "" || q.Has("limit") {
 			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 || n > maxPageLimit {
-				writeProblem(w, http.StatusBadRequest, fmt.Sprintf("limit %q: must be an integer from 1 to %d", s, maxPageLimit), nil)
+			if err != nil || n < 1 || n > server.MaxPageLimit {
+				writeProblem(w, http.StatusBadRequest, fmt.Sprintf("limit %q: must be an integer from 1 to %d", s, server.MaxPageLimit), nil)
 				return
 			}
 			limit = n

@@ -15,9 +15,6 @@ import (
 	"scalelab/server"
 )
 
-// MaxPageLimit is the largest page Records returns.
-const MaxPageLimit = 100
-
 const recordCols = `id, user_id, data, created_at, updated_at`
 
 // CreateRecord inserts r for its owner r.UserID. It fills r.ID (a new
@@ -119,7 +116,7 @@ func (db *DB) Record(ctx context.Context, userID, id string) (*server.Record, er
 	return r, nil
 }
 
-// Records returns up to limit (1..MaxPageLimit) records of userID, newest
+// Records returns up to limit (1..server.MaxPageLimit) records of userID, newest
 // first, after the cursor of the previous page ("" for the first page),
 // stopping early at server.MaxPageBytes of data (at least one record). The
 // cursor is the last id of the previous page (with replicas, also the WAL
@@ -128,8 +125,8 @@ func (db *DB) Record(ctx context.Context, userID, id string) (*server.Record, er
 // inserted meanwhile and whichever replica serves the page. A malformed cursor is EBADREQUEST; an unknown user is
 // ENOTFOUND.
 func (db *DB) Records(ctx context.Context, userID string, limit int, cursor string) (*server.RecordPage, error) {
-	if limit < 1 || limit > MaxPageLimit {
-		return nil, server.Errorf(server.EBADREQUEST, "limit must be 1 to %d", MaxPageLimit)
+	if limit < 1 || limit > server.MaxPageLimit {
+		return nil, server.Errorf(server.EBADREQUEST, "limit must be 1 to %d", server.MaxPageLimit)
 	}
 	after, err := decodeCursor(cursor)
 	if err != nil {

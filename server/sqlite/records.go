@@ -14,9 +14,6 @@ import (
 	"scalelab/server"
 )
 
-// MaxPageLimit is the largest page Records returns.
-const MaxPageLimit = 100
-
 // CreateRecord inserts r for its owner r.UserID. It fills r.ID (a new
 // UUIDv7), r.CreatedAt and r.UpdatedAt when they are zero. r.Data is stored
 // byte for byte, so it reads back exactly as given (callers compact it); it
@@ -108,7 +105,7 @@ func (db *DB) Record(ctx context.Context, userID, id string) (*server.Record, er
 	return r, nil
 }
 
-// Records returns up to limit (1..MaxPageLimit) records of userID, newest
+// Records returns up to limit (1..server.MaxPageLimit) records of userID, newest
 // first, after the cursor of the previous page ("" for the first page),
 // stopping early at server.MaxPageBytes of data (at least one record). The
 // cursor is the last id of the previous page, so a page never repeats or
@@ -117,8 +114,8 @@ func (db *DB) Record(ctx context.Context, userID, id string) (*server.Record, er
 // ENOTFOUND.
 func (db *DB) Records(ctx context.Context, userID string, limit int, cursor string) (*server.RecordPage, error) {
 	defer db.metrics.Since("records", time.Now())
-	if limit < 1 || limit > MaxPageLimit {
-		return nil, server.Errorf(server.EBADREQUEST, "limit must be 1 to %d", MaxPageLimit)
+	if limit < 1 || limit > server.MaxPageLimit {
+		return nil, server.Errorf(server.EBADREQUEST, "limit must be 1 to %d", server.MaxPageLimit)
 	}
 	after, err := decodeCursor(cursor)
 	if err != nil {
