@@ -106,7 +106,10 @@ func (p *primaryPool) failed(ctx context.Context, err error) error {
 	if p.down.Load() {
 		return errors.Join(errPrimaryDown(), err)
 	}
-	if primaryConnectionFailure(err) {
+	if primaryConnectionFailure(err) && !isTimeout(err) {
+		// A refused or broken connection says the primary is gone; a
+		// timeout alone may be a busy machine, and the router's probes
+		// (several failures over primaryDownAfter) decide that case.
 		p.markDown(err)
 		if p.guarded {
 			return errors.Join(errPrimaryDown(), err)
@@ -216,3 +219,9 @@ func (r *primaryRows) Next() bool {
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
+
+// isTimeout reports whether err is a timeout rather than a refusal.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return pgconn.Timeout(err) || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, context.DeadlineExceeded)
+}

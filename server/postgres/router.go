@@ -405,9 +405,10 @@ func (rt *router) round(ctx context.Context, primary *probeConn, probes []*probe
 		rt.primarySeen = time.Now()
 		rt.primaryHealth.markUp()
 	} else if ctx.Err() == nil {
-		// Two in a row: one probe slower than its timeout on a busy
-		// machine must not fail the writes in flight.
-		if rt.primaryFails++; rt.primaryFails >= 2 {
+		// Several in a row over primaryDownAfter: a few probes slower
+		// than their timeout on a busy machine must not fail the writes
+		// in flight.
+		if rt.primaryFails++; rt.primaryFails >= 3 && time.Since(rt.primarySeen) >= primaryDownAfter {
 			rt.primaryHealth.markDown(err)
 		}
 		// Lags are then measured against the last position seen; reads
@@ -419,6 +420,12 @@ func (rt *router) round(ctx context.Context, primary *probeConn, probes []*probe
 	}
 	rt.probeReplicas(ctx, probes)
 }
+
+// primaryDownAfter is how long the primary must have gone unanswered
+// before writes fail fast: long enough that a loaded machine's slow
+// probes do not take it for gone, short enough that no write hangs for
+// seconds while it is.
+const primaryDownAfter = time.Second
 
 // primaryRetry is how often a failing primary is probed, and its probes'
 // timeout then.
