@@ -11,7 +11,7 @@ import (
 // the open-model arrival rate was stepped up until the SLO broke, and each
 // step recorded what it achieved and what every component's CPU cost per
 // request was. The JSON names of slo, steps, max_rate, demands,
-// predicted_max_rate and model are binding (DESIGN.md).
+// predicted_max_rate and model are binding (docs/result-schema.md).
 type Capacity struct {
 	// SLO is the objective every step was judged against, as written, e.g.
 	// "p99<50ms, errors+dropped<=0.1%, achieved>=95% of offered".
