@@ -5,9 +5,9 @@ GO ?= go
 BIN := bin/scalelab
 
 # Debian packages the topologies and their tests start as real processes.
-DEB_PACKAGES := postgresql-15 redis-server redis-tools haproxy varnish pgbouncer prometheus wrk chromium
+DEB_PACKAGES := postgresql-15 redis-server redis-tools haproxy varnish pgbouncer prometheus wrk chromium prometheus-postgres-exporter prometheus-redis-exporter prometheus-varnish-exporter
 # A command that proves each package is installed.
-DEB_CHECKS := /usr/lib/postgresql/15/bin/initdb redis-server redis-cli haproxy varnishd pgbouncer prometheus wrk chromium
+DEB_CHECKS := /usr/lib/postgresql/15/bin/initdb redis-server redis-cli haproxy varnishd pgbouncer prometheus wrk chromium prometheus-postgres-exporter prometheus-redis-exporter prometheus-varnish-exporter
 
 .PHONY: all build test deps bench compare phase-1 phase-2 phase-3 phase-4 clean help
 
