@@ -7,10 +7,10 @@ BIN := bin/scalelab
 # Debian packages the topologies and their tests start as real processes.
 # docker.io, debootstrap and docker-compose: the container runtime, the
 # images made without a registry, and the Compose test; chromium: the
-# reports' page checks.
-DEB_PACKAGES := postgresql-15 redis-server redis-tools haproxy varnish pgbouncer prometheus wrk chromium docker.io debootstrap docker-compose
+# reports' page checks; the exporters: phases 3-4's dashboards.
+DEB_PACKAGES := postgresql-15 redis-server redis-tools haproxy varnish pgbouncer prometheus wrk chromium docker.io debootstrap docker-compose prometheus-postgres-exporter prometheus-redis-exporter prometheus-varnish-exporter
 # A command that proves each package is installed.
-DEB_CHECKS := /usr/lib/postgresql/15/bin/initdb redis-server redis-cli haproxy varnishd pgbouncer prometheus wrk chromium dockerd debootstrap docker-compose
+DEB_CHECKS := /usr/lib/postgresql/15/bin/initdb redis-server redis-cli haproxy varnishd pgbouncer prometheus wrk chromium dockerd debootstrap docker-compose prometheus-postgres-exporter prometheus-redis-exporter prometheus-varnish-exporter
 
 .PHONY: all build test deps bench fuzz compare phase-1 phase-2 phase-3 phase-4 clean help images test-containers dockerd
 

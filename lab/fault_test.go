@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"scalelab/reports"
 	"scalelab/scenarios"
 	"scalelab/topologies"
 )
@@ -84,12 +85,12 @@ func TestInjectFaults(t *testing.T) {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan []string)
+	done := make(chan []injectedFault)
 	go func() { done <- injectFaults(ctx, inject, faults, start, io.Discard) }()
 	// The first two are due within 60 ms; the run "ends" well after.
 	time.Sleep(300 * time.Millisecond)
 	cancel()
-	lines := <-done
+	got := <-done
 
 	if len(calls) != 2 || calls[0].component != "redis" || calls[0].action != topologies.FaultKill ||
 		calls[1].component != "replica-1" || calls[1].action != topologies.FaultPause {
@@ -100,21 +101,30 @@ func TestInjectFaults(t *testing.T) {
 			t.Errorf("%s %s injected after %v, before its time %v", c.action, c.component, c.after, faults[i].At)
 		}
 	}
-	want := []string{
-		"Fault at 20ms: kill redis: injected at ",
-		"Fault at 60ms: pause replica-1: failed at ",
-		"Fault at 1h0m0s: restart redis: not injected, the run ended first.",
-		"Fault at 2h0m0s: stop app-1: not injected, the run ended first.",
+	// Timed from a load that started 10 ms after the faults' clock.
+	res := reportFaults(got, start.Add(10*time.Millisecond))
+	if len(res) != len(faults) {
+		t.Fatalf("reportFaults = %+v, want %d faults", res, len(faults))
 	}
-	if len(lines) != len(want) {
-		t.Fatalf("lines = %q, want %d", lines, len(want))
+	want := []reports.Fault{
+		{Fault: "kill redis"},
+		{Fault: "pause replica-1", Error: "no such process"},
+		{AtS: 3600, Fault: "restart redis", Error: "not injected: the run ended first"},
+		{AtS: 7200, Fault: "stop app-1", Error: "not injected: the run ended first"},
 	}
 	for i, w := range want {
-		if !strings.HasPrefix(lines[i], w) {
-			t.Errorf("line %d = %q, want it to start %q", i, lines[i], w)
+		g := res[i]
+		if g.Fault != w.Fault || g.Error != w.Error {
+			t.Errorf("fault %d = %+v, want %+v", i, g, w)
+		}
+		if w.AtS != 0 && g.AtS != w.AtS {
+			t.Errorf("fault %d at %vs, want its scheduled %vs", i, g.AtS, w.AtS)
 		}
 	}
-	if !strings.Contains(lines[1], "no such process") {
-		t.Errorf("failed line %q does not say why", lines[1])
+	for i := range 2 {
+		// Injected at calls[i].after on the faults' clock: 10 ms less on the load's.
+		if want := (calls[i].after - 10*time.Millisecond).Seconds(); res[i].AtS > want+0.001 || res[i].AtS < want-0.005 {
+			t.Errorf("fault %d at %.4fs, want about %.4fs", i, res[i].AtS, want)
+		}
 	}
 }

@@ -70,6 +70,7 @@ func buildResult(in resultInput) reports.Result {
 		}
 		res.Series = append(res.Series, reports.Second{
 			T: p.Second, Requests: p.Requests, Rate: p.Rate(), Offered: p.OfferedRate(),
+			Ops: p.Ops, OpRate: p.OpRate(), IntervalS: p.Interval.Seconds(),
 			Errors: p.Errors, Throttled: p.Throttled, Dropped: p.Dropped, P50MS: p.P50, P99MS: p.P99,
 		})
 	}
@@ -89,11 +90,13 @@ func buildResult(in resultInput) reports.Result {
 
 	if m := in.measurements; m != nil {
 		res.Cache = reports.Cache{L1HitRate: hitRate(m.Cache.L1), L2HitRate: hitRate(m.Cache.L2), L3HitRate: hitRate(m.Cache.L3)}
+		res.CacheSeries = cacheSeries(m.CacheSeries, lr.Start, len(res.Series))
 		for _, r := range m.Replicas {
 			res.Replicas = append(res.Replicas, reports.Replica{
 				Name: r.Name, LagSP50: r.LagSP50, LagSMax: r.LagSMax,
 				VisibleMSP99: r.VisibleMSP99, VisibleMSP50: r.VisibleMSP50, VisibleMSMax: r.VisibleMSMax,
 				VisibleProbes: int64(r.VisibleProbes), VisibleTimeouts: int64(r.VisibleTimeouts),
+				Series: replicaSeries(r, lr.Start, len(res.Series)),
 			})
 		}
 		for _, b := range m.Backends {
@@ -174,13 +177,13 @@ func operation(lr *loadgen.Result, s *loadgen.Stats) reports.Operation {
 	return op
 }
 
-// distribution samples the latency histogram (µs) at percentiles spread
-// over the "nines" scale that the report's chart draws.
+// distribution samples the latency histogram (µs) at the percentiles the
+// report's chart on the "nines" scale asks for.
 func distribution(h *hdrhistogram.Histogram) []reports.PercentilePoint {
 	if h == nil || h.TotalCount() == 0 {
 		return nil
 	}
-	ps := []float64{0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100}
+	ps := reports.DistributionPercentiles()
 	out := make([]reports.PercentilePoint, 0, len(ps))
 	for _, p := range ps {
 		v := h.ValueAtQuantile(p)

@@ -185,3 +185,104 @@ func fmtCache(c reports.Cache) string {
 	}
 	return fmt.Sprintf("L1 %s, L2 %s, L3 %s", f(c.L1HitRate), f(c.L2HitRate), f(c.L3HitRate))
 }
+
+// The per-second fields: operations apart from requests and each second's
+// real length, the cache tiers' hit rate per second from the sampler's
+// intervals, and each replica's lag and write-to-visible p99 per second,
+// all lined up with the load's seconds although the sampler started
+// earlier; the latency distribution at the report's percentiles.
+func TestBuildResultSeries(t *testing.T) {
+	sc := mustScenario(t, `
+name: series
+executor: {type: constant-arrival-rate, rate: 100}
+duration: 3s
+users: 10
+mix: [{op: read-after-write, weight: 1}]
+`)
+	start := time.Date(2026, 12, 2, 21, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	lr := &loadgen.Result{
+		Start: start, Duration: 3 * time.Second,
+		Total:      loadgen.Stats{Count: 600, Latency: histogram(100, 1, 2, 3, 4, 5, 6)},
+		Operations: []loadgen.Stats{{Name: "read-after-write", Count: 300, Latency: histogram(50, 2, 4, 6, 8, 10, 12)}},
+		Series: []loadgen.Point{
+			{Second: 0, Interval: time.Second, Offered: 100, Ops: 100, Requests: 200},
+			{Second: 1, Interval: time.Second, Offered: 100, Ops: 100, Requests: 200},
+			{Second: 2, Interval: 500 * time.Millisecond, Offered: 50, Ops: 50, Requests: 100},
+		},
+	}
+	tier := func(h, m uint64) *topologies.CacheTier { return &topologies.CacheTier{Hits: h, Misses: m} }
+	meas := &topologies.Measurements{
+		CacheSeries: []topologies.CacheInterval{
+			// Before the load: left out.
+			{Start: at(-1300), End: at(-300), L1: tier(1, 1)},
+			// Middle in second 0; L2 could not be read, L3 had no lookups.
+			{Start: at(-300), End: at(700), L1: tier(3, 1), L3: tier(0, 0)},
+			{Start: at(700), End: at(1700), L1: tier(9, 1), L2: tier(1, 1), L3: tier(1, 3)},
+			// Two short intervals in second 2 add up.
+			{Start: at(1700), End: at(2300), L1: tier(1, 1)},
+			{Start: at(2300), End: at(2900), L1: tier(2, 0)},
+			// After the series' last second: left out.
+			{Start: at(2900), End: at(3900), L1: tier(5, 5)},
+		},
+		Replicas: []topologies.ReplicaLag{{
+			Name: "replica-1",
+			Lag: []topologies.LagPoint{
+				{At: at(-100), LagS: 9},
+				{At: at(100), LagS: 0.002}, {At: at(900), LagS: 0.004},
+				{At: at(2100), LagS: 0.001},
+			},
+			Visible: []topologies.VisibleSecond{
+				{Start: at(-300), P99MS: 1.5, Probes: 10},
+				{Start: at(700), P99MS: 2.5, Probes: 10},
+				{Start: at(1700), Probes: 0},
+			},
+		}},
+	}
+	res := buildResult(resultInput{phase: 3, scenario: sc, load: lr, measurements: meas})
+
+	var seconds []string
+	for _, s := range res.Series {
+		seconds = append(seconds, fmt.Sprintf("t%d: %d req %.0f/s, %d ops %.0f/s of %.0f offered in %.1fs", s.T, s.Requests, s.Rate, s.Ops, s.OpRate, s.Offered, s.IntervalS))
+	}
+	wantSeconds := []string{
+		"t0: 200 req 200/s, 100 ops 100/s of 100 offered in 1.0s",
+		"t1: 200 req 200/s, 100 ops 100/s of 100 offered in 1.0s",
+		"t2: 100 req 200/s, 50 ops 100/s of 100 offered in 0.5s",
+	}
+	if diff := cmp.Diff(wantSeconds, seconds); diff != "" {
+		t.Errorf("series (-want +got):\n%s", diff)
+	}
+
+	want := []reports.CacheSecond{
+		{T: 0, L1: reports.Float(0.75)},
+		{T: 1, L1: reports.Float(0.9), L2: reports.Float(0.5), L3: reports.Float(0.25)},
+		{T: 2, L1: reports.Float(0.75)},
+	}
+	if diff := cmp.Diff(want, res.CacheSeries); diff != "" {
+		t.Errorf("cache series (-want +got):\n%s", diff)
+	}
+
+	wantReplica := []reports.ReplicaSecond{
+		{T: 0, LagMS: 4, VisibleMSP99: reports.Float(1.5)},
+		{T: 1, VisibleMSP99: reports.Float(2.5)},
+		{T: 2, LagMS: 1},
+	}
+	if len(res.Replicas) != 1 {
+		t.Fatalf("replicas = %+v, want one", res.Replicas)
+	}
+	if diff := cmp.Diff(wantReplica, res.Replicas[0].Series); diff != "" {
+		t.Errorf("replica series (-want +got):\n%s", diff)
+	}
+
+	var ps []float64
+	for _, p := range res.LatencyDistribution {
+		ps = append(ps, p.Percentile)
+	}
+	if diff := cmp.Diff(reports.DistributionPercentiles(), ps); diff != "" {
+		t.Errorf("distribution percentiles (-want +got):\n%s", diff)
+	}
+	if last := res.LatencyDistribution[len(res.LatencyDistribution)-1]; last.ValueMS < 5.99 || last.ValueMS > 6.01 {
+		t.Errorf("distribution at 100 = %v ms, want the maximum, 6 ms", last.ValueMS)
+	}
+}

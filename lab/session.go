@@ -35,12 +35,12 @@ type Session struct {
 }
 
 // Measured is what one measured run saw: the load generator's result, the
-// topology's measurements (nil when sampling failed) and a line per
-// scenario fault.
+// topology's measurements (nil when sampling failed) and what became of
+// each scenario fault, timed from the load's start.
 type Measured struct {
 	Load     *loadgen.Result
 	Topology *topologies.Measurements
-	Faults   []string
+	Faults   []reports.Fault
 }
 
 // Up brings c.Definition's topology up and prepares the scenario's driver.
@@ -177,7 +177,7 @@ func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []sch
 	cfg := s.loadConfig(s.cfg.Seed, ex)
 	cfg.Observer = progress
 	faultCtx, stopFaults := context.WithCancel(ctx)
-	faultLog := make(chan []string, 1)
+	faultLog := make(chan []injectedFault, 1)
 	go func() { faultLog <- injectFaults(faultCtx, s.top.Inject, faults, time.Now(), s.out) }()
 	lres, runErr := loadgen.Run(ctx, cfg)
 	stopFaults()
@@ -194,7 +194,7 @@ func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []sch
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("run %s: interrupted: %w", s.sc.Name, err)
 	}
-	return &Measured{Load: lres, Topology: meas, Faults: injected}, nil
+	return &Measured{Load: lres, Topology: meas, Faults: reportFaults(injected, lres.Start)}, nil
 }
 
 // Result maps a measured run into the result.json schema, thresholds
@@ -204,7 +204,7 @@ func (s *Session) Result(ctx context.Context, m *Measured) reports.Result {
 		phase: s.cfg.Definition.Phase, topology: s.cfg.Definition.Description, scenario: s.sc,
 		argv: s.cfg.Argv, machine: reports.DetectMachine(ctx), load: m.Load, measurements: m.Topology,
 	})
-	res.Notes = append(res.Notes, m.Faults...)
+	res.Faults = m.Faults
 	return res
 }
 

@@ -168,12 +168,13 @@ func Load(paths []string) (kept []Measured, skipped []string, err error) {
 var instanceSuffix = regexp.MustCompile(`-[0-9]+$`)
 
 // tierOf maps a component of a run to the tier it belongs to, or "" for a
-// component that is not part of serving requests (Prometheus, which
-// monitors; the load generator, which stands in for the clients).
+// component that is not part of serving requests (Prometheus and the
+// exporters, which monitor; the load generator, which stands in for the
+// clients).
 func tierOf(component string) string {
 	base := instanceSuffix.ReplaceAllString(component, "")
 	switch {
-	case base == "prometheus" || base == "loadgen":
+	case base == "prometheus" || base == "loadgen" || strings.HasSuffix(base, "-exporter"):
 		return ""
 	case base == "app":
 		return TierApp

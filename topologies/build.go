@@ -30,6 +30,7 @@ type builder struct {
 	metricsPorts                          []int // each app's --metrics-addr port
 	haproxyPort, statsPort, varnishPort   int
 	varnishAdmin, promPort, pgbouncerPort int
+	exporters                             []exporterPlan // see exporters.go
 	// secret is shared by every instance of the run (${run.secret}), e.g.
 	// to sign tokens that any instance behind the load balancer accepts.
 	secret string
@@ -141,6 +142,9 @@ func (b *builder) plan() error {
 	if def.Varnish != nil {
 		b.add("varnish", front, b.startVarnish)
 	}
+	if err := b.planExporters(); err != nil {
+		return err
+	}
 	if def.Prometheus != nil {
 		var all []string
 		for _, s := range b.steps {
@@ -241,6 +245,7 @@ func (b *builder) startPrometheus(ctx context.Context) error {
 	if b.def.HAProxy != nil {
 		jobs = append(jobs, promJob{Name: "haproxy", Targets: []promTarget{{Addr: loopback(b.statsPort), Component: "haproxy"}}})
 	}
+	jobs = append(jobs, b.exporterJobs()...)
 	p, err := newPrometheus(dir, b.def.Prometheus, b.promPort, jobs, b.log)
 	if err != nil {
 		return err

@@ -106,9 +106,13 @@ type VarnishDef struct {
 	Params map[string]string `yaml:"params"`
 }
 
-// PrometheusDef scrapes the app instances and HAProxy.
+// PrometheusDef scrapes the app instances and HAProxy (and, with
+// Exporters, the data tiers).
 type PrometheusDef struct {
 	ScrapeInterval time.Duration `yaml:"scrape_interval"` // default 1s
+	// Exporters starts Debian's exporters for the phase's Postgres, Redis
+	// and Varnish, and scrapes them (see exporters.go).
+	Exporters bool `yaml:"exporters"`
 }
 
 // Phase returns the checked-in definition of phase n, its app flags
@@ -495,6 +499,7 @@ func (d *Definition) programs() []string {
 	}
 	if d.Prometheus != nil {
 		p = append(p, "prometheus")
+		p = append(p, d.exporterPrograms()...)
 	}
 	return p
 }

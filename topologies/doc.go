@@ -39,13 +39,17 @@
 //
 // Inject stops, kills (SIGKILL), pauses (SIGSTOP), resumes or restarts a
 // component by name: app-N, primary, replica-N, pgbouncer,
-// redis, redis-master-N, redis-replica-N, haproxy, varnish, prometheus.
+// redis, redis-master-N, redis-replica-N, haproxy, varnish, prometheus,
+// postgres-exporter, redis-exporter, redis-cluster-exporter,
+// varnish-exporter.
 //
 // A Sampler measures a run: replica lag in seconds and bytes each interval
 // (p50 and max), each component's CPU time from /proc, cache hits and
 // misses per tier (L1 and L2 from the apps' metrics through Prometheus, L3
-// from varnishstat) and HAProxy's requests per app instance. Stop returns
-// plain Measurements for result.json.
+// from varnishstat) and HAProxy's requests per app instance, totals and
+// per interval (cache lookups, lag samples, and the write-to-visible p99 of
+// each second's probes; series.go). Stop returns plain Measurements for
+// result.json.
 //
 // StartRedis and StartRedisCluster run Redis alone, for tests of other
 // packages; package topotest wraps them and whole phases for tests.

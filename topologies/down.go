@@ -22,7 +22,7 @@ import (
 // one rank stop concurrently.
 func stopRank(c ComponentInfo) int {
 	switch c.Kind {
-	case "varnish", "prometheus":
+	case "varnish", "prometheus", "exporter":
 		return 0
 	case "haproxy":
 		return 1

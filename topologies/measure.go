@@ -39,6 +39,8 @@ type Measurements struct {
 	// Problems lists what could not be measured and why; the rest of the
 	// measurements are still valid.
 	Problems []string
+	// CacheSeries counts each tier's lookups per sampling interval.
+	CacheSeries []CacheInterval
 }
 
 // ReplicaLag summarizes one replica's lag over the run, from the samples
@@ -72,6 +74,10 @@ type ReplicaLag struct {
 	VisibleMSMax    float64
 	VisibleProbes   int
 	VisibleTimeouts int
+	// Lag has every lag sample, in time order; Visible the write-to-visible
+	// delay per second of the run (see series.go).
+	Lag     []LagPoint
+	Visible []VisibleSecond
 }
 
 // CacheStats holds one entry per cache tier; nil means the topology has no
@@ -148,6 +154,7 @@ type Sampler struct {
 	cpuBaseline bool
 	base        counters
 	problems    []string
+	snapshots   []counters // taken each interval, for CacheSeries
 }
 
 type lsnPoint struct {
@@ -160,6 +167,7 @@ type lagSeries struct {
 	disconnected int
 	seconds      []float64
 	bytes        []float64
+	points       []LagPoint
 	last         ReplicaSample
 }
 
@@ -187,7 +195,9 @@ type cpuInc struct {
 
 // counters are cumulative counters read at Start and at Stop.
 type counters struct {
+	at       time.Time
 	cache    map[string]float64 // "component/tier/hits|misses"
+	cacheOK  bool               // every cache counter was read
 	backends map[string]float64 // server
 	varnish  map[string]uint64
 }
@@ -214,7 +224,7 @@ func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sam
 	for _, r := range top.Replicas() {
 		s.lag[r.Name()] = &lagSeries{}
 	}
-	s.base = s.readCounters(ctx)
+	s.base = s.readCounters(ctx, s.problem)
 	s.sampleCPU()
 	sctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
@@ -257,6 +267,7 @@ func (s *Sampler) loop(ctx context.Context) {
 			}
 		}
 		s.sampleCPU()
+		s.sampleCounters(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -337,6 +348,7 @@ func (s *Sampler) sampleLag(ctx context.Context, conn *pgx.Conn) error {
 		}
 		series.seconds = append(series.seconds, lag)
 		series.bytes = append(series.bytes, bytesBehind)
+		series.points = append(series.points, LagPoint{At: now, LagS: lag, Streaming: r.streaming})
 		series.last = ReplicaSample{Name: names[r.slot], At: now, Streaming: r.streaming, LagS: lag, Bytes: bytesBehind}
 	}
 	// History older than any lag worth reporting is of no use.
@@ -439,7 +451,7 @@ func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 			s.problem("prometheus: %v", err)
 		}
 	}
-	final := s.readCounters(ctx)
+	final := s.readCounters(ctx, s.problem)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -453,11 +465,13 @@ func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 			Name: r.Name(), Samples: l.samples, Disconnected: l.disconnected,
 			LagSP50: percentile(l.seconds, 50), LagSMax: percentile(l.seconds, 100),
 			BytesP50: percentile(l.bytes, 50), BytesMax: percentile(l.bytes, 100),
+			Lag: l.points,
 		}
 		if s.probe != nil {
 			if v, ok := s.probe.result(r.Name()); ok {
 				rl.VisibleMSP50, rl.VisibleMSP99, rl.VisibleMSMax = v.p50, v.p99, v.max
 				rl.VisibleProbes, rl.VisibleTimeouts = v.probes, v.timeouts
+				rl.Visible = v.series
 			}
 		}
 		m.Replicas = append(m.Replicas, rl)
@@ -471,6 +485,7 @@ func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 			}
 		}
 	}
+	m.CacheSeries = cacheSeries(append(append([]counters{s.base}, s.snapshots...), final))
 	for _, server := range slices.Sorted(maps.Keys(final.backends)) {
 		m.Backends = append(m.Backends, BackendRequests{Server: server, Requests: uint64(counterDelta(s.base.backends[server], final.backends[server]))})
 	}
@@ -496,15 +511,17 @@ func (s *Sampler) problem(format string, args ...any) {
 	s.mu.Unlock()
 }
 
-// readCounters reads the cumulative cache and load-balancer counters.
-func (s *Sampler) readCounters(ctx context.Context) counters {
-	c := counters{cache: map[string]float64{}, backends: map[string]float64{}}
+// readCounters reads the cumulative cache and load-balancer counters,
+// telling problem what it could not read.
+func (s *Sampler) readCounters(ctx context.Context, problem func(format string, args ...any)) counters {
+	c := counters{at: time.Now(), cache: map[string]float64{}, cacheOK: true, backends: map[string]float64{}}
 	if p := s.top.Prometheus(); p != nil || s.top.PrometheusURL != "" {
 		base := s.top.PrometheusURL
 		for _, kind := range []string{"hits", "misses"} {
 			vec, err := promQuery(ctx, base, "scalelab_cache_"+kind+"_total")
 			if err != nil {
-				s.problem("cache %s from prometheus: %v", kind, err)
+				problem("cache %s from prometheus: %v", kind, err)
+				c.cacheOK = false
 				continue
 			}
 			for _, v := range vec {
@@ -514,7 +531,7 @@ func (s *Sampler) readCounters(ctx context.Context) counters {
 		if s.top.HAProxyURL != "" {
 			vec, err := promQuery(ctx, base, `sum by (server) (haproxy_server_http_responses_total{proxy="app"})`)
 			if err != nil {
-				s.problem("haproxy responses from prometheus: %v", err)
+				problem("haproxy responses from prometheus: %v", err)
 			}
 			for _, v := range vec {
 				c.backends[v.labels["server"]] = v.value
@@ -526,7 +543,8 @@ func (s *Sampler) readCounters(ctx context.Context) counters {
 		for _, a := range s.top.AppMetricsURLs {
 			body, err := httpGet(ctx, a+"/metrics")
 			if err != nil {
-				s.problem("metrics of %s: %v", a, err)
+				problem("metrics of %s: %v", a, err)
+				c.cacheOK = false
 				continue
 			}
 			for k, v := range parseCacheCounters(body) {
@@ -537,7 +555,7 @@ func (s *Sampler) readCounters(ctx context.Context) counters {
 	if s.top.VarnishWorkDir != "" {
 		st, err := varnishStats(ctx, s.top.VarnishWorkDir)
 		if err != nil {
-			s.problem("varnishstat: %v", err)
+			problem("varnishstat: %v", err)
 		} else {
 			c.varnish = st
 		}

@@ -333,6 +333,7 @@ func TestPhase4SamplerCountsTraffic(t *testing.T) {
 	for range n {
 		mustGet(t, top.EntryURL+"/healthz")
 		mustGet(t, top.HAProxyURL+"/healthz")
+		time.Sleep(40 * time.Millisecond) // spread over several intervals
 	}
 	m, err := s.Stop(ctx)
 	if err != nil {
@@ -354,7 +355,31 @@ func TestPhase4SamplerCountsTraffic(t *testing.T) {
 	if m.Cache.L1 == nil {
 		t.Errorf("Cache.L1 = nil, want the apps' L1 counters")
 	}
-	t.Logf("backends %+v, L1 %+v, L3 %+v", m.Backends, m.Cache.L1, m.Cache.L3)
+	// The series over time add up to the totals: every interval's
+	// readings succeeded, and they telescope.
+	var l3 topologies.CacheTier
+	withL3 := 0
+	for _, iv := range m.CacheSeries {
+		if iv.L3 != nil {
+			l3.Hits += iv.L3.Hits
+			l3.Misses += iv.L3.Misses
+			if iv.L3.Hits+iv.L3.Misses > 0 {
+				withL3++
+			}
+		}
+	}
+	if m.Cache.L3 != nil && l3 != *m.Cache.L3 {
+		t.Errorf("CacheSeries' L3 lookups add up to %+v, want the total %+v", l3, *m.Cache.L3)
+	}
+	if withL3 < 3 {
+		t.Errorf("%d of %d CacheSeries intervals saw L3 lookups, want traffic in at least 3 (1.2 s at 200 ms)", withL3, len(m.CacheSeries))
+	}
+	for _, r := range m.Replicas {
+		if len(r.Lag) < 3 || len(r.Visible) == 0 {
+			t.Errorf("%s: %d lag samples and %d seconds of write-to-visible, want several and some", r.Name, len(r.Lag), len(r.Visible))
+		}
+	}
+	t.Logf("backends %+v, L1 %+v, L3 %+v, %d cache intervals", m.Backends, m.Cache.L1, m.Cache.L3, len(m.CacheSeries))
 }
 
 // A user signed up through the entry point (Varnish, HAProxy, an app,

@@ -85,20 +85,28 @@ type visibilityWatcher struct {
 	// Owned by the watcher goroutine; read after wg.Wait.
 	hist     *hdrhistogram.Histogram // delays in µs
 	timeouts int
+	// start is the probe's start; perSecond holds the delays (ms) of the
+	// writes acknowledged in each second since then, for the series.
+	start     time.Time
+	perSecond map[int][]float64
 }
 
 // visibility is one replica's write-to-visible summary.
 type visibility struct {
 	p50, p99, max    float64 // ms
 	probes, timeouts int
+	series           []VisibleSecond
 }
 
 // startVisibilityProbe starts the writer and one watcher per replica; they
 // run until ctx is cancelled, then wait returns.
 func startVisibilityProbe(ctx context.Context, primary *Postgres, replicas []*Postgres, interval, timeout time.Duration, log *slog.Logger) *visibilityProbe {
 	p := &visibilityProbe{log: log, primary: primary, interval: interval, timeout: timeout}
+	start := time.Now()
 	for _, r := range replicas {
-		p.watchers = append(p.watchers, newVisibilityWatcher(r, timeout))
+		w := newVisibilityWatcher(r, timeout)
+		w.start = start
+		p.watchers = append(p.watchers, w)
 	}
 	p.wg.Add(1 + len(p.watchers))
 	go p.write(ctx)
@@ -123,7 +131,7 @@ func (p *visibilityProbe) result(name string) (v visibility, ok bool) {
 		}
 		h := w.hist
 		ms := func(us int64) float64 { return float64(us) / 1000 }
-		v = visibility{probes: int(h.TotalCount()), timeouts: w.timeouts}
+		v = visibility{probes: int(h.TotalCount()), timeouts: w.timeouts, series: w.series()}
 		if h.TotalCount() > 0 {
 			v.p50, v.p99, v.max = ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(99)), ms(h.Max())
 		}
@@ -215,7 +223,7 @@ func (w *visibilityWatcher) oldest(now time.Time) (probeWrite, bool) {
 	defer w.mu.Unlock()
 	i := 0
 	for i < len(w.pending) && now.Sub(w.pending[i].ack) >= w.timeout {
-		w.record(w.timeout)
+		w.record(w.pending[i], w.timeout)
 		i++
 	}
 	w.pending = w.pending[i:]
@@ -234,7 +242,7 @@ func (w *visibilityWatcher) seen(seq int64, t time.Time) (probeWrite, bool) {
 	for i < len(w.pending) && w.pending[i].seq <= seq {
 		// A read that began before the acknowledgement may already show
 		// the write: visible before the writer knew it, a delay of 0.
-		w.record(t.Sub(w.pending[i].ack))
+		w.record(w.pending[i], t.Sub(w.pending[i].ack))
 		i++
 	}
 	w.pending = w.pending[i:]
@@ -251,19 +259,26 @@ func (w *visibilityWatcher) flush(now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, pw := range w.pending {
-		w.record(now.Sub(pw.ack))
+		w.record(pw, now.Sub(pw.ack))
 	}
 	w.pending = nil
 }
 
-// record adds one probe's delay; one of the timeout or more counts as a
-// timeout, at the timeout. Call it with mu held.
-func (w *visibilityWatcher) record(d time.Duration) {
+// record adds the delay of probe write pw; one of the timeout or more
+// counts as a timeout, at the timeout. Call it with mu held.
+func (w *visibilityWatcher) record(pw probeWrite, d time.Duration) {
 	if d >= w.timeout {
 		w.timeouts++
 		d = w.timeout
 	}
-	_ = w.hist.RecordValue(max(d, 0).Microseconds()) // only values over an hour fail
+	d = max(d, 0)
+	_ = w.hist.RecordValue(d.Microseconds()) // only values over an hour fail
+	if sec := int(pw.ack.Sub(w.start) / time.Second); sec >= 0 {
+		if w.perSecond == nil {
+			w.perSecond = map[int][]float64{}
+		}
+		w.perSecond[sec] = append(w.perSecond[sec], float64(d.Microseconds())/1000)
+	}
 }
 
 // run is the watcher goroutine: while a probe is pending it reads the

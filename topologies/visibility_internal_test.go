@@ -16,6 +16,7 @@ func TestVisibilityBookkeeping(t *testing.T) {
 	base := time.Unix(1_700_000_000, 0)
 	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 	w := newVisibilityWatcher(&Postgres{name: "replica-1"}, timeout)
+	w.start = base
 	p := &visibilityProbe{watchers: []*visibilityWatcher{w}}
 
 	w.push(probeWrite{seq: 1, ack: at(0)})
@@ -44,9 +45,13 @@ func TestVisibilityBookkeeping(t *testing.T) {
 	// The probe stops when 6 is 30 ms old.
 	w.flush(at(1530))
 
-	// The delays: 0, 30, 99, 200, 1000, 1000 ms.
+	// The delays: 0, 30, 99, 200, 1000, 1000 ms; per second of
+	// acknowledgement 99, 0, 1000, 1000 (probes 1-4) and 200, 30 (5, 6).
 	got, ok := p.result("replica-1")
-	want := visibility{p50: 99, p99: 1000, max: 1000, probes: 6, timeouts: 2}
+	want := visibility{p50: 99, p99: 1000, max: 1000, probes: 6, timeouts: 2, series: []VisibleSecond{
+		{Start: at(0), P99MS: 1000, Probes: 4},
+		{Start: at(1000), P99MS: 30 + 0.99*170, Probes: 2},
+	}}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(visibility{}), cmpopts.EquateApprox(0.001, 0)); !ok || diff != "" {
 		t.Errorf("result(replica-1) = %+v, %v; mismatch (-want +got):\n%s", got, ok, diff)
 	}

@@ -28,6 +28,7 @@ type runConfig struct {
 	seed     uint64
 	logLevel string
 	topoDir  string
+	baseline string
 }
 
 func runRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -42,6 +43,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed of the load (key and operation choices)")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "debug, info, warn or error")
 	fs.StringVar(&c.topoDir, "topology-dir", "", "folder for the topology's run folders (default .scalelab/topologies)")
+	fs.StringVar(&c.baseline, "baseline", "", "result.json (or its folder) that the report compares this run with (default under reports/published/: the previous phase's run)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -59,6 +61,13 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	def, err := lab.Phase(c.phase)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
+	}
+	var baseline *reports.Result
+	if c.baseline != "" {
+		// Read now: a wrong path must not cost a whole run.
+		if baseline, err = reports.Read(c.baseline); err != nil {
+			return &exitError{code: 2, msg: err.Error()}
+		}
 	}
 	if c.out == "" {
 		c.out = filepath.Join("reports", "runs", time.Now().UTC().Format("20060102-150405")+fmt.Sprintf("-phase-%d-%s", c.phase, sc.Name))
@@ -84,7 +93,11 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := os.MkdirAll(c.out, 0o755); err != nil {
 		return fmt.Errorf("create report folder: %w", err)
 	}
-	if err := res.WriteAll(c.out); err != nil {
+	opts, err := reportOptions(c.out, c.baseline, baseline)
+	if err != nil {
+		return err
+	}
+	if err := res.WriteAll(c.out, opts...); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
 	printSummary(stdout, &res)
@@ -102,6 +115,39 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return &exitError{code: thresholdsFailed, msg: fmt.Sprintf("%d of %d thresholds failed", len(failed), len(res.Thresholds))}
 	}
 	return nil
+}
+
+// reportOptions shapes the reports written into out: a run written under
+// reports/published/ gets the published runs' baseline and links (see
+// reports.PublishedOptions); a baseline read from baselinePath (may be nil)
+// is compared with, and linked to when its report.html is there.
+func reportOptions(out, baselinePath string, baseline *reports.Result) ([]reports.Option, error) {
+	var opts []reports.Option
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return nil, fmt.Errorf("report options: %w", err)
+	}
+	if parent := filepath.Dir(abs); filepath.Base(parent) == "published" && filepath.Base(filepath.Dir(parent)) == "reports" {
+		if opts, err = reports.PublishedOptions(abs); err != nil {
+			return nil, err
+		}
+	}
+	if baseline == nil {
+		return opts, nil
+	}
+	dir := baselinePath
+	if filepath.Base(dir) == reports.ResultFile {
+		dir = filepath.Dir(dir)
+	}
+	href := ""
+	if _, err := os.Stat(filepath.Join(dir, reports.HTMLFile)); err == nil {
+		bdir, err1 := filepath.Abs(dir)
+		rel, err2 := filepath.Rel(abs, filepath.Join(bdir, reports.HTMLFile))
+		if err1 == nil && err2 == nil {
+			href = filepath.ToSlash(rel)
+		}
+	}
+	return append(opts, reports.WithBaseline(baseline, href)), nil
 }
 
 // printSummary writes the run's headline numbers.
