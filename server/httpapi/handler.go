@@ -89,6 +89,8 @@ type api struct {
 	dummyHash string
 
 	jsonContentType []string // {"application/json"}, shared by responses
+	// comp compresses /api/v1 responses (see compress.go).
+	comp *compressor
 }
 
 // NewHandler returns the server's whole HTTP surface.
@@ -115,7 +117,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	a := &api{store: cfg.Store, hasher: cfg.Hasher, l1: cfg.UserCache, log: cfg.Logger,
 		tokens: cfg.Tokens, limiter: cfg.Limiter, trusted: cfg.TrustedProxies,
 		l2: cfg.L2, purger: cfg.Purger, gate: cfg.Gate, degradedL1TTL: cfg.DegradedL1TTL,
-		jsonContentType: []string{"application/json"}}
+		jsonContentType: []string{"application/json"}, comp: newCompressor()}
 	dummy, err := auth.Hash("not a password anyone has: "+server.SeedPassword, cfg.Hasher.Params())
 	if err != nil {
 		return nil, fmt.Errorf("hash the dummy password: %w", err)

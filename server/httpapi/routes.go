@@ -41,6 +41,7 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 		// caching. Every GET also answers HEAD (RFC 9110 §9.1; net/http
 		// drops the body).
 		v1 := func(method, path string, h httprouter.Handle) {
+			h = a.comp.compress(path, h)
 			apiRoute(method, path, a.limit(h))
 			if method == http.MethodGet {
 				apiRoute(http.MethodHead, path, a.limit(h))
