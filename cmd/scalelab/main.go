@@ -44,6 +44,7 @@ const usage = `usage: scalelab <command> [flags]
 commands:
   server    run the reference API server
   seed      bulk-load users into a database
+  worker    work the queue's jobs (exports; phase 4, Postgres only)
   run       bring a phase's topology up, seed, run a scenario, write a report
   compare   put results side by side with a noise-aware verdict
   up        bring a phase's topology up and leave it running
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "server":
 		return runServer(ctx, rest, getenv, stdout, stderr)
+	case "worker":
+		return runWorker(ctx, rest, getenv, stdout, stderr)
 	case "seed":
 		return runSeed(ctx, rest, getenv, stdout, stderr)
 	case "run":

@@ -191,6 +191,11 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 		return nil, err
 	}
 	s.defer_(func() { store.Close() })
+	queue, closeQueue, err := openQueue(ctx, c, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.defer_(closeQueue)
 
 	cacheMetrics := cache.NewMetrics(reg)
 	var l1 *cache.L1[*httpapi.UserEntry]
@@ -290,6 +295,7 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 		L2:             l2,
 		Purger:         purger,
 		DegradedL1TTL:  c.DegradedL1TTL,
+		Queue:          queue,
 	})
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"scalelab/server/admit"
 	"scalelab/server/auth"
 	"scalelab/server/cache"
+	"scalelab/server/jobs"
 	"scalelab/server/ratelimit"
 )
 
@@ -57,6 +58,9 @@ type Config struct {
 	// the excess with 503 (see package admit). Health checks are never
 	// shed.
 	Gate *admit.Gate
+	// Queue takes heavy work (exports) to `scalelab worker`; nil (SQLite)
+	// answers those routes 501.
+	Queue *jobs.Queue
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a client's address for rate limits.
 	TrustedProxies []netip.Prefix
@@ -89,6 +93,10 @@ type api struct {
 	dummyHash string
 
 	jsonContentType []string // {"application/json"}, shared by responses
+	// comp compresses /api/v1 responses (see compress.go).
+	comp *compressor
+	// queue: see Config.Queue.
+	queue *jobs.Queue
 }
 
 // NewHandler returns the server's whole HTTP surface.
@@ -115,7 +123,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	a := &api{store: cfg.Store, hasher: cfg.Hasher, l1: cfg.UserCache, log: cfg.Logger,
 		tokens: cfg.Tokens, limiter: cfg.Limiter, trusted: cfg.TrustedProxies,
 		l2: cfg.L2, purger: cfg.Purger, gate: cfg.Gate, degradedL1TTL: cfg.DegradedL1TTL,
-		jsonContentType: []string{"application/json"}}
+		jsonContentType: []string{"application/json"}, comp: newCompressor(), queue: cfg.Queue}
 	dummy, err := auth.Hash("not a password anyone has: "+server.SeedPassword, cfg.Hasher.Params())
 	if err != nil {
 		return nil, fmt.Errorf("hash the dummy password: %w", err)

@@ -41,6 +41,7 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 		// caching. Every GET also answers HEAD (RFC 9110 §9.1; net/http
 		// drops the body).
 		v1 := func(method, path string, h httprouter.Handle) {
+			h = a.comp.compress(path, h)
 			apiRoute(method, path, a.limit(h))
 			if method == http.MethodGet {
 				apiRoute(http.MethodHead, path, a.limit(h))
@@ -56,6 +57,9 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 		v1(http.MethodGet, "/api/v1/users/:id/data/:record_id", a.handleGetRecord())
 		v1(http.MethodPut, "/api/v1/users/:id/data/:record_id", a.handleUpdateRecord())
 		v1(http.MethodDelete, "/api/v1/users/:id/data/:record_id", a.handleDeleteRecord())
+		v1(http.MethodPost, "/api/v1/users/:id/exports", a.handleCreateExport())
+		v1(http.MethodGet, "/api/v1/users/:id/exports/:job_id", a.handleGetExport())
+		v1(http.MethodGet, "/api/v1/users/:id/exports/:job_id/file", a.handleGetExportFile())
 	}
 
 	// Operations: never shed, never rate limited.
