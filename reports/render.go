@@ -38,6 +38,8 @@ type section struct {
 	empty string // shown when there is nothing else
 	// charts marks where the HTML page puts its charts: after this section.
 	charts bool
+	// capacity marks where it puts the capacity search's charts.
+	capacity bool
 }
 
 type definition struct{ term, text string }
@@ -112,6 +114,9 @@ func buildDocument(r *Result, o *options) document {
 		}
 	}
 
+	if r.Capacity != nil {
+		d.sections = append(d.sections, capacitySections(r)...)
+	}
 	d.sections = append(d.sections, showsSections(r, o)...)
 	totals := totalsSection(r)
 	totals.charts = true

@@ -49,6 +49,7 @@ commands:
   up        bring a phase's topology up and leave it running
   down      stop a topology that 'up' left running
   regress   CI's throughput check: the server against a bare handler, judged against a baseline
+  capacity  step a phase's arrival rate up until its SLO fails: its capacity, cost per request and the model's prediction
   plan      instances per tier for a workload of many users, from measured runs, and the smallest phase that serves it
 
 'scalelab <command> -h' shows a command's flags. Every flag also reads an
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDown(ctx, rest, getenv, stdout, stderr)
 	case "regress":
 		return runRegress(ctx, rest, getenv, stdout, stderr)
+	case "capacity":
+		return runCapacity(ctx, rest, getenv, stdout, stderr)
 	case "plan":
 		return runPlan(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
