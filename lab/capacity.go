@@ -255,6 +255,7 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 	}
 	res := s.Result(ctx, measured[knee.Step.Offered])
 	res.Thresholds = sloThresholds(c.SLO, knee, c.Step)
+	res.Executor = fmt.Sprintf("capacity search of %d steps; below, the knee step: constant-arrival-rate %g/s", len(steps), knee.Step.Offered)
 	capy := &reports.Capacity{SLO: c.SLO.String(), MaxRate: maxRate, Demands: map[string]float64{}}
 	for _, st := range steps {
 		capy.Steps = append(capy.Steps, st.Step)

@@ -64,10 +64,14 @@ func capacitySections(r *Result) []section {
 			cp.Model.Name, fmtRate(cp.PredictedMaxRate), orDash(cp.Model.Bottleneck), fmtRate(cp.MaxRate), e, withinNote(e))
 		if bg, ok := cp.Model.Inputs["background_cores"]; ok {
 			capSec.after += fmt.Sprintf(" Of the %s cores the model took %.2f as busy whatever the load", trimFloat(cp.Model.Inputs["cores"]), bg)
-			if o, ok := cp.Model.Inputs["other_work_cores"]; ok {
+			o, ok := cp.Model.Inputs["other_work_cores"]
+			if ok {
 				capSec.after += fmt.Sprintf(" (%.2f of them other work on the machine)", o)
 			}
 			capSec.after += "."
+			if cores := cp.Model.Inputs["cores"]; ok && o > 0.25*cores {
+				capSec.after += fmt.Sprintf(" The machine was busy with other work (%.2f of %s cores): the capacity measured is what was left to the lab, and it moved as that work moved, so read both figures as this machine at that moment, not as the phase's.", o, trimFloat(cores))
+			}
 		}
 	}
 	out := []section{capSec}
@@ -112,7 +116,7 @@ func withinNote(e float64) string {
 	if math.Abs(e) <= 15 {
 		return " (within 15%)"
 	}
-	return fmt.Sprintf(" (outside 15%% by %.1f points: the bound assumes the cores can be kept busy to the last request, and a latency SLO breaks before that)", math.Abs(e)-15)
+	return fmt.Sprintf(" (outside 15%% by %.1f points)", math.Abs(e)-15)
 }
 
 // capacityCharts are the hockey stick (latency against offered load) and

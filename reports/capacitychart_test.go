@@ -38,6 +38,7 @@ func TestRenderCapacity(t *testing.T) {
 		"| **3000.0** |",
 		"knee: highest rate within the SLO",
 		"gives 3300.0 requests/s, limited by cores; measured 3000.0 requests/s: error +10.0% (within 15%)",
+		"# scalelab capacity: read-heavy on phase 1",
 		"(0.15 of them other work on the machine)",
 		"## Demands per request",
 		"| app-1 | 300.0 |",
@@ -67,7 +68,7 @@ func TestRenderCapacity(t *testing.T) {
 	if err := RenderMarkdown(&md, r); err != nil {
 		t.Fatal(err)
 	}
-	if want := "error +50.0% (outside 15% by 35.0 points"; !strings.Contains(md.String(), want) {
+	if want := "error +50.0% (outside 15% by 35.0 points)"; !strings.Contains(md.String(), want) {
 		t.Errorf("report.md lacks %q", want)
 	}
 }

@@ -61,6 +61,9 @@ func c(s string) cell { return cell{text: s} }
 
 func buildDocument(r *Result, o *options) document {
 	d := document{title: fmt.Sprintf("scalelab run: %s on phase %d", orDash(r.Scenario), r.Phase)}
+	if r.Capacity != nil {
+		d.title = fmt.Sprintf("scalelab capacity: %s on phase %d", orDash(r.Scenario), r.Phase)
+	}
 
 	phase := strconv.Itoa(r.Phase)
 	if r.Topology != "" {
