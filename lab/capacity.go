@@ -123,8 +123,8 @@ type SearchStep struct {
 
 // Search finds the highest rate at which judge passes: it measures at
 // p.Start and multiplies the rate by p.Factor after each pass until a step
-// fails, then bisects between the last pass and the first fail until they
-// are within p.Precision of each other (or p.MaxSteps are spent). If the
+// fails, then bisects between the last pass and the first fail (the midpoint
+// to three significant digits) until they are within p.Precision of each other (or p.MaxSteps are spent). If the
 // first step fails it divides by p.Factor until one passes or the rate
 // goes below p.Floor. It returns every step in the order measured and
 // the highest passing rate (0 when none passed). It assumes a rate that
@@ -163,10 +163,21 @@ func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Contex
 		case (fail-pass)/pass <= p.Precision:
 			return steps, pass, nil
 		default:
-			rate = math.Round((pass + fail) / 2)
+			rate = roundSig3((pass + fail) / 2)
 		}
 	}
 	return steps, pass, nil
+}
+
+// roundSig3 rounds a rate to three significant digits (1187.5 to 1190,
+// 16.3125 to 16.3): rates that read well, without a bisection at low
+// rates landing on a whole number next to the last pass.
+func roundSig3(x float64) float64 {
+	if x <= 0 {
+		return x
+	}
+	p := math.Pow(10, 2-math.Floor(math.Log10(x)))
+	return math.Round(x*p) / p
 }
 
 // CapacityConfig is one capacity search on a Session.

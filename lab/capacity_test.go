@@ -45,15 +45,21 @@ func TestSearch(t *testing.T) {
 			// Doubles to the first fail at 2000, then halves the gap
 			// until fail and pass are within 5%.
 			name: "grow then bisect", knee: 1234, policy: policy,
-			wantRates: []float64{250, 500, 1000, 2000, 1500, 1250, 1125, 1188, 1219},
-			wantMax:   1219,
+			wantRates: []float64{250, 500, 1000, 2000, 1500, 1250, 1130, 1190, 1220},
+			wantMax:   1220,
 		},
 		{
 			// The first step already fails: halve until one passes,
 			// then bisect between it and the lowest fail.
 			name: "first step fails", knee: 100, policy: policy,
-			wantRates: []float64{250, 125, 62.5, 94, 110, 102, 98},
-			wantMax:   98,
+			wantRates: []float64{250, 125, 62.5, 93.8, 109, 101, 97.4},
+			wantMax:   97.4,
+		},
+		{
+			// At low rates the midpoints keep their decimals.
+			name: "knee at a low rate", knee: 16.5, policy: policy,
+			wantRates: []float64{250, 125, 62.5, 31.25, 15.625, 23.4, 19.5, 17.6, 16.6, 16.1},
+			wantMax:   16.1,
 		},
 		{
 			name: "nothing passes above the floor", knee: 5, policy: policy,
