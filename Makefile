@@ -20,6 +20,7 @@ help:
 	@echo "make build     build $(BIN)"
 	@echo "make phase-1   run phase 1 (one process, embedded SQLite) and write a report"
 	@echo "make phase-N   the same for phases 2-4 (real Postgres, Redis, HAProxy, Varnish...)"
+	@echo "make capacity  find each phase's capacity under its SLO, phases 1-4 in turn (a few minutes each)"
 	@echo "make compare   compare the newest run of each phase"
 	@echo "make test      install what the tests need (make deps) and run every test"
 	@echo "make bench     run the Go benchmarks"
@@ -106,6 +107,14 @@ phase-1: build
 
 phase-2 phase-3 phase-4: build deps
 	./$(BIN) run --phase $(subst phase-,,$@) --scenario read-heavy
+
+# Phases 1-4 in turn, each brought up once and stepped until the SLO fails
+# (cmd/scalelab/capacity.go); one report folder per phase under reports/runs.
+.PHONY: capacity
+capacity: build deps
+	@for n in 1 2 3 4; do \
+		echo ./$(BIN) capacity --phase $$n; ./$(BIN) capacity --phase $$n || exit $$?; \
+	done; echo "capacity: reports under reports/runs/*-phase-N-capacity-read-heavy"
 
 # The newest read-heavy run of each phase under reports/runs, in phase order;
 # with fewer than two, the checked-in runs under reports/published.

@@ -59,6 +59,11 @@ type CapacityStep struct {
 	// during the step divided by the requests completed in it, in
 	// microseconds.
 	CPUUSPerRequest map[string]float64 `json:"cpu_us_per_request"`
+	// OtherCores is how many cores the rest of the machine kept busy
+	// during the step, outside the topology and the load generator (other
+	// users of a shared box): the machine's busy time from /proc/stat less
+	// every measured component's, per second. Optional.
+	OtherCores *float64 `json:"other_cores,omitempty"`
 }
 
 // CapacityModel names the queueing model behind PredictedMaxRate and the

@@ -38,6 +38,9 @@ func RenderHTML(w io.Writer, r *Result, opts ...Option) error {
 		if s.charts {
 			hs.Charts, hs.Missing = reportCharts(r)
 		}
+		if s.capacity {
+			hs.Charts = capacityCharts(r)
+		}
 		v.Sections = append(v.Sections, hs)
 	}
 	return t.Execute(w, v)

@@ -38,6 +38,8 @@ type section struct {
 	empty string // shown when there is nothing else
 	// charts marks where the HTML page puts its charts: after this section.
 	charts bool
+	// capacity marks where it puts the capacity search's charts.
+	capacity bool
 }
 
 type definition struct{ term, text string }
@@ -59,6 +61,9 @@ func c(s string) cell { return cell{text: s} }
 
 func buildDocument(r *Result, o *options) document {
 	d := document{title: fmt.Sprintf("scalelab run: %s on phase %d", orDash(r.Scenario), r.Phase)}
+	if r.Capacity != nil {
+		d.title = fmt.Sprintf("scalelab capacity: %s on phase %d", orDash(r.Scenario), r.Phase)
+	}
 
 	phase := strconv.Itoa(r.Phase)
 	if r.Topology != "" {
@@ -112,6 +117,9 @@ func buildDocument(r *Result, o *options) document {
 		}
 	}
 
+	if r.Capacity != nil {
+		d.sections = append(d.sections, capacitySections(r)...)
+	}
 	d.sections = append(d.sections, showsSections(r, o)...)
 	totals := totalsSection(r)
 	totals.charts = true

@@ -51,6 +51,7 @@ commands:
   down      stop a topology that 'up' left running
   compose   write a phase's Compose file (docker/phase-N.compose.yaml) from its phase file
   regress   CI's throughput check: the server against a bare handler, judged against a baseline
+  capacity  step a phase's arrival rate up until its SLO fails: its capacity, cost per request and the model's prediction
   plan      instances per tier for a workload of many users, from measured runs, and the smallest phase that serves it
 
 'scalelab <command> -h' shows a command's flags. Every flag also reads an
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCompose(ctx, rest, getenv, stdout, stderr)
 	case "regress":
 		return runRegress(ctx, rest, getenv, stdout, stderr)
+	case "capacity":
+		return runCapacity(ctx, rest, getenv, stdout, stderr)
 	case "plan":
 		return runPlan(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":

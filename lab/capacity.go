@@ -1,0 +1,482 @@
+package lab
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	_ "github.com/mattn/go-sqlite3" // the "sqlite3" driver, for measuring phase 1's database
+
+	"scalelab/model"
+	"scalelab/reports"
+	"scalelab/scenarios"
+)
+
+// SLO is what every step of a capacity search is judged against.
+type SLO struct {
+	// P99 bounds the p99 latency of all requests.
+	P99 time.Duration
+	// MaxLost is the largest share of offered arrivals that may fail or be
+	// dropped (0.001: 0.1%).
+	MaxLost float64
+	// MinAchieved is the smallest share of the offered rate that must
+	// complete (0.95).
+	MinAchieved float64
+}
+
+// DefaultSLO is the SLO for sc: its p99 threshold on all requests when it
+// has one, else 50 ms; at most 0.1% of arrivals lost to errors or drops;
+// at least 95% of the offered rate achieved.
+func DefaultSLO(sc *scenarios.Scenario) SLO {
+	slo := SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
+	for _, t := range sc.Thresholds {
+		if t.Op == "" && t.Metric == scenarios.MetricP99 && (t.Cmp == "<" || t.Cmp == "<=") {
+			slo.P99 = t.Latency
+		}
+	}
+	return slo
+}
+
+// ParseSLO reads the latency bound of an SLO, "p99<50ms" (spaces allowed),
+// into base: the error and achieved-rate parts stay base's.
+func ParseSLO(s string, base SLO) (SLO, error) {
+	t, err := scenarios.ParseThreshold(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		return base, fmt.Errorf("slo: %w", err)
+	}
+	if t.Op != "" || t.Metric != scenarios.MetricP99 || (t.Cmp != "<" && t.Cmp != "<=") {
+		return base, fmt.Errorf("slo %q: want a bound on the p99 of all requests, such as p99<50ms", s)
+	}
+	base.P99 = t.Latency
+	return base, nil
+}
+
+// String is the SLO as result.json's capacity.slo records it.
+func (o SLO) String() string {
+	return fmt.Sprintf("p99<%s, errors+dropped<=%g%%, achieved>=%g%% of offered", o.P99, 100*o.MaxLost, 100*o.MinAchieved)
+}
+
+// Judge says whether step s met the SLO, and if not, why (the first broken
+// part). Errors and drops are counted against the arrivals offered in the
+// step (offered rate × duration), so a step that dropped most of its load
+// cannot pass on the few requests it sent.
+func (o SLO) Judge(s reports.CapacityStep, d time.Duration) (bool, string) {
+	if s.P99MS > float64(o.P99)/float64(time.Millisecond) {
+		return false, fmt.Sprintf("p99 %.1f ms > %s", s.P99MS, o.P99)
+	}
+	offered := s.Offered * d.Seconds()
+	if offered <= 0 {
+		return false, "nothing offered"
+	}
+	lost := s.ErrorRate*s.Achieved*d.Seconds() + float64(s.Dropped)
+	if lost/offered > o.MaxLost {
+		return false, fmt.Sprintf("errors+dropped %.2f%% > %g%%", 100*lost/offered, 100*o.MaxLost)
+	}
+	if s.Achieved < o.MinAchieved*s.Offered {
+		return false, fmt.Sprintf("achieved %.0f/s < %g%% of %.0f/s", s.Achieved, 100*o.MinAchieved, s.Offered)
+	}
+	return true, ""
+}
+
+// SearchPolicy is how a capacity search picks its rates.
+type SearchPolicy struct {
+	// Start is the first rate tried, requests per second.
+	Start float64
+	// Factor multiplies the rate after a pass until a step fails (and
+	// divides it after a fail while nothing has passed yet); > 1.
+	Factor float64
+	// Precision ends the bisection once the first failing rate is within
+	// this fraction of the last passing one (0.05: 5%).
+	Precision float64
+	// MaxSteps bounds the steps measured, growth and bisection together.
+	MaxSteps int
+	// Floor is the lowest rate worth trying; a search whose every step
+	// failed down to it reports no capacity.
+	Floor float64
+}
+
+// DefaultPolicy starts at 250/s, doubles until the SLO fails, then bisects
+// to within 5%: about six growth steps and five bisection steps reach a
+// knee anywhere from 250/s to 8,000/s.
+func DefaultPolicy() SearchPolicy {
+	return SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 14, Floor: 10}
+}
+
+// SearchStep is one measured step and its verdict.
+type SearchStep struct {
+	Step reports.CapacityStep
+	Pass bool
+	// Why is the broken part of the SLO when Pass is false.
+	Why string
+}
+
+// Search finds the highest rate at which judge passes: it measures at
+// p.Start and multiplies the rate by p.Factor after each pass until a step
+// fails, then bisects between the last pass and the first fail (the midpoint
+// to three significant digits) until they are within p.Precision of each other (or p.MaxSteps are spent). If the
+// first step fails it divides by p.Factor until one passes or the rate
+// goes below p.Floor. It returns every step in the order measured and
+// the highest passing rate (0 when none passed). It assumes a rate that
+// fails fails at every higher rate too: the steps are single measurements,
+// and the search never goes back.
+func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Context, rate float64) (reports.CapacityStep, error), judge func(reports.CapacityStep) (bool, string)) ([]SearchStep, float64, error) {
+	if p.Start <= 0 || p.Factor <= 1 || p.MaxSteps < 1 || p.Precision <= 0 {
+		return nil, 0, fmt.Errorf("capacity search: invalid policy %+v", p)
+	}
+	var steps []SearchStep
+	pass, fail := 0.0, math.Inf(1)
+	rate := p.Start
+	for len(steps) < p.MaxSteps {
+		if err := ctx.Err(); err != nil {
+			return steps, pass, err
+		}
+		s, err := measure(ctx, rate)
+		if err != nil {
+			return steps, pass, fmt.Errorf("measure at %.0f/s: %w", rate, err)
+		}
+		ok, why := judge(s)
+		steps = append(steps, SearchStep{Step: s, Pass: ok, Why: why})
+		if ok {
+			pass = max(pass, rate)
+		} else {
+			fail = min(fail, rate)
+		}
+		switch {
+		case math.IsInf(fail, 1):
+			rate *= p.Factor
+		case pass == 0:
+			rate /= p.Factor
+			if rate < p.Floor {
+				return steps, 0, nil
+			}
+		case (fail-pass)/pass <= p.Precision:
+			return steps, pass, nil
+		default:
+			rate = roundSig3((pass + fail) / 2)
+		}
+	}
+	return steps, pass, nil
+}
+
+// roundSig3 rounds a rate to three significant digits (1187.5 to 1190,
+// 16.3125 to 16.3): rates that read well, without a bisection at low
+// rates landing on a whole number next to the last pass.
+func roundSig3(x float64) float64 {
+	if x <= 0 {
+		return x
+	}
+	p := math.Pow(10, 2-math.Floor(math.Log10(x)))
+	return math.Round(x*p) / p
+}
+
+// CapacityConfig is one capacity search on a Session.
+type CapacityConfig struct {
+	SLO    SLO
+	Policy SearchPolicy
+	// Step is how long each rate is held; default 10s.
+	Step time.Duration
+	// Settle is the pause after a failed step, for the queues it left to
+	// drain before the next one; default 2s.
+	Settle time.Duration
+}
+
+// loadgenName is the load generator's component name in the steps' CPU.
+const loadgenName = model.Loadgen
+
+// Capacity runs a capacity search on the seeded, warmed-up topology: each
+// step is MeasureRate at one rate, its CPU sampled per component (and this
+// process's own, from getrusage, as the load generator "loadgen"). The
+// result is the knee step's run (the highest passing rate; the lowest
+// step when none passed) with the SLO's parts as its thresholds, and the
+// capacity section: the steps, the knee, the demands below it, the model's
+// prediction for this machine's cores and the database's bytes per user.
+func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Result, error) {
+	if c.Step <= 0 {
+		c.Step = 10 * time.Second
+	}
+	if c.Settle <= 0 {
+		c.Settle = 2 * time.Second
+	}
+	fmt.Fprintf(s.out, "capacity search: %s; steps of %s\n", c.SLO, c.Step)
+	measured := map[float64]*Measured{}
+	judge := func(st reports.CapacityStep) (bool, string) { return c.SLO.Judge(st, c.Step) }
+	lastFailed := false
+	measure := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
+		if lastFailed {
+			select {
+			case <-ctx.Done():
+				return reports.CapacityStep{}, ctx.Err()
+			case <-time.After(c.Settle):
+			}
+		}
+		before, err := selfCPU()
+		if err != nil {
+			return reports.CapacityStep{}, err
+		}
+		boxBefore, boxErr := machineBusy()
+		m, err := s.MeasureRate(ctx, rate, c.Step)
+		if err != nil {
+			return reports.CapacityStep{}, err
+		}
+		boxAfter, boxErr2 := machineBusy()
+		after, err := selfCPU()
+		if err != nil {
+			return reports.CapacityStep{}, err
+		}
+		measured[rate] = m
+		st := capacityStep(rate, m, after-before)
+		if err := errors.Join(boxErr, boxErr2); err != nil {
+			s.log.Warn("reading the machine's busy time failed; the step has no other-work figure", "err", err)
+		} else if m.Topology != nil {
+			st.OtherCores = reports.Float(otherCores(boxAfter-boxBefore, m, after-before))
+		}
+		ok, why := judge(st)
+		lastFailed = !ok
+		verdict := "pass"
+		if !ok {
+			verdict = "FAIL: " + why
+		}
+		fmt.Fprintf(s.out, "  %.0f/s offered: %.0f/s achieved, p50 %.2f ms, p99 %.2f ms, errors %.3f%%, dropped %d: %s\n",
+			rate, st.Achieved, st.P50MS, st.P99MS, 100*st.ErrorRate, st.Dropped, verdict)
+		return st, nil
+	}
+	steps, maxRate, err := Search(ctx, c.Policy, measure, judge)
+	if err != nil {
+		return reports.Result{}, err
+	}
+	if len(steps) == 0 {
+		return reports.Result{}, errors.New("capacity search: no step measured")
+	}
+	knee := steps[0]
+	for _, st := range steps {
+		if st.Pass && st.Step.Offered == maxRate {
+			knee = st
+		}
+	}
+	res := s.Result(ctx, measured[knee.Step.Offered])
+	res.Thresholds = sloThresholds(c.SLO, knee, c.Step)
+	res.Executor = fmt.Sprintf("capacity search of %d steps; below, the knee step: constant-arrival-rate %g/s", len(steps), knee.Step.Offered)
+	capy := &reports.Capacity{SLO: c.SLO.String(), MaxRate: maxRate, Demands: map[string]float64{}}
+	for _, st := range steps {
+		capy.Steps = append(capy.Steps, st.Step)
+	}
+	if maxRate > 0 {
+		d, err := reports.ComputeDemands(capy.Steps, maxRate)
+		if err != nil {
+			return res, err
+		}
+		capy.Demands, capy.DemandsMethod = d.PerRequest, d.Method
+		if len(d.Background) > 0 {
+			capy.BackgroundCores = d.Background
+		}
+		machine := model.LabMachine(res.Machine.Cores, slices.Collect(maps.Keys(d.PerRequest)))
+		if machine.Cores == 0 {
+			machine.Cores = runtime.NumCPU()
+		}
+		for name, b := range d.Background {
+			if name != loadgenName {
+				machine.Background += b
+			}
+		}
+		other, haveOther := otherWork(capy.Steps, maxRate)
+		machine.Background += other
+		pred, bottleneck, in := model.Predict(d.PerRequest, machine)
+		capy.PredictedMaxRate = pred
+		capy.Model = reports.CapacityModel{Name: in.Model, Bottleneck: bottleneck, Inputs: in.Flat()}
+		if haveOther {
+			capy.Model.Inputs["other_work_cores"] = other
+		}
+	} else {
+		res.Notes = append(res.Notes, "No step met the SLO: there is no measured capacity and no demands to model.")
+	}
+	bytes, err := dataBytesPerUser(ctx, s.top.DatabaseURL)
+	if err != nil {
+		s.log.Warn("measuring the database's bytes per user failed", "err", err)
+		res.Notes = append(res.Notes, "not measured: data bytes per user: "+err.Error())
+	}
+	capy.DataBytesPerUser = bytes
+	res.Capacity = capy
+	res.Notes = append(res.Notes, fmt.Sprintf("Capacity search: %d steps of %s each; the rest of this report is the knee step's run at %.0f/s.", len(steps), c.Step, knee.Step.Offered))
+	return res, nil
+}
+
+// capacityStep maps one MeasureRate into a step. loadgenCPU is this
+// process's CPU seconds during it.
+func capacityStep(rate float64, m *Measured, loadgenCPU float64) reports.CapacityStep {
+	lr := m.Load
+	secs := lr.Duration.Seconds()
+	var ops int64
+	for _, o := range lr.Operations {
+		ops += o.Count
+	}
+	p := lr.Total.Percentiles()
+	st := reports.CapacityStep{
+		Offered: rate, P50MS: p.P50, P99MS: p.P99, Dropped: lr.Dropped,
+		CPUUSPerRequest: map[string]float64{},
+	}
+	if secs > 0 {
+		st.Achieved = float64(ops) / secs
+	}
+	if lr.Total.Count > 0 {
+		st.ErrorRate = float64(lr.Total.Errors) / float64(lr.Total.Count)
+		per := func(cpu float64) float64 { return cpu / float64(lr.Total.Count) * 1e6 }
+		if m.Topology != nil {
+			for _, c := range m.Topology.CPU {
+				st.CPUUSPerRequest[c.Name] = per(c.Seconds)
+			}
+		}
+		st.CPUUSPerRequest[loadgenName] = per(loadgenCPU)
+	}
+	return st
+}
+
+// sloThresholds are the SLO's three parts judged on the knee step, for the
+// report's verdict.
+func sloThresholds(o SLO, knee SearchStep, d time.Duration) []reports.ThresholdResult {
+	s := knee.Step
+	lost := 0.0
+	if s.Offered > 0 {
+		lost = 100 * (s.ErrorRate*s.Achieved*d.Seconds() + float64(s.Dropped)) / (s.Offered * d.Seconds())
+	}
+	achieved := 0.0
+	if s.Offered > 0 {
+		achieved = 100 * s.Achieved / s.Offered
+	}
+	maxMS := float64(o.P99) / float64(time.Millisecond)
+	return []reports.ThresholdResult{
+		{Threshold: fmt.Sprintf("p99 < %s at the knee", o.P99), Pass: s.P99MS <= maxMS, Unit: "ms", Observed: reports.Float(s.P99MS)},
+		{Threshold: fmt.Sprintf("errors+dropped <= %g%% at the knee", 100*o.MaxLost), Pass: lost <= 100*o.MaxLost, Unit: "%", Observed: reports.Float(lost)},
+		{Threshold: fmt.Sprintf("achieved >= %g%% of offered at the knee", 100*o.MinAchieved), Pass: achieved >= 100*o.MinAchieved, Unit: "%", Observed: reports.Float(achieved)},
+	}
+}
+
+// otherCores is the cores the rest of the machine kept busy during a step:
+// the machine's busy seconds less the topology's and the load generator's,
+// per second of the step; never below 0 (the two are read at slightly
+// different moments).
+func otherCores(busy float64, m *Measured, loadgenCPU float64) float64 {
+	secs := m.Topology.End.Sub(m.Topology.Start).Seconds()
+	if secs <= 0 {
+		return 0
+	}
+	own := loadgenCPU
+	for _, c := range m.Topology.CPU {
+		own += c.Seconds
+	}
+	return max(0, (busy-own)/secs)
+}
+
+// otherWork is the median of the other cores busy over the steps at or
+// below the knee: on a shared machine, cores the topology could not have.
+func otherWork(steps []reports.CapacityStep, maxRate float64) (float64, bool) {
+	var vs []float64
+	for _, s := range steps {
+		if s.Offered <= maxRate && s.OtherCores != nil {
+			vs = append(vs, *s.OtherCores)
+		}
+	}
+	if len(vs) == 0 {
+		return 0, false
+	}
+	slices.Sort(vs)
+	if n := len(vs); n%2 == 0 {
+		return (vs[n/2-1] + vs[n/2]) / 2, true
+	}
+	return vs[len(vs)/2], true
+}
+
+// machineBusy is the machine's busy CPU time since boot in seconds, all
+// cores summed: /proc/stat's cpu line less idle and iowait.
+func machineBusy() (float64, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read /proc/stat: %w", err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var busy float64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: field %d %q: %w", i+1, v, err)
+		}
+		// Fields: user nice system idle iowait irq softirq steal guest
+		// guest_nice; guest time is already counted in user.
+		if i == 3 || i == 4 || i >= 8 {
+			continue
+		}
+		busy += n
+	}
+	// The kernel counts in USER_HZ ticks, 100 per second on Linux.
+	return busy / 100, nil
+}
+
+// selfCPU is this process's CPU time so far (user plus system), in
+// seconds: the load generator's, with the sampler's small share.
+func selfCPU() (float64, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime), nil
+}
+
+// dataBytesPerUser is the size of the database's user data (the users and
+// records tables with their indexes on PostgreSQL; the whole file less its
+// free pages on SQLite, which is almost all users) divided by the users in
+// it.
+func dataBytesPerUser(ctx context.Context, dsn string) (float64, error) {
+	var size, users float64
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		db, err := sql.Open("sqlite3", "file:"+strings.TrimPrefix(dsn, "sqlite:")+"?mode=ro")
+		if err != nil {
+			return 0, fmt.Errorf("open %s: %w", dsn, err)
+		}
+		defer db.Close()
+		err = db.QueryRowContext(ctx, `SELECT (p.page_count - f.freelist_count) * s.page_size
+			FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s`).Scan(&size)
+		if err != nil {
+			return 0, fmt.Errorf("size of %s: %w", dsn, err)
+		}
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&users); err != nil {
+			return 0, fmt.Errorf("count users in %s: %w", dsn, err)
+		}
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return 0, fmt.Errorf("connect to the database: %w", err)
+		}
+		defer conn.Close(context.Background())
+		err = conn.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::float8
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind = 'r' AND n.nspname = current_schema() AND c.relname IN ('users', 'records')`).Scan(&size)
+		if err != nil {
+			return 0, fmt.Errorf("size of the users tables: %w", err)
+		}
+		if err := conn.QueryRow(ctx, `SELECT count(*)::float8 FROM users`).Scan(&users); err != nil {
+			return 0, fmt.Errorf("count users: %w", err)
+		}
+	default:
+		return 0, fmt.Errorf("database %q: neither sqlite: nor postgres://", dsn)
+	}
+	if users == 0 {
+		return 0, errors.New("the users table is empty")
+	}
+	return size / users, nil
+}

@@ -1,0 +1,303 @@
+package lab_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"scalelab/lab"
+	"scalelab/reports"
+	"scalelab/scenarios"
+)
+
+// kneeAt is a fake system that meets a 50 ms p99 up to knee requests/s and
+// misses it above.
+func kneeAt(knee float64, rates *[]float64) func(context.Context, float64) (reports.CapacityStep, error) {
+	return func(_ context.Context, rate float64) (reports.CapacityStep, error) {
+		*rates = append(*rates, rate)
+		p99 := 5.0
+		if rate > knee {
+			p99 = 400
+		}
+		return reports.CapacityStep{Offered: rate, Achieved: rate, P50MS: 1, P99MS: p99}, nil
+	}
+}
+
+func TestSearch(t *testing.T) {
+	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
+	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, 10*time.Second) }
+	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 14, Floor: 10}
+	tests := []struct {
+		name      string
+		knee      float64
+		policy    lab.SearchPolicy
+		wantRates []float64
+		wantMax   float64
+	}{
+		{
+			// Doubles to the first fail at 2000, then halves the gap
+			// until fail and pass are within 5%.
+			name: "grow then bisect", knee: 1234, policy: policy,
+			wantRates: []float64{250, 500, 1000, 2000, 1500, 1250, 1130, 1190, 1220},
+			wantMax:   1220,
+		},
+		{
+			// The first step already fails: halve until one passes,
+			// then bisect between it and the lowest fail.
+			name: "first step fails", knee: 100, policy: policy,
+			wantRates: []float64{250, 125, 62.5, 93.8, 109, 101, 97.4},
+			wantMax:   97.4,
+		},
+		{
+			// At low rates the midpoints keep their decimals.
+			name: "knee at a low rate", knee: 16.5, policy: policy,
+			wantRates: []float64{250, 125, 62.5, 31.25, 15.625, 23.4, 19.5, 17.6, 16.6, 16.1},
+			wantMax:   16.1,
+		},
+		{
+			name: "nothing passes above the floor", knee: 5, policy: policy,
+			wantRates: []float64{250, 125, 62.5, 31.25, 15.625},
+			wantMax:   0,
+		},
+		{
+			name: "step budget spent", knee: 1234, policy: lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 5, Floor: 10},
+			wantRates: []float64{250, 500, 1000, 2000, 1500},
+			wantMax:   1000,
+		},
+		{
+			name: "every step passes within the budget", knee: 1e9, policy: lab.SearchPolicy{Start: 100, Factor: 3, Precision: 0.05, MaxSteps: 3, Floor: 10},
+			wantRates: []float64{100, 300, 900},
+			wantMax:   900,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rates []float64
+			steps, maxRate, err := lab.Search(context.Background(), tt.policy, kneeAt(tt.knee, &rates), judge)
+			if err != nil {
+				t.Fatalf("Search: %v", err)
+			}
+			if diff := cmp.Diff(tt.wantRates, rates); diff != "" {
+				t.Errorf("rates measured (-want +got):\n%s", diff)
+			}
+			if maxRate != tt.wantMax {
+				t.Errorf("Search max rate = %v, want %v", maxRate, tt.wantMax)
+			}
+			if len(steps) != len(rates) {
+				t.Fatalf("Search returned %d steps for %d measurements", len(steps), len(rates))
+			}
+			for _, s := range steps {
+				if want := s.Step.Offered <= tt.knee; s.Pass != want {
+					t.Errorf("step at %v/s: pass %v, want %v", s.Step.Offered, s.Pass, want)
+				}
+				if !s.Pass && s.Why == "" {
+					t.Errorf("step at %v/s failed without a reason", s.Step.Offered)
+				}
+			}
+		})
+	}
+}
+
+func TestSearchStops(t *testing.T) {
+	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
+	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, time.Second) }
+	t.Run("measure error", func(t *testing.T) {
+		boom := errors.New("boom")
+		_, _, err := lab.Search(context.Background(), lab.DefaultPolicy(),
+			func(context.Context, float64) (reports.CapacityStep, error) { return reports.CapacityStep{}, boom }, judge)
+		if !errors.Is(err, boom) {
+			t.Errorf("Search error = %v, want %v", err, boom)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var rates []float64
+		measure := kneeAt(1e9, &rates)
+		_, _, err := lab.Search(ctx, lab.DefaultPolicy(), func(ctx context.Context, r float64) (reports.CapacityStep, error) {
+			if len(rates) == 2 {
+				cancel()
+			}
+			return measure(ctx, r)
+		}, judge)
+		if !errors.Is(err, context.Canceled) || len(rates) != 3 {
+			t.Errorf("Search after cancel: err %v after %d steps, want context.Canceled after 3", err, len(rates))
+		}
+	})
+	t.Run("invalid policy", func(t *testing.T) {
+		if _, _, err := lab.Search(context.Background(), lab.SearchPolicy{Start: 100, Factor: 1}, nil, judge); err == nil {
+			t.Error("Search with factor 1: no error")
+		}
+	})
+}
+
+func TestSLOJudge(t *testing.T) {
+	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
+	ok := reports.CapacityStep{Offered: 1000, Achieved: 1000, P50MS: 1, P99MS: 20}
+	tests := []struct {
+		name string
+		edit func(*reports.CapacityStep)
+		want bool
+	}{
+		{"within", func(*reports.CapacityStep) {}, true},
+		{"p99 at the bound", func(s *reports.CapacityStep) { s.P99MS = 50 }, true},
+		{"p99 over", func(s *reports.CapacityStep) { s.P99MS = 50.1 }, false},
+		// 10 s at 1000/s is 10,000 arrivals: 10 lost is 0.1%.
+		{"errors at 0.1%", func(s *reports.CapacityStep) { s.ErrorRate = 0.001 }, true},
+		{"errors over", func(s *reports.CapacityStep) { s.ErrorRate = 0.0011 }, false},
+		{"dropped at 0.1%", func(s *reports.CapacityStep) { s.Dropped = 10 }, true},
+		{"errors and dropped together over", func(s *reports.CapacityStep) { s.Dropped = 6; s.ErrorRate = 0.0005 }, false},
+		{"achieved 95%", func(s *reports.CapacityStep) { s.Achieved = 950 }, true},
+		{"achieved under 95%", func(s *reports.CapacityStep) { s.Achieved = 949 }, false},
+		{"nothing offered", func(s *reports.CapacityStep) { s.Offered = 0 }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := ok
+			tt.edit(&s)
+			got, why := slo.Judge(s, 10*time.Second)
+			if got != tt.want {
+				t.Errorf("Judge(%+v) = %v (%s), want %v", s, got, why, tt.want)
+			}
+			if !got && why == "" {
+				t.Errorf("Judge(%+v) failed without a reason", s)
+			}
+		})
+	}
+}
+
+func TestSLOFromScenarioAndFlag(t *testing.T) {
+	sc, err := scenarios.Parse("t.yaml", []byte(`
+name: t
+executor: {type: constant-arrival-rate, rate: 10}
+duration: 1s
+users: 10
+mix: [{op: get-user, weight: 1}]
+thresholds: ["get-user.p99 < 5ms", "p99 < 20ms"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := lab.DefaultSLO(sc)
+	if def.P99 != 20*time.Millisecond || def.MaxLost != 0.001 || def.MinAchieved != 0.95 {
+		t.Errorf("DefaultSLO = %+v, want p99 20ms (the all-requests threshold), 0.1%% lost, 95%% achieved", def)
+	}
+	got, err := lab.ParseSLO("p99 < 75ms", def)
+	if err != nil || got.P99 != 75*time.Millisecond || got.MaxLost != def.MaxLost {
+		t.Errorf("ParseSLO(p99 < 75ms) = %+v, %v; want p99 75ms and the rest of the default", got, err)
+	}
+	for _, bad := range []string{"p50<10ms", "get-user.p99<10ms", "p99>10ms", "errors<1%", "nonsense"} {
+		if _, err := lab.ParseSLO(bad, def); err == nil {
+			t.Errorf("ParseSLO(%q): no error", bad)
+		}
+	}
+	if got := lab.DefaultSLO(&scenarios.Scenario{}).P99; got != 50*time.Millisecond {
+		t.Errorf("DefaultSLO of a scenario without a p99 threshold: p99 %v, want 50ms", got)
+	}
+}
+
+// A capacity search on phase 1 end to end, with tiny steps: the topology
+// up once, seeded, warmed up, three rates measured with every component's
+// CPU and the generator's, and a capacity section that survives
+// result.json and renders.
+func TestCapacityPhase1(t *testing.T) {
+	c, out := config(t, `
+name: e2e-capacity
+executor: {type: constant-arrival-rate, rate: 100}
+duration: 2s
+warmup: 500ms
+users: 300
+max_workers: 32
+mix:
+  - {op: get-user, weight: 9}
+  - {op: update-user, weight: 1}
+keys: {distribution: zipfian}
+`)
+	ctx := context.Background()
+	s, err := lab.Up(ctx, c)
+	if err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Down(context.Background()); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+	})
+	if err := s.Seed(ctx); err != nil {
+		t.Fatalf("Seed: %v", err)
+	}
+	if err := s.WarmUp(ctx); err != nil {
+		t.Fatalf("WarmUp: %v", err)
+	}
+	// A generous SLO so that a busy test machine (whose starved generator
+	// drops arrivals) still passes the three low rates: the point is the
+	// section, not the figure.
+	slo := lab.SLO{P99: 5 * time.Second, MaxLost: 0.5, MinAchieved: 0.5}
+	res, err := s.Capacity(ctx, lab.CapacityConfig{
+		SLO: slo, Step: time.Second,
+		Policy: lab.SearchPolicy{Start: 40, Factor: 2, Precision: 0.05, MaxSteps: 3, Floor: 10},
+	})
+	if err != nil {
+		t.Fatalf("Capacity: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	if err := res.WriteAll(dir); err != nil {
+		t.Fatalf("WriteAll: %v", err)
+	}
+	back, err := reports.Read(dir)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	cp := back.Capacity
+	if cp == nil {
+		t.Fatalf("result.json has no capacity section\n%s", out)
+	}
+	if len(cp.Steps) != 3 || cp.Steps[0].Offered != 40 || cp.Steps[2].Offered != 160 {
+		t.Fatalf("steps %+v, want 40, 80 and 160/s", cp.Steps)
+	}
+	if cp.MaxRate != 160 {
+		t.Errorf("max_rate = %v, want 160 (every step within the generous SLO)\n%s", cp.MaxRate, out)
+	}
+	for _, st := range cp.Steps {
+		if math.Abs(st.Achieved-st.Offered) > 0.5*st.Offered {
+			t.Errorf("step at %v/s achieved %v/s", st.Offered, st.Achieved)
+		}
+		for _, name := range []string{"app-1", "loadgen"} {
+			if st.CPUUSPerRequest[name] <= 0 {
+				t.Errorf("step at %v/s: CPU per request of %s = %v, want > 0", st.Offered, name, st.CPUUSPerRequest[name])
+			}
+		}
+		if st.OtherCores == nil {
+			t.Errorf("step at %v/s: no other-work figure", st.Offered)
+		}
+	}
+	if cp.Demands["app-1"] <= 0 || cp.Demands["loadgen"] <= 0 {
+		t.Errorf("demands %v, want app-1 and loadgen > 0", cp.Demands)
+	}
+	if !(cp.PredictedMaxRate > 0) || cp.Model.Name == "" || cp.Model.Inputs["cores"] < 1 {
+		t.Errorf("prediction %v, model %+v", cp.PredictedMaxRate, cp.Model)
+	}
+	// 300 users in SQLite: a few hundred bytes each, and the file's
+	// fixed pages spread over only 300 users.
+	if cp.DataBytesPerUser < 100 || cp.DataBytesPerUser > 100_000 {
+		t.Errorf("data_bytes_per_user = %v, want a few hundred to a few thousand", cp.DataBytesPerUser)
+	}
+	if len(back.Thresholds) != 3 {
+		t.Errorf("thresholds %+v, want the SLO's three parts at the knee", back.Thresholds)
+	}
+	html, err := os.ReadFile(filepath.Join(dir, reports.HTMLFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Latency against offered load", "Throughput against offered load", "knee 160.0/s"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+}

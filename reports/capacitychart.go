@@ -1,0 +1,199 @@
+package reports
+
+import (
+	"cmp"
+	"fmt"
+	"html/template"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The capacity search's part of a report: what scalelab capacity measured
+// step by step, the knee, the demands and the model's prediction, with
+// two charts against offered load in HTML.
+
+// capacitySections are the capacity section and the demands behind the
+// model, first in the report because they are what the run was for.
+func capacitySections(r *Result) []section {
+	cp := r.Capacity
+	steps := slices.Clone(cp.Steps)
+	slices.SortStableFunc(steps, func(a, b CapacityStep) int { return cmp.Compare(a.Offered, b.Offered) })
+	tb := &table{
+		head: []string{"offered /s", "achieved /s", "p50 ms", "p99 ms", "errors", "dropped", "other work, cores", ""},
+		num:  []bool{true, true, true, true, true, true, true, false},
+	}
+	for _, s := range steps {
+		mark := c("")
+		switch {
+		case cp.MaxRate > 0 && s.Offered == cp.MaxRate:
+			mark = cell{text: "knee: highest rate within the SLO", status: "pass"}
+		case s.Offered > cp.MaxRate:
+			mark = cell{text: "over", status: "fail"}
+		}
+		other := "—"
+		if s.OtherCores != nil {
+			other = fmtCPU(*s.OtherCores)
+		}
+		row := []cell{c(fmtRate(s.Offered)), c(fmtRate(s.Achieved)), c(fmtMS(s.P50MS)), c(fmtMS(s.P99MS)),
+			c(fmtFraction(s.ErrorRate)), c(groupDigits(s.Dropped)), c(other), mark}
+		if s.Offered == cp.MaxRate {
+			for i := range row {
+				row[i].strong = true
+			}
+		}
+		tb.rows = append(tb.rows, row)
+	}
+	head := fmt.Sprintf("Capacity: %s requests/s under the SLO `%s`.", fmtRate(cp.MaxRate), cp.SLO)
+	if cp.MaxRate == 0 {
+		head = fmt.Sprintf("No step met the SLO `%s`: no capacity was measured.", cp.SLO)
+	}
+	capSec := section{
+		title: "Capacity",
+		text: head + " The arrival rate was held at each rate in turn (open model: arrivals keep coming whatever the latency), " +
+			"doubled until a step broke the SLO, then bisected between the last pass and the first fail. " +
+			"Other work is what the rest of the machine kept busy meanwhile (other users of a shared box), outside the topology and the load generator. Steps in order of rate:",
+		table:    tb,
+		capacity: true,
+	}
+	if cp.MaxRate > 0 && cp.PredictedMaxRate > 0 {
+		e := modelError(cp)
+		capSec.after = fmt.Sprintf("Predicted against measured: the model (%s) gives %s requests/s, limited by %s; measured %s requests/s: error %+.1f%%%s.",
+			cp.Model.Name, fmtRate(cp.PredictedMaxRate), orDash(cp.Model.Bottleneck), fmtRate(cp.MaxRate), e, withinNote(e))
+		if bg, ok := cp.Model.Inputs["background_cores"]; ok {
+			capSec.after += fmt.Sprintf(" Of the %s cores the model took %.2f as busy whatever the load", trimFloat(cp.Model.Inputs["cores"]), bg)
+			o, ok := cp.Model.Inputs["other_work_cores"]
+			if ok {
+				capSec.after += fmt.Sprintf(" (%.2f of them other work on the machine)", o)
+			}
+			capSec.after += "."
+			if cores := cp.Model.Inputs["cores"]; ok && o > 0.25*cores {
+				capSec.after += fmt.Sprintf(" The machine was busy with other work (%.2f of %s cores): the capacity measured is what was left to the lab, and it moved as that work moved, so read both figures as this machine at that moment, not as the phase's.", o, trimFloat(cores))
+			}
+		}
+	}
+	out := []section{capSec}
+	if len(cp.Demands) > 0 {
+		dt := &table{head: []string{"component", "CPU µs per request", "background cores"}, num: []bool{false, true, true}}
+		names := slices.Sorted(maps.Keys(cp.Demands))
+		slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(cp.Demands[b], cp.Demands[a]) })
+		total := 0.0
+		for _, n := range names {
+			total += cp.Demands[n]
+			bg := "—"
+			if b, ok := cp.BackgroundCores[n]; ok {
+				bg = fmt.Sprintf("%.3f", b)
+			}
+			dt.rows = append(dt.rows, []cell{c(n), c(fmtRate(1e6 * cp.Demands[n])), c(bg)})
+		}
+		sum := []cell{c("all, load generator included"), c(fmtRate(1e6 * total)), c("")}
+		for i := range sum {
+			sum[i].strong = true
+		}
+		dt.rows = append(dt.rows, sum)
+		text := "What one more request costs each component in CPU, from the steps at or below the knee"
+		if cp.DemandsMethod != "" {
+			text += " (" + cp.DemandsMethod + ")"
+		}
+		text += ". `loadgen` is this command's own process, which shares the cores with the topology."
+		sec := section{title: "Demands per request", text: text, table: dt}
+		if cp.DataBytesPerUser > 0 {
+			sec.after = fmt.Sprintf("The database holds %s bytes per user (tables and indexes over the users seeded).", groupDigits(int64(math.Round(cp.DataBytesPerUser))))
+		}
+		out = append(out, sec)
+	}
+	return out
+}
+
+// modelError is the model's error in percent of the measured capacity.
+func modelError(cp *Capacity) float64 {
+	return 100 * (cp.PredictedMaxRate - cp.MaxRate) / cp.MaxRate
+}
+
+func withinNote(e float64) string {
+	if math.Abs(e) <= 15 {
+		return " (within 15%)"
+	}
+	return fmt.Sprintf(" (outside 15%% by %.1f points)", math.Abs(e)-15)
+}
+
+// capacityCharts are the hockey stick (latency against offered load) and
+// throughput against offered load, the knee marked on both.
+func capacityCharts(r *Result) []htmlChart {
+	cp := r.Capacity
+	if cp == nil || len(cp.Steps) == 0 {
+		return nil
+	}
+	steps := slices.Clone(cp.Steps)
+	slices.SortStableFunc(steps, func(a, b CapacityStep) int { return cmp.Compare(a.Offered, b.Offered) })
+	var markers []marker
+	if cp.MaxRate > 0 {
+		markers = append(markers, marker{x: cp.MaxRate, label: "knee " + fmtRate(cp.MaxRate) + "/s"})
+	}
+	if cp.PredictedMaxRate > 0 && !math.IsInf(cp.PredictedMaxRate, 0) {
+		markers = append(markers, marker{x: cp.PredictedMaxRate, label: "model " + fmtRate(cp.PredictedMaxRate) + "/s"})
+	}
+	top := steps[len(steps)-1].Offered
+	for _, m := range markers {
+		top = math.Max(top, m.x)
+	}
+	xAxis := axis{label: "offered load, requests/s", max: niceCeil(top * 1.05)}
+
+	lat := &chart{title: "Latency against offered load", x: xAxis, y: axis{label: "ms (log scale)", log: true}, xUnit: "/s", yUnit: "ms", markers: markers}
+	p50 := series{name: "p50", color: "#2563eb", dots: true}
+	p99 := series{name: "p99", color: "#dc2626", dots: true}
+	lo, hi := math.Inf(1), 0.0
+	for _, s := range steps {
+		for _, v := range []float64{s.P50MS, s.P99MS} {
+			if v > 0 {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+		}
+		p50.pts = append(p50.pts, point{x: s.Offered, y: s.P50MS})
+		p99.pts = append(p99.pts, point{x: s.Offered, y: s.P99MS})
+	}
+	lat.series = []series{p50, p99}
+	if bound := sloP99(cp.SLO); bound > 0 {
+		lat.series = append(lat.series, series{name: "SLO p99", color: "#9ca3af", dash: true,
+			pts: []point{{x: 0, y: bound}, {x: lat.x.max, y: bound}}})
+		hi = math.Max(hi, bound)
+	}
+	if math.IsInf(lo, 1) {
+		lo = 0.1
+	}
+	lat.y.min = math.Pow(10, math.Floor(math.Log10(lo)))
+	lat.y.max = math.Pow(10, math.Ceil(math.Log10(hi*1.01)))
+
+	thr := &chart{title: "Throughput against offered load", x: xAxis, y: axis{label: "requests/s"}, xUnit: "/s", yUnit: "/s", markers: markers}
+	achieved := series{name: "achieved", color: "#2563eb", dots: true}
+	ymax := 0.0
+	for _, s := range steps {
+		achieved.pts = append(achieved.pts, point{x: s.Offered, y: s.Achieved})
+		ymax = math.Max(ymax, s.Achieved)
+	}
+	thr.series = []series{achieved, {name: "achieved = offered", color: "#9ca3af", dash: true,
+		pts: []point{{x: 0, y: 0}, {x: xAxis.max, y: xAxis.max}}}}
+	thr.y.max = niceCeil(math.Max(ymax, top) * 1.05)
+
+	return []htmlChart{
+		{SVG: template.HTML(lat.svg()), Caption: "The hockey stick: p50 and p99 of each step against the rate offered, on a log scale. Latency stays flat while the components keep up and climbs once a queue builds; the knee is the highest rate within the SLO, the model's line its prediction. Hover over a dot for its values."},
+		{SVG: template.HTML(thr.svg()), Caption: "Throughput against offered load: below the knee achieved follows offered (the dashed diagonal); past it the system completes less than it is given, and the difference queues, times out or is dropped."},
+	}
+}
+
+// sloP99 reads the latency bound, in ms, out of an SLO as written by
+// scalelab capacity ("p99<50ms, ..."); 0 when there is none.
+func sloP99(slo string) float64 {
+	first, _, _ := strings.Cut(slo, ",")
+	v, ok := strings.CutPrefix(strings.TrimSpace(first), "p99<")
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0
+	}
+	return float64(d) / float64(time.Millisecond)
+}

@@ -1,0 +1,88 @@
+package reports
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func capacityResult() *Result {
+	return &Result{
+		SchemaVersion: SchemaVersion, Phase: 1, Scenario: "read-heavy",
+		Capacity: &Capacity{
+			SLO: "p99<50ms, errors+dropped<=0.1%, achieved>=95% of offered",
+			Steps: []CapacityStep{
+				{Offered: 1000, Achieved: 999, P50MS: 0.5, P99MS: 4, CPUUSPerRequest: map[string]float64{"app-1": 220}, OtherCores: Float(0.25)},
+				{Offered: 4000, Achieved: 3100, P50MS: 80, P99MS: 900, Dropped: 5000},
+				{Offered: 2000, Achieved: 1998, P50MS: 0.7, P99MS: 9},
+				{Offered: 3000, Achieved: 2990, P50MS: 2, P99MS: 31},
+			},
+			MaxRate:          3000,
+			Demands:          map[string]float64{"app-1": 300e-6, "loadgen": 250e-6},
+			PredictedMaxRate: 3300,
+			Model:            CapacityModel{Name: "bounds", Bottleneck: "cores", Inputs: map[string]float64{"cores": 2, "background_cores": 0.2, "other_work_cores": 0.15}},
+			DataBytesPerUser: 437.2,
+		},
+	}
+}
+
+func TestRenderCapacity(t *testing.T) {
+	r := capacityResult()
+	var md bytes.Buffer
+	if err := RenderMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"## Capacity",
+		"Capacity: 3000.0 requests/s under the SLO `p99<50ms",
+		"| **3000.0** |",
+		"knee: highest rate within the SLO",
+		"gives 3300.0 requests/s, limited by cores; measured 3000.0 requests/s: error +10.0% (within 15%)",
+		"# scalelab capacity: read-heavy on phase 1",
+		"(0.15 of them other work on the machine)",
+		"## Demands per request",
+		"| app-1 | 300.0 |",
+		"| **all, load generator included** | **550.0** |",
+		"437 bytes per user",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md.String())
+		}
+	}
+	// Steps are listed by rate, whatever order the search measured them in.
+	if i, j := strings.Index(md.String(), "| 2000.0 |"), strings.Index(md.String(), "| **3000.0** |"); i < 0 || j < i {
+		t.Errorf("steps not in order of rate:\n%s", md.String())
+	}
+	var html bytes.Buffer
+	if err := RenderHTML(&html, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Latency against offered load", "Throughput against offered load", "knee 3000.0/s", "model 3300.0/s", "SLO p99"} {
+		if !strings.Contains(html.String(), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+
+	r.Capacity.PredictedMaxRate = 4500
+	md.Reset()
+	if err := RenderMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := "error +50.0% (outside 15% by 35.0 points)"; !strings.Contains(md.String(), want) {
+		t.Errorf("report.md lacks %q", want)
+	}
+}
+
+func TestSLOP99(t *testing.T) {
+	for slo, want := range map[string]float64{
+		"p99<50ms, errors+dropped<=0.1%": 50,
+		"p99<1.5s":                       1500,
+		"p99<500µs, x":                   0.5,
+		"errors<1%":                      0,
+		"":                               0,
+	} {
+		if got := sloP99(slo); got != want {
+			t.Errorf("sloP99(%q) = %v, want %v", slo, got, want)
+		}
+	}
+}
