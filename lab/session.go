@@ -205,6 +205,7 @@ func (s *Session) Result(ctx context.Context, m *Measured) reports.Result {
 		argv: s.cfg.Argv, machine: reports.DetectMachine(ctx), load: m.Load, measurements: m.Topology,
 	})
 	res.Notes = append(res.Notes, m.Faults...)
+	res.Network = networkResult(s.top.Network, s.top.Links, &res)
 	return res
 }
 

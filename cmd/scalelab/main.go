@@ -49,6 +49,7 @@ commands:
   up        bring a phase's topology up and leave it running
   down      stop a topology that 'up' left running
   regress   CI's throughput check: the server against a bare handler, judged against a baseline
+  proxy     serve Toxiproxy's API: the network between tiers (the runner starts it)
   plan      instances per tier for a workload of many users, from measured runs, and the smallest phase that serves it
 
 'scalelab <command> -h' shows a command's flags. Every flag also reads an
@@ -79,6 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runRegress(ctx, rest, getenv, stdout, stderr)
 	case "plan":
 		return runPlan(ctx, rest, getenv, stdout, stderr)
+	case "proxy":
+		return runProxy(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

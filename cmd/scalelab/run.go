@@ -13,6 +13,7 @@ import (
 	"scalelab/lab"
 	"scalelab/reports"
 	"scalelab/scenarios"
+	"scalelab/topologies"
 )
 
 // thresholdsFailed is the exit status of a run whose thresholds failed.
@@ -28,6 +29,7 @@ type runConfig struct {
 	seed     uint64
 	logLevel string
 	topoDir  string
+	network  string
 }
 
 func runRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -42,6 +44,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed of the load (key and operation choices)")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "debug, info, warn or error")
 	fs.StringVar(&c.topoDir, "topology-dir", "", "folder for the topology's run folders (default .scalelab/topologies)")
+	fs.StringVar(&c.network, "network", "", "distance between tiers: "+strings.Join(topologies.NetworkProfiles(), ", ")+" (default: the phase file's)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -57,6 +60,9 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return &exitError{code: 2, msg: err.Error()}
 	}
 	def, err := lab.Phase(c.phase)
+	if err == nil {
+		err = def.SetNetwork(c.network)
+	}
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
