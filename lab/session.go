@@ -30,8 +30,10 @@ type Session struct {
 	drv    *driver
 	ops    []loadgen.Op
 	faults []scheduledFault
-	out    io.Writer
-	log    *slog.Logger
+	// linkFaults are the scenario's network faults (netfault.go).
+	linkFaults []linkFault
+	out        io.Writer
+	log        *slog.Logger
 }
 
 // Measured is what one measured run saw: the load generator's result, the
@@ -41,6 +43,9 @@ type Measured struct {
 	Load     *loadgen.Result
 	Topology *topologies.Measurements
 	Faults   []reports.Fault
+	// LinkFaults say what happened to each network fault on a link, as
+	// lines for the report's notes.
+	LinkFaults []string
 }
 
 // Up brings c.Definition's topology up and prepares the scenario's driver.
@@ -80,11 +85,15 @@ func Up(ctx context.Context, c Config) (*Session, error) {
 // prepare resolves the scenario's faults and operations against the
 // running topology.
 func (s *Session) prepare() error {
-	faults, err := checkFaults(s.top.Component, s.sc.Faults)
+	compFaults, netFaults := splitFaults(s.sc.Faults)
+	faults, err := checkFaults(s.top.Component, compFaults)
 	if err != nil {
 		return invalid{err}
 	}
 	s.faults = faults
+	if s.linkFaults, err = checkLinkFaults(s.top, netFaults); err != nil {
+		return invalid{err}
+	}
 	api := s.top.API
 	if !strings.HasSuffix(api, "/users") {
 		api = strings.TrimSuffix(api, "/") + "/users"
@@ -154,7 +163,7 @@ func (s *Session) WarmUp(ctx context.Context) error {
 // sampling the topology.
 func (s *Session) Measure(ctx context.Context) (*Measured, error) {
 	fmt.Fprintf(s.out, "running %s for %s: %s\n", s.sc.Name, s.sc.Duration, s.sc.Executor)
-	return s.measure(ctx, mainExecutor(s.sc), s.faults)
+	return s.measure(ctx, mainExecutor(s.sc), s.faults, s.linkFaults)
 }
 
 // MeasureRate runs the scenario's mix at a constant arrival rate for d,
@@ -165,10 +174,10 @@ func (s *Session) MeasureRate(ctx context.Context, rate float64, d time.Duration
 		return nil, invalidf("measure at %v/s for %s: rate and duration must be positive", rate, d)
 	}
 	fmt.Fprintf(s.out, "running %s for %s at %g/s\n", s.sc.Name, d, rate)
-	return s.measure(ctx, loadgen.ConstantArrivalRate{Rate: rate, Duration: d, Pool: pool(s.sc)}, nil)
+	return s.measure(ctx, loadgen.ConstantArrivalRate{Rate: rate, Duration: d, Pool: pool(s.sc)}, nil, nil)
 }
 
-func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []scheduledFault) (*Measured, error) {
+func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []scheduledFault, linkFaults []linkFault) (*Measured, error) {
 	sampler, err := topologies.StartSampler(ctx, s.top, topologies.SamplerOptions{Logger: s.log})
 	if err != nil {
 		return nil, fmt.Errorf("start sampling the topology: %w", err)
@@ -177,11 +186,13 @@ func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []sch
 	cfg := s.loadConfig(s.cfg.Seed, ex)
 	cfg.Observer = progress
 	faultCtx, stopFaults := context.WithCancel(ctx)
-	faultLog := make(chan []injectedFault, 1)
-	go func() { faultLog <- injectFaults(faultCtx, s.top.Inject, faults, time.Now(), s.out) }()
+	faultLog, linkLog := make(chan []injectedFault, 1), make(chan []string, 1)
+	faultStart := time.Now()
+	go func() { faultLog <- injectFaults(faultCtx, s.top.Inject, faults, faultStart, s.out) }()
+	go func() { linkLog <- injectLinkFaults(faultCtx, s.top, linkFaults, faultStart, s.out) }()
 	lres, runErr := loadgen.Run(ctx, cfg)
 	stopFaults()
-	injected := <-faultLog
+	injected, linkLines := <-faultLog, <-linkLog
 	progress.Stop()
 	meas, serr := sampler.Stop(context.Background())
 	if runErr != nil {
@@ -194,7 +205,7 @@ func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []sch
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("run %s: interrupted: %w", s.sc.Name, err)
 	}
-	return &Measured{Load: lres, Topology: meas, Faults: reportFaults(injected, lres.Start)}, nil
+	return &Measured{Load: lres, Topology: meas, Faults: reportFaults(injected, lres.Start), LinkFaults: linkLines}, nil
 }
 
 // Result maps a measured run into the result.json schema, thresholds
@@ -205,6 +216,8 @@ func (s *Session) Result(ctx context.Context, m *Measured) reports.Result {
 		argv: s.cfg.Argv, machine: reports.DetectMachine(ctx), load: m.Load, measurements: m.Topology,
 	})
 	res.Faults = m.Faults
+	res.Notes = append(res.Notes, m.LinkFaults...)
+	res.Network = networkResult(s.top.Network, s.top.Links, &res)
 	return res
 }
 

@@ -150,6 +150,9 @@ func buildDocument(r *Result, o *options) document {
 	if len(r.Components) > 0 {
 		d.sections = append(d.sections, componentsSection(r))
 	}
+	if r.Network != nil {
+		d.sections = append(d.sections, networkSection(r))
+	}
 	if len(r.Backends) > 0 {
 		d.sections = append(d.sections, backendsSection(r))
 	}

@@ -97,6 +97,8 @@ type Result struct {
 	// CacheSeries has the hit rate of each cache tier per second of the
 	// measured part, when the topology sampled it.
 	CacheSeries []CacheSecond `json:"cache_series,omitempty"`
+	// Network is the simulated distance between tiers (network.go).
+	Network *Network `json:"network,omitempty"`
 }
 
 // Fault is one scenario fault, e.g. "kill redis" at 10 s.

@@ -205,7 +205,12 @@ type rawScenario struct {
 type rawFault struct {
 	At        *string `yaml:"at"`
 	Component string  `yaml:"component"`
+	Link      string  `yaml:"link"`
 	Action    string  `yaml:"action"`
+	For       *string `yaml:"for"`
+	Latency   *string `yaml:"latency"`
+	Rate      int     `yaml:"rate_kbps"`
+	Direction string  `yaml:"direction"`
 }
 
 type rawExecutor struct {
@@ -241,7 +246,7 @@ func knownFields(typeName string) string {
 	case "rawScenario":
 		return "name, description, executor, duration, warmup, users, max_workers, connections, mix, keys, thresholds, faults"
 	case "rawFault":
-		return "at, component, action"
+		return "at, component, link, action, for, latency, rate_kbps, direction"
 	case "rawExecutor":
 		return "type, rate, start_rate, stages, vus"
 	case "rawStage":
@@ -359,14 +364,23 @@ func (r *rawScenario) scenario() (*Scenario, []issue) {
 
 	for i, f := range r.Faults {
 		field := fmt.Sprintf("faults[%d]", i)
-		fault := Fault{Component: f.Component, Action: FaultAction(f.Action)}
+		fault := Fault{Component: f.Component, Link: f.Link, Action: FaultAction(f.Action), RateKBps: f.Rate, Direction: f.Direction}
 		if f.At == nil {
 			add(field+".at", "required (when, from the start of the measured run, e.g. 10s)")
 		} else {
 			fault.At = dur(field+".at", f.At)
 		}
-		if f.Component == "" {
-			add(field+".component", "required (a component of the phase's topology, e.g. redis, replica-1, app-2)")
+		if f.For != nil {
+			fault.For = dur(field+".for", f.For)
+		}
+		if f.Latency != nil {
+			fault.Latency = dur(field+".latency", f.Latency)
+		}
+		switch {
+		case f.Component == "" && f.Link == "":
+			add(field+".component", "required, or link (a component of the phase's topology, e.g. redis, replica-1, app-2; or a link, e.g. primary->replica-1)")
+		case f.Component != "" && f.Link != "":
+			add(field+".link", "a fault acts on a component or on a link, not both")
 		}
 		if f.Action == "" {
 			add(field+".action", "required (%s)", faultActionList())

@@ -51,10 +51,22 @@ type Scenario struct {
 // topology names them: app-2, replica-1, primary, redis, redis-master-0,
 // haproxy, varnish, pgbouncer, …). Whether the component exists is checked
 // when the topology is up.
+//
+// A network fault names a Link instead ("from->to", as the topology names
+// its proxied links: primary->replica-1, app->redis, client->haproxy) and
+// lasts For (0: until the run ends); Latency is what slow adds, RateKBps
+// what bandwidth caps the link at, Direction (both, forward: from → to,
+// backward: to → from) which way it acts.
 type Fault struct {
 	At        time.Duration
 	Component string
 	Action    FaultAction
+
+	Link      string
+	For       time.Duration
+	Latency   time.Duration
+	RateKBps  int
+	Direction string
 }
 
 // FaultAction is what a fault does to its component.
@@ -70,9 +82,32 @@ const (
 	FaultRestart FaultAction = "restart"
 )
 
-// FaultActions lists the fault actions.
+// The link fault actions (see topologies.LinkAction): partition (nothing
+// crosses, nothing is lost), slow (adds latency), bandwidth (caps it),
+// reset (connections reset).
+const (
+	FaultPartition FaultAction = "partition"
+	FaultSlow      FaultAction = "slow"
+	FaultBandwidth FaultAction = "bandwidth"
+	FaultReset     FaultAction = "reset"
+)
+
+// FaultActions lists the fault actions on a component.
 func FaultActions() []FaultAction {
 	return []FaultAction{FaultStop, FaultKill, FaultPause, FaultResume, FaultRestart}
+}
+
+// LinkFaultActions lists the fault actions on a link.
+func LinkFaultActions() []FaultAction {
+	return []FaultAction{FaultPartition, FaultSlow, FaultBandwidth, FaultReset}
+}
+
+func linkActionList() string {
+	names := make([]string, 0, 4)
+	for _, a := range LinkFaultActions() {
+		names = append(names, string(a))
+	}
+	return strings.Join(names, ", ")
 }
 
 func faultActionList() string {
@@ -84,7 +119,25 @@ func faultActionList() string {
 }
 
 // String reads like "at 10s: kill redis".
-func (f Fault) String() string { return fmt.Sprintf("at %s: %s %s", f.At, f.Action, f.Component) }
+func (f Fault) String() string {
+	if f.Link == "" {
+		return fmt.Sprintf("at %s: %s %s", f.At, f.Action, f.Component)
+	}
+	s := fmt.Sprintf("at %s: %s %s", f.At, f.Action, f.Link)
+	switch {
+	case f.Action == FaultSlow:
+		s += " +" + f.Latency.String()
+	case f.Action == FaultBandwidth:
+		s += fmt.Sprintf(" to %d KB/s", f.RateKBps)
+	}
+	if f.Direction != "" && f.Direction != "both" {
+		s += " (" + f.Direction + ")"
+	}
+	if f.For > 0 {
+		s += " for " + f.For.String()
+	}
+	return s
+}
 
 // ExecutorKind names a way to schedule requests, as k6 names its executors.
 type ExecutorKind string
@@ -481,8 +534,23 @@ func validate(s *Scenario) []issue {
 	}
 	for i, f := range s.Faults {
 		field := fmt.Sprintf("faults[%d]", i)
-		if f.Action != "" && !slices.Contains(FaultActions(), f.Action) {
+		switch {
+		case f.Link == "" && f.Action != "" && !slices.Contains(FaultActions(), f.Action):
 			add(field+".action", "unknown action %q (want %s)", f.Action, faultActionList())
+		case f.Link != "" && !slices.Contains(LinkFaultActions(), f.Action):
+			add(field+".action", "unknown action %q on a link (want %s)", f.Action, linkActionList())
+		case f.Link != "" && !strings.Contains(f.Link, "->"):
+			add(field+".link", "%q: name a link from->to, e.g. primary->replica-1", f.Link)
+		case f.Action == FaultSlow && f.Latency <= 0:
+			add(field+".latency", "slow needs a positive latency, e.g. 50ms")
+		case f.Action == FaultBandwidth && f.RateKBps <= 0:
+			add(field+".rate_kbps", "bandwidth needs a positive rate in KB/s")
+		case f.Link != "" && !slices.Contains([]string{"", "both", "forward", "backward"}, f.Direction):
+			add(field+".direction", "%q, want both, forward or backward", f.Direction)
+		case f.Link == "" && (f.For != 0 || f.Latency != 0 || f.RateKBps != 0 || f.Direction != ""):
+			add(field+".for", "for, latency, rate_kbps and direction belong to link faults")
+		case f.For < 0:
+			add(field+".for", "%s: must not be negative", f.For)
 		}
 		if f.At < 0 || (s.Duration > 0 && f.At >= s.Duration) {
 			add(field+".at", "%s is outside the measured run (0 to %s)", f.At, s.Duration)

@@ -34,6 +34,9 @@ type builder struct {
 	// secret is shared by every instance of the run (${run.secret}), e.g.
 	// to sign tokens that any instance behind the load balancer accepts.
 	secret string
+	// net proxies the links between tiers (links.go); under the none
+	// profile it makes no proxy and every address stays as it is.
+	net *network
 }
 
 type step struct {
@@ -103,6 +106,13 @@ func (b *builder) plan() error {
 		t.EntryURL = t.AppURLs[0]
 	}
 
+	// Every step that hands out an address of another component waits
+	// for the proxy that may carry the link (links.go).
+	var netDeps []string
+	if b.net.on() {
+		b.add("toxiproxy", nil, b.startToxiproxy)
+		netDeps = []string{"toxiproxy"}
+	}
 	var dataDeps []string
 	if def.Prometheus != nil {
 		b.add("prometheus", nil, b.startPrometheus)
@@ -112,7 +122,7 @@ func (b *builder) plan() error {
 		dataDeps = append(dataDeps, "primary")
 		for i := range def.Postgres.Replicas {
 			name := fmt.Sprintf("replica-%d", i+1)
-			b.add(name, []string{"primary"}, func(ctx context.Context) error { return b.startReplica(ctx, name) })
+			b.add(name, append([]string{"primary"}, netDeps...), func(ctx context.Context) error { return b.startReplica(ctx, name) })
 			dataDeps = append(dataDeps, name)
 		}
 	}
@@ -131,16 +141,20 @@ func (b *builder) plan() error {
 	var apps []string
 	for i := range def.Apps.Count {
 		name := fmt.Sprintf("app-%d", i+1)
-		b.add(name, dataDeps, func(ctx context.Context) error { return b.startApp(ctx, i) })
+		b.add(name, append(slices.Clone(dataDeps), netDeps...), func(ctx context.Context) error { return b.startApp(ctx, i) })
 		apps = append(apps, name)
 	}
 	front := apps
 	if def.HAProxy != nil {
-		b.add("haproxy", apps, b.startHAProxy)
+		b.add("haproxy", append(slices.Clone(apps), netDeps...), b.startHAProxy)
 		front = []string{"haproxy"}
 	}
 	if def.Varnish != nil {
-		b.add("varnish", front, b.startVarnish)
+		b.add("varnish", append(slices.Clone(front), netDeps...), b.startVarnish)
+	}
+	if b.net.on() {
+		entry := map[string]string{"varnish": "varnish", "haproxy": "haproxy", "app": "app-1"}[def.Entry]
+		b.add("client-link", []string{entry, "toxiproxy"}, b.clientLink)
 	}
 	if err := b.planExporters(); err != nil {
 		return err
@@ -271,7 +285,7 @@ func (b *builder) startPrimary(ctx context.Context) error {
 
 func (b *builder) startReplica(ctx context.Context, name string) error {
 	dir := filepath.Join(b.t.Dir, name)
-	_, err := startReplica(ctx, b.t.rt.primary, name, dir, b.opts.FastPostgres, b.log, func(p *Postgres) {
+	r, err := startReplica(ctx, b.t.rt.primary, name, dir, b.opts.FastPostgres, b.log, func(p *Postgres) {
 		b.set(func(t *Topology) {
 			t.rt.replicas = append(t.rt.replicas, p)
 			slices.SortFunc(t.rt.replicas, func(a, c *Postgres) int { return cmpName(a.name, c.name) })
@@ -282,7 +296,10 @@ func (b *builder) startReplica(ctx context.Context, name string) error {
 		})
 		b.t.rt.register(b.t, p)
 	})
-	return err
+	if err != nil || !b.net.on() {
+		return err
+	}
+	return b.replicationLink(ctx, r)
 }
 
 func (b *builder) startPgBouncer(ctx context.Context) error {
@@ -371,6 +388,11 @@ func (b *builder) vars(name, dir, addr, metricsAddr string) flagVars {
 	if b.promPort != 0 {
 		v["prometheus.url"] = []string{"http://" + loopback(b.promPort)}
 	}
+	for _, k := range []string{"postgres.url", "replicas.url", "replicas.urls", "pgbouncer.url", "redis.addr"} {
+		for i, s := range v[k] {
+			v[k][i] = b.net.rewrite("app", s)
+		}
+	}
 	return v
 }
 
@@ -394,6 +416,9 @@ func (b *builder) startApp(ctx context.Context, i int) error {
 		return err
 	}
 	addr := loopback(b.appPorts[i])
+	if err := b.appLinks(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
 	flags, err := args(b.def.Apps.Flags, b.vars(name, dir, addr, loopback(b.metricsPorts[i])))
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -423,7 +448,12 @@ func (b *builder) startHAProxy(ctx context.Context) error {
 	}
 	var servers []haproxyServer
 	for i, p := range b.appPorts {
-		servers = append(servers, haproxyServer{Name: fmt.Sprintf("app-%d", i+1), Addr: loopback(p)})
+		name := fmt.Sprintf("app-%d", i+1)
+		addr, err := b.net.link("haproxy", name, loopback(p))
+		if err != nil {
+			return err
+		}
+		servers = append(servers, haproxyServer{Name: name, Addr: addr})
 	}
 	h, err := newHAProxy(dir, b.def.HAProxy, b.haproxyPort, b.statsPort, servers, b.log)
 	if err != nil {
@@ -442,9 +472,12 @@ func (b *builder) startVarnish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	backend := b.appPorts[0]
+	backend, origin := b.appPorts[0], "app-1"
 	if b.def.HAProxy != nil {
-		backend = b.haproxyPort
+		backend, origin = b.haproxyPort, "haproxy"
+	}
+	if backend, err = b.linkPort("varnish", origin, backend); err != nil {
+		return err
 	}
 	v, err := newVarnish(dir, b.def.Varnish, b.varnishPort, b.varnishAdmin, backend, b.log)
 	if err != nil {

@@ -34,6 +34,10 @@ type Definition struct {
 	// API is the path prefix of the user API in this phase ("/api/users"
 	// or "/api/v1"), for drivers and smoke tests.
 	API string `yaml:"api"`
+	// Network is how far apart the tiers are: none (loopback, the
+	// default), datacenter or internet; see netprofile.go. `--network`
+	// overrides it.
+	Network string `yaml:"network"`
 
 	Postgres     *PostgresDef     `yaml:"postgres"`
 	PgBouncer    *PgBouncerDef    `yaml:"pgbouncer"`
@@ -259,6 +263,7 @@ func (d *Definition) setDefaults() {
 	if p := d.Prometheus; p != nil {
 		p.ScrapeInterval = cmpOr(p.ScrapeInterval, time.Second)
 	}
+	d.Network = cmpOr(d.Network, NetworkNone)
 	if d.Entry == "" {
 		switch {
 		case d.Varnish != nil:
@@ -353,6 +358,9 @@ func (d *Definition) validateFields() error {
 		if h.CheckInterval < 100*time.Millisecond {
 			return fmt.Errorf("haproxy.check_interval: %v, want at least 100ms", h.CheckInterval)
 		}
+	}
+	if err := checkNetwork(d.Network); err != nil {
+		return err
 	}
 	if p := d.Prometheus; p != nil && p.ScrapeInterval < 100*time.Millisecond {
 		return fmt.Errorf("prometheus.scrape_interval: %v, want at least 100ms", p.ScrapeInterval)

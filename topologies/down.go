@@ -28,7 +28,7 @@ func stopRank(c ComponentInfo) int {
 		return 1
 	case "app", "worker":
 		return 2
-	case "pgbouncer", "redis":
+	case "pgbouncer", "redis", "toxiproxy":
 		return 3
 	case "postgres":
 		if c.Name == "primary" {

@@ -37,6 +37,9 @@ type Options struct {
 	// FastPostgres runs Postgres without fsync (initdb --no-sync, fsync =
 	// off): quicker for tests, wrong for measuring durable writes.
 	FastPostgres bool
+	// Network overrides the definition's network profile (none,
+	// datacenter or internet) when not empty.
+	Network string
 	// DieWithParent has the kernel kill the components this process
 	// starts directly (all but Postgres, which pg_ctl detaches) when this
 	// process dies, for tests. Leave it off for `scalelab up`.
@@ -125,6 +128,10 @@ type Topology struct {
 	VarnishURL        string   `json:"varnish_url,omitempty"`
 	VarnishWorkDir    string   `json:"varnish_workdir,omitempty"` // varnishstat -n
 	PrometheusURL     string   `json:"prometheus_url,omitempty"`
+	// Network is the profile the links run under; Links are the proxied
+	// links (none under the none profile), each with its shape.
+	Network string `json:"network"`
+	Links   []Link `json:"links,omitempty"`
 	// DatabaseURL is where the apps' data lives, for seeding: the
 	// primary's URL, or without Postgres the --db of app-1 (sqlite:PATH,
 	// the path absolute).
@@ -160,6 +167,7 @@ type runtime struct {
 	haproxy   *HAProxy
 	varnish   *Varnish
 	prom      *Prometheus
+	net       *network
 	stoppedAt *time.Time
 	// teardown, when set, runs in Down after the members stopped: the
 	// docker runtime removes the run's containers and network there.
@@ -239,7 +247,14 @@ func Up(ctx context.Context, def *Definition, opts Options) (t *Topology, err er
 		t = nil
 	}()
 
-	b := &builder{t: t, def: def, opts: opts, bin: bin, ports: newPortPicker(), log: log}
+	profile := cmpOr(opts.Network, def.Network)
+	if err := checkNetwork(profile); err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	ports := newPortPicker()
+	t.Network = profile
+	t.rt.net = &network{profile: profile, ports: ports}
+	b := &builder{t: t, def: def, opts: opts, bin: bin, ports: ports, log: log, net: t.rt.net}
 	if err := b.plan(); err != nil {
 		return t, err
 	}
@@ -307,6 +322,8 @@ func (t *Topology) save() error {
 	f.AppMetricsURLs = slices.Clone(t.AppMetricsURLs)
 	f.ReplicaURLs = slices.Clone(t.ReplicaURLs)
 	f.RedisClusterAddrs = slices.Clone(t.RedisClusterAddrs)
+	t.Links = t.rt.net.Links()
+	f.Links = slices.Clone(t.Links)
 	t.rt.mu.Unlock()
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {

@@ -52,6 +52,7 @@ commands:
   compose   write a phase's Compose file (docker/phase-N.compose.yaml) from its phase file
   regress   CI's throughput check: the server against a bare handler, judged against a baseline
   capacity  step a phase's arrival rate up until its SLO fails: its capacity, cost per request and the model's prediction
+  proxy     serve Toxiproxy's API: the network between tiers (the runner starts it)
   plan      instances per tier for a workload of many users, from measured runs, and the smallest phase that serves it
 
 'scalelab <command> -h' shows a command's flags. Every flag also reads an
@@ -88,6 +89,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCapacity(ctx, rest, getenv, stdout, stderr)
 	case "plan":
 		return runPlan(ctx, rest, getenv, stdout, stderr)
+	case "proxy":
+		return runProxy(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -13,6 +13,7 @@ import (
 	"scalelab/lab"
 	"scalelab/reports"
 	"scalelab/scenarios"
+	"scalelab/topologies"
 )
 
 // thresholdsFailed is the exit status of a run whose thresholds failed.
@@ -29,6 +30,7 @@ type runConfig struct {
 	logLevel string
 	topoDir  string
 	baseline string
+	network  string
 }
 
 func runRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -44,6 +46,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.StringVar(&c.logLevel, "log-level", "warn", "debug, info, warn or error")
 	fs.StringVar(&c.topoDir, "topology-dir", "", "folder for the topology's run folders (default .scalelab/topologies)")
 	fs.StringVar(&c.baseline, "baseline", "", "result.json (or its folder) that the report compares this run with (default under reports/published/: the previous phase's run)")
+	fs.StringVar(&c.network, "network", "", "distance between tiers: "+strings.Join(topologies.NetworkProfiles(), ", ")+" (default: the phase file's)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -59,6 +62,9 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return &exitError{code: 2, msg: err.Error()}
 	}
 	def, err := lab.Phase(c.phase)
+	if err == nil {
+		err = def.SetNetwork(c.network)
+	}
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}

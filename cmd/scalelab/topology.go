@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"scalelab/lab"
@@ -20,6 +21,7 @@ func runUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	phase := fs.Int("phase", 1, "phase whose topology to start: 1 to 4")
 	dir := fs.String("topology-dir", "", "folder for the topology's run folders (default .scalelab/topologies)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	network := fs.String("network", "", "distance between tiers: "+strings.Join(topologies.NetworkProfiles(), ", ")+" (default: the phase file's)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -28,6 +30,9 @@ func runUp(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	def, err := lab.Phase(*phase)
+	if err == nil {
+		err = def.SetNetwork(*network)
+	}
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
@@ -41,6 +46,10 @@ func runUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	fmt.Fprintf(stdout, "phase %d is up in %.1fs: %s\n", *phase, top.UpSeconds, def.Description)
 	fmt.Fprintf(stdout, "entry:     %s%s\n", top.EntryURL, top.API)
+	fmt.Fprintf(stdout, "network:   %s\n", top.Network)
+	for _, l := range top.Links {
+		fmt.Fprintf(stdout, "  %-20s %s -> %s  +%.2f ms ± %.2f each way\n", l.Name, l.Listen, l.Upstream, l.LatencyMS, l.JitterMS)
+	}
 	for _, c := range top.Components() {
 		where := c.URL
 		if where == "" {

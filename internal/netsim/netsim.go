@@ -1,0 +1,122 @@
+// Package netsim is the lab's network simulation: a Toxiproxy server
+// (github.com/Shopify/toxiproxy/v2) run as its own process by `scalelab
+// proxy`, so that the CPU its proxies burn can be read from /proc apart
+// from the load generator's and the system's.
+//
+// Toxiproxy's own latency toxic counts in whole milliseconds, and an in-DC
+// hop costs a quarter of one; LatencyToxic counts in microseconds.
+package netsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/toxics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// LatencyToxicType is the name LatencyToxic is registered under.
+const LatencyToxicType = "latency_us"
+
+// LatencyToxic delays each chunk of data by Latency ± Jitter microseconds,
+// measured from when the chunk arrived at the proxy (as Toxiproxy's
+// latency toxic does in milliseconds).
+type LatencyToxic struct {
+	Latency int64 `json:"latency_us"`
+	Jitter  int64 `json:"jitter_us"`
+}
+
+func (t *LatencyToxic) delay() time.Duration {
+	d := t.Latency
+	if t.Jitter > 0 {
+		d += rand.Int64N(2*t.Jitter+1) - t.Jitter
+	}
+	return time.Duration(max(d, 0)) * time.Microsecond
+}
+
+// Pipe is Toxiproxy's toxic contract: move chunks from Input to Output
+// until the stream closes or the toxic is interrupted.
+func (t *LatencyToxic) Pipe(stub *toxics.ToxicStub) {
+	timer := time.NewTimer(0)
+	<-timer.C
+	defer timer.Stop()
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case c := <-stub.Input:
+			if c == nil {
+				stub.Close()
+				return
+			}
+			if sleep := t.delay() - time.Since(c.Timestamp); sleep > 0 {
+				timer.Reset(sleep)
+				select {
+				case <-timer.C:
+				case <-stub.Interrupt:
+					stub.Output <- c // never drop data
+					return
+				}
+			}
+			stub.Output <- c
+		}
+	}
+}
+
+// GetBufferSize is how many chunks may wait in the toxic, as Toxiproxy's
+// latency toxic allows.
+func (t *LatencyToxic) GetBufferSize() int { return 1024 }
+
+// HoldToxicType is the name HoldToxic is registered under.
+const HoldToxicType = "hold"
+
+// HoldToxic is a partition: no data crosses while it is on, none is lost,
+// and what was held flows once it is removed. The proxy stops reading, so
+// the sender's socket buffers fill and it blocks, as TCP does when the
+// network between two hosts fails. (Toxiproxy's timeout toxic drops the
+// data instead, which no TCP stream survives intact.)
+type HoldToxic struct{}
+
+// Pipe leaves the input unread until the toxic is removed.
+func (HoldToxic) Pipe(stub *toxics.ToxicStub) { <-stub.Interrupt }
+
+// Serve runs a Toxiproxy API server on addr (a loopback host:port) until
+// ctx ends. The runner creates proxies and toxics through its HTTP API
+// (package github.com/Shopify/toxiproxy/v2/client).
+func Serve(ctx context.Context, addr string) error {
+	// Toxiproxy keeps its toxic types in one registry of its own; adding
+	// ours again on a second Serve in the same process is harmless.
+	toxics.Register(LatencyToxicType, new(LatencyToxic))
+	toxics.Register(HoldToxicType, new(HoldToxic))
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("proxy: listen %s: %w", addr, err)
+	}
+	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	srv := &http.Server{Handler: api.Routes(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("proxy: serve %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err = errors.Join(srv.Shutdown(sctx), api.Collection.Clear())
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("proxy: shut down: %w", err)
+	}
+	return nil
+}

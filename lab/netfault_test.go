@@ -1,0 +1,101 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"scalelab/reports"
+	"scalelab/scenarios"
+	"scalelab/topologies"
+)
+
+// linkLog records what injectLinkFaults did to which link, and when.
+type linkLog struct {
+	mu     sync.Mutex
+	links  []string
+	events []string
+}
+
+func (l *linkLog) HasLink(name string) error {
+	for _, n := range l.links {
+		if n == name {
+			return nil
+		}
+	}
+	return errors.New("no such link")
+}
+
+func (l *linkLog) InjectLinkFault(_ context.Context, name string, f topologies.LinkFault) (func(context.Context) error, error) {
+	l.add(string(f.Action) + " " + name)
+	return func(context.Context) error { l.add("heal " + name); return nil }, nil
+}
+
+func (l *linkLog) add(e string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func TestCheckLinkFaults(t *testing.T) {
+	top := &linkLog{links: []string{"primary->replica-1"}}
+	_, err := checkLinkFaults(top, []scenarios.Fault{{Link: "primary->replica-2", Action: scenarios.FaultPartition}})
+	if err == nil || !strings.Contains(err.Error(), "no such link") {
+		t.Errorf("checkLinkFaults(missing link) = %v, want the topology's error", err)
+	}
+	got, err := checkLinkFaults(top, []scenarios.Fault{{Link: "primary->replica-1", Action: scenarios.FaultSlow, Latency: time.Millisecond}})
+	if err != nil || len(got) != 1 || got[0].fault.Action != topologies.LinkSlow || got[0].fault.Latency != time.Millisecond {
+		t.Errorf("checkLinkFaults = %+v, %v, want one slow fault of 1ms", got, err)
+	}
+}
+
+// Each fault is healed after For; one without For, when the run ends.
+func TestInjectLinkFaults(t *testing.T) {
+	top := &linkLog{links: []string{"a->b", "c->d"}}
+	faults, err := checkLinkFaults(top, []scenarios.Fault{
+		{At: 0, Link: "a->b", Action: scenarios.FaultPartition, For: 20 * time.Millisecond},
+		{At: 40 * time.Millisecond, Link: "c->d", Action: scenarios.FaultReset},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan []string, 1)
+	go func() { done <- injectLinkFaults(ctx, top, faults, time.Now(), io.Discard) }()
+	for {
+		top.mu.Lock()
+		n := len(top.events)
+		top.mu.Unlock()
+		if n == 3 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	lines := <-done
+	want := []string{"partition a->b", "heal a->b", "reset c->d", "heal c->d"}
+	if strings.Join(top.events, ",") != strings.Join(want, ",") {
+		t.Errorf("events = %v, want %v", top.events, want)
+	}
+	if len(lines) != 4 || !strings.Contains(lines[3], "healed when the run ended") {
+		t.Errorf("lines = %q, want 4, the last healed when the run ended", lines)
+	}
+}
+
+func TestNetworkResult(t *testing.T) {
+	res := reports.Result{Components: []reports.Component{{Name: "app-1", CPUS: 3}, {Name: "toxiproxy", CPUS: 1}}}
+	n := networkResult("datacenter", []topologies.Link{{Name: "app->redis", LatencyMS: 0.25, JitterMS: 0.025}}, &res)
+	if n.Profile != "datacenter" || len(n.Links) != 1 || n.Links[0].Name != "app->redis" || n.Links[0].LatencyMS != 0.25 {
+		t.Errorf("network = %+v", n)
+	}
+	if n.ProxyCPUS != 1 || n.ProxyCPUShare != 0.25 {
+		t.Errorf("proxy CPU = %v s, share %v; want 1 s, 0.25", n.ProxyCPUS, n.ProxyCPUShare)
+	}
+	if len(res.Components) != 1 || res.Components[0].Name != "app-1" {
+		t.Errorf("components = %+v, want app-1 only: the proxies are not the system", res.Components)
+	}
+}

@@ -1,0 +1,130 @@
+package topologies
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestShapeFor(t *testing.T) {
+	dc := Shape{Latency: 250 * time.Microsecond, Jitter: 25 * time.Microsecond}
+	tests := []struct {
+		profile, from, to string
+		want              Shape
+		proxied           bool
+	}{
+		{NetworkNone, "app", "redis", Shape{}, false},
+		{NetworkDatacenter, "client", "haproxy", dc, true},
+		{NetworkDatacenter, "app", "primary", dc, true},
+		{NetworkDatacenter, "primary", "replica-1", dc, true},
+		{NetworkDatacenter, "varnish", "haproxy", dc, true},
+		{NetworkInternet, "app", "redis", dc, true},
+		{NetworkInternet, "haproxy", "app-2", dc, true},
+		{NetworkInternet, "client", "haproxy", Shape{Latency: 20 * time.Millisecond, Jitter: 2 * time.Millisecond}, true},
+		{NetworkInternet, "client", "app-1", Shape{Latency: 20 * time.Millisecond, Jitter: 2 * time.Millisecond}, true},
+		{NetworkInternet, "client", "varnish", Shape{Latency: 2500 * time.Microsecond, Jitter: 500 * time.Microsecond}, true},
+		{NetworkInternet, "varnish", "haproxy", Shape{Latency: 17500 * time.Microsecond, Jitter: 1500 * time.Microsecond}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.profile+"/"+linkName(tt.from, tt.to), func(t *testing.T) {
+			got, ok := shapeFor(tt.profile, tt.from, tt.to)
+			if got != tt.want || ok != tt.proxied {
+				t.Errorf("shapeFor(%q, %q, %q) = %+v, %v, want %+v, %v", tt.profile, tt.from, tt.to, got, ok, tt.want, tt.proxied)
+			}
+		})
+	}
+}
+
+// The internet profile's round trips are the figures docs/network.md
+// cites: 40 ms to the origin, 5 ms to the edge, and a CDN miss (edge, then
+// edge to origin) about what going to the origin directly costs.
+func TestInternetRoundTrips(t *testing.T) {
+	rtt := func(from, to string) time.Duration {
+		s, _ := shapeFor(NetworkInternet, from, to)
+		return 2 * s.Latency
+	}
+	if got := rtt("client", "haproxy"); got != 40*time.Millisecond {
+		t.Errorf("client->origin round trip = %v, want 40ms", got)
+	}
+	if got := rtt("client", "varnish"); got != 5*time.Millisecond {
+		t.Errorf("client->edge round trip = %v, want 5ms", got)
+	}
+	if got := rtt("client", "varnish") + rtt("varnish", "haproxy"); got != 40*time.Millisecond {
+		t.Errorf("client->edge->origin round trip = %v, want 40ms", got)
+	}
+}
+
+func TestNetworkInDefinition(t *testing.T) {
+	const base = "phase: 1\napps:\n  flags:\n    - --db=sqlite:x.db\n"
+	tests := []struct {
+		name, yaml, want, err string
+	}{
+		{"default", base, NetworkNone, ""},
+		{"datacenter", base + "network: datacenter\n", NetworkDatacenter, ""},
+		{"internet", base + "network: internet\n", NetworkInternet, ""},
+		{"unknown", base + "network: lan\n", "", `x.yaml: network: "lan", want none, datacenter, internet`},
+		{"not a string", base + "network: [a]\n", "", "x.yaml:5: cannot unmarshal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			def, err := Parse([]byte(tt.yaml), "x.yaml", serverFlags())
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("Parse = %v, want an error containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if def.Network != tt.want {
+				t.Errorf("Network = %q, want %q", def.Network, tt.want)
+			}
+		})
+	}
+}
+
+func TestSetNetwork(t *testing.T) {
+	def := &Definition{Network: NetworkDatacenter}
+	if err := def.SetNetwork(""); err != nil || def.Network != NetworkDatacenter {
+		t.Errorf(`SetNetwork("") = %v, Network %q; want the phase file's kept`, err, def.Network)
+	}
+	if err := def.SetNetwork(NetworkInternet); err != nil || def.Network != NetworkInternet {
+		t.Errorf("SetNetwork(internet) = %v, Network %q", err, def.Network)
+	}
+	if err := def.SetNetwork("wan"); err == nil || !strings.Contains(err.Error(), "--network") {
+		t.Errorf("SetNetwork(wan) = %v, want a --network error", err)
+	}
+}
+
+func TestReplaceAddr(t *testing.T) {
+	tests := []struct{ s, addr, with, want string }{
+		{"postgres://postgres@127.0.0.1:1500/scalelab?sslmode=disable", "127.0.0.1:1500", "127.0.0.1:2600",
+			"postgres://postgres@127.0.0.1:2600/scalelab?sslmode=disable"},
+		// a longer port that starts with the same digits is another address
+		{"127.0.0.1:15001,127.0.0.1:1500", "127.0.0.1:1500", "127.0.0.1:9", "127.0.0.1:15001,127.0.0.1:9"},
+		{"127.0.0.1:1500", "127.0.0.1:1500", "127.0.0.1:9", "127.0.0.1:9"},
+		{"redis://x:6379", "127.0.0.1:6379", "127.0.0.1:9", "redis://x:6379"},
+	}
+	for _, tt := range tests {
+		if got := replaceAddr(tt.s, tt.addr, tt.with); got != tt.want {
+			t.Errorf("replaceAddr(%q, %q, %q) = %q, want %q", tt.s, tt.addr, tt.with, got, tt.want)
+		}
+	}
+}
+
+// Under the none profile nothing is proxied: every address is the
+// component's own, as before the lab simulated distance.
+func TestNetworkNoneProxiesNothing(t *testing.T) {
+	n := &network{profile: NetworkNone, ports: newPortPicker()}
+	addr, err := n.link("app", "redis", "127.0.0.1:6379")
+	if err != nil || addr != "127.0.0.1:6379" {
+		t.Errorf("link = %q, %v, want the upstream itself", addr, err)
+	}
+	if got := n.rewrite("app", "redis=127.0.0.1:6379"); got != "redis=127.0.0.1:6379" {
+		t.Errorf("rewrite = %q", got)
+	}
+	if l := n.Links(); len(l) != 0 {
+		t.Errorf("Links = %v, want none", l)
+	}
+}
