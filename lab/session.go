@@ -179,7 +179,11 @@ func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []sch
 	faultCtx, stopFaults := context.WithCancel(ctx)
 	faultLog := make(chan []string, 1)
 	go func() { faultLog <- injectFaults(faultCtx, s.top.Inject, faults, time.Now(), s.out) }()
+	stopProfiles := s.startProfiles(ctx, runLength(ex, s.sc.Duration))
 	lres, runErr := loadgen.Run(ctx, cfg)
+	if err := stopProfiles(); err != nil {
+		s.log.Warn("profiling the run failed", "err", err)
+	}
 	stopFaults()
 	injected := <-faultLog
 	progress.Stop()

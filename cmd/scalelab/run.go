@@ -28,6 +28,7 @@ type runConfig struct {
 	seed     uint64
 	logLevel string
 	topoDir  string
+	profile  bool
 }
 
 func runRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -42,6 +43,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed of the load (key and operation choices)")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "debug, info, warn or error")
 	fs.StringVar(&c.topoDir, "topology-dir", "", "folder for the topology's run folders (default .scalelab/topologies)")
+	fs.BoolVar(&c.profile, "profile", false, "save CPU profiles of each app instance and of the load generator (pprof) into the report folder")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -67,9 +69,14 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return fmt.Errorf("find the scalelab binary: %w", err)
 	}
+	profileDir := ""
+	if c.profile {
+		profileDir = c.out
+	}
 	res, err := lab.Run(ctx, lab.Config{
 		Definition: def, Scenario: sc, Binary: bin, TopologyDir: c.topoDir, Seed: c.seed,
 		Argv: append([]string{"scalelab", "run"}, args...), Stdout: stdout, Logger: log,
+		ProfileDir: profileDir,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
