@@ -62,6 +62,9 @@ type Config struct {
 	Stdout io.Writer
 	// Logger receives the topology's and sampler's logs; nil discards them.
 	Logger *slog.Logger
+	// ProfileDir, when set, receives CPU profiles of the app instances and
+	// of the load generator over the measured run (see startProfiles).
+	ProfileDir string
 	// FastPostgres and DieWithParent are passed to topologies.Options (for
 	// tests).
 	FastPostgres, DieWithParent bool

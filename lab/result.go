@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -103,7 +104,11 @@ func buildResult(in resultInput) reports.Result {
 			res.Backends = append(res.Backends, reports.Backend{Name: b.Server, Requests: int64(b.Requests)})
 		}
 		for _, c := range m.CPU {
-			res.Components = append(res.Components, reports.Component{Name: c.Name, CPUS: c.Seconds})
+			comp := reports.Component{Name: c.Name, CPUS: c.Seconds}
+			if n := res.Totals.Requests; n > 0 {
+				comp.CPUUSPerRequest = math.Round(c.Seconds/float64(n)*1e7) / 10
+			}
+			res.Components = append(res.Components, comp)
 		}
 		for _, p := range m.Problems {
 			res.Notes = append(res.Notes, "not measured: "+p)

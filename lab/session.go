@@ -190,7 +190,11 @@ func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []sch
 	faultStart := time.Now()
 	go func() { faultLog <- injectFaults(faultCtx, s.top.Inject, faults, faultStart, s.out) }()
 	go func() { linkLog <- injectLinkFaults(faultCtx, s.top, linkFaults, faultStart, s.out) }()
+	stopProfiles := s.startProfiles(ctx, runLength(ex, s.sc.Duration))
 	lres, runErr := loadgen.Run(ctx, cfg)
+	if err := stopProfiles(); err != nil {
+		s.log.Warn("profiling the run failed", "err", err)
+	}
 	stopFaults()
 	injected, linkLines := <-faultLog, <-linkLog
 	progress.Stop()

@@ -52,8 +52,8 @@ func TestCompareFailures(t *testing.T) {
 func TestCompareRows(t *testing.T) {
 	a, b := run(1, 2000, 1, 5), run(2, 2000, 1, 5)
 	b.Phase = 3
-	a.Components = []Component{{"app-1", 6}}
-	b.Components = []Component{{"app-1", 4}, {"app-2", 4}, {"redis-master-0", 1}, {"redis-replica-0", 1}, {"replica-1", 2}}
+	a.Components = []Component{{Name: "app-1", CPUS: 6}}
+	b.Components = []Component{{Name: "app-1", CPUS: 4}, {Name: "app-2", CPUS: 4}, {Name: "redis-master-0", CPUS: 1}, {Name: "redis-replica-0", CPUS: 1}, {Name: "replica-1", CPUS: 2}}
 	b.Replicas = []Replica{{Name: "replica-1", LagSMax: 0.004, VisibleMSP99: 7, VisibleProbes: 300}}
 	c := Compare([]*Result{a, b})
 	got := map[string]string{}

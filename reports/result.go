@@ -314,6 +314,10 @@ type Component struct {
 	// CPUS is the CPU time, user plus system, used during the measured part
 	// of the run.
 	CPUS float64 `json:"cpu_s"`
+	// CPUUSPerRequest is CPUS per completed request, in microseconds: the
+	// component's cost per request, steadier than rates on a shared
+	// machine. Absent when no request completed.
+	CPUUSPerRequest float64 `json:"cpu_us_per_request,omitempty"`
 }
 
 // Backend is one HAProxy backend server.

@@ -133,7 +133,7 @@ func TestDurationRounded(t *testing.T) {
 // The CPU table runs busiest first, with a total row.
 func TestCPUTableOrder(t *testing.T) {
 	r := &Result{Phase: 3, Totals: Totals{Requests: 1000},
-		Components: []Component{{"redis", 0.5}, {"app-1", 2}, {"haproxy", 1}, {"app-2", 2}}}
+		Components: []Component{{Name: "redis", CPUS: 0.5}, {Name: "app-1", CPUS: 2}, {Name: "haproxy", CPUS: 1}, {Name: "app-2", CPUS: 2}}}
 	s := componentsSection(r)
 	var names []string
 	for _, row := range s.table.rows {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -110,6 +111,8 @@ func TestResponseHeadersAndOperations(t *testing.T) {
 				"readyz":                  do(t, "GET", s.URL+"/readyz", nil),
 				"/metrics on the API":     do(t, "GET", s.URL+"/metrics", nil),
 				"metrics on its listener": do(t, "GET", s.MetricsURL+"/metrics", nil),
+				"pprof on the API":        do(t, "GET", s.URL+"/debug/pprof/", nil),
+				"pprof on its listener":   do(t, "GET", s.MetricsURL+"/debug/pprof/heap", nil),
 			}
 			for what, r := range personal {
 				all[what] = r
@@ -125,6 +128,17 @@ func TestResponseHeadersAndOperations(t *testing.T) {
 			wantProblem(t, "/metrics on the API port", all["/metrics on the API"], http.StatusNotFound)
 			if m := all["metrics on its listener"]; m.Status != http.StatusOK || !strings.Contains(string(m.Body), "scalelab_http_request_duration_seconds") {
 				t.Errorf("GET /metrics on %s = %d, want the server's metrics", s.MetricsURL, m.Status)
+			}
+			wantProblem(t, "/debug/pprof/ on the API port", all["pprof on the API"], http.StatusNotFound)
+			if p := all["pprof on its listener"]; p.Status != http.StatusOK || !bytes.HasPrefix(p.Body, []byte{0x1f, 0x8b}) {
+				t.Errorf("GET /debug/pprof/heap on %s = %d, want a gzipped profile", s.MetricsURL, p.Status)
+			}
+			// One CPU profile at a time per process, and both subtests'
+			// servers run in this one: only v1 asks for it.
+			if api == "v1" {
+				if p := do(t, "GET", s.MetricsURL+"/debug/pprof/profile?seconds=1", nil); p.Status != http.StatusOK || !bytes.HasPrefix(p.Body, []byte{0x1f, 0x8b}) {
+					t.Errorf("GET /debug/pprof/profile on %s = %d %s, want a gzipped CPU profile", s.MetricsURL, p.Status, p.Body)
+				}
 			}
 			if host, _, _ := net.SplitHostPort(strings.TrimPrefix(s.MetricsURL, "http://")); host != "127.0.0.1" {
 				t.Errorf("metrics listener on %s, want loopback by default", s.MetricsURL)

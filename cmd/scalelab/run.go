@@ -31,6 +31,7 @@ type runConfig struct {
 	topoDir  string
 	baseline string
 	network  string
+	profile  bool
 }
 
 func runRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -47,6 +48,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.StringVar(&c.topoDir, "topology-dir", "", "folder for the topology's run folders (default .scalelab/topologies)")
 	fs.StringVar(&c.baseline, "baseline", "", "result.json (or its folder) that the report compares this run with (default under reports/published/: the previous phase's run)")
 	fs.StringVar(&c.network, "network", "", "distance between tiers: "+strings.Join(topologies.NetworkProfiles(), ", ")+" (default: the phase file's)")
+	fs.BoolVar(&c.profile, "profile", false, "save CPU profiles of each app instance and of the load generator (pprof) into the report folder")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -82,9 +84,14 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return fmt.Errorf("find the scalelab binary: %w", err)
 	}
+	profileDir := ""
+	if c.profile {
+		profileDir = c.out
+	}
 	res, err := lab.Run(ctx, lab.Config{
 		Definition: def, Scenario: sc, Binary: bin, TopologyDir: c.topoDir, Seed: c.seed,
 		Argv: append([]string{"scalelab", "run"}, args...), Stdout: stdout, Logger: log,
+		ProfileDir: profileDir,
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -321,10 +322,12 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 			return nil, fmt.Errorf("listen on --metrics-addr %s: %w", c.MetricsAddr, err)
 		}
 		s.metrics = &http.Server{
-			Handler:           nosniff(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})),
+			Handler:           nosniff(metricsMux(reg)),
 			ReadHeaderTimeout: 10 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			// A CPU profile answers after its ?seconds= (at most
+			// maxProfile); the write deadline must outlast it.
+			WriteTimeout: maxProfile + 30*time.Second,
+			ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
 	}
 	s.srv = &http.Server{
@@ -475,6 +478,26 @@ func newIssuer(c Config, log *slog.Logger) (*auth.Issuer, error) {
 
 // nosniff marks h's responses X-Content-Type-Options: nosniff, as the API
 // marks all of its own.
+// maxProfile bounds a CPU profile's ?seconds= on the metrics listener.
+const maxProfile = 10 * time.Minute
+
+// metricsMux serves /metrics and, beside it, the runtime's profiles under
+// /debug/pprof/ (a CPU profile is /debug/pprof/profile?seconds=N). Both are
+// for the operator, never for clients: they live on the metrics listener
+// (loopback unless told), never on the API port, where a profile request
+// would let anyone make the instance spend its CPU on sampling and tell
+// them what its code does. `scalelab run --profile` fetches them.
+func metricsMux(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
 func nosniff(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -32,6 +32,12 @@
 // host usually controls a whole /64, and limiting single addresses there
 // would limit nothing.
 //
+// Request budgets are spent in Redis in batches: each instance admits a
+// share of what Redis last said remained without asking, and records those
+// requests with the next call (see lease.go), so a client far from its
+// limit costs about one Redis call per 50ms per instance, not one per
+// request; near the limit every request asks Redis.
+//
 // While Redis is unavailable each instance limits on its own, so the
 // cluster-wide budget is briefly Rate × instances. That is the price of
 // never failing a request for a dead cache; the fallback is counted in
@@ -171,6 +177,8 @@ type Config struct {
 type Limiter struct {
 	redis   *redis_rate.Limiter // nil without Redis
 	local   *local
+	leases  *leases
+	now     func() time.Time
 	breaker *breaker.Breaker
 	timeout time.Duration
 	prefix  string
@@ -224,6 +232,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 	}
 	l := &Limiter{
 		local:     newLocal(cfg.LocalMaxKeys, cfg.Now),
+		leases:    newLeases(cfg.LocalMaxKeys),
+		now:       cfg.Now,
 		timeout:   cfg.Timeout,
 		prefix:    cfg.KeyPrefix,
 		log:       cfg.Logger,
@@ -393,7 +403,13 @@ func (l *Limiter) decide(ctx context.Context, kind Kind, key string, lim gcraLim
 	fullKey := l.prefix + string(kind) + ":" + key
 	if l.redis != nil {
 		if l.breaker.Allow() {
-			d, err := l.decideRedis(ctx, fullKey, lim, n)
+			var d Decision
+			var err error
+			if n == 1 && (kind == KindToken || kind == KindAddress || kind == KindAnonymous) {
+				d, err = l.decideLeased(ctx, fullKey, lim)
+			} else {
+				d, err = l.decideRedis(ctx, fullKey, lim, n)
+			}
 			if err == nil {
 				l.breaker.Success()
 				d.Kind = kind
@@ -468,12 +484,16 @@ func pairKey(login string, addr netip.Addr) string {
 }
 
 type metrics struct {
-	delayed     prometheus.Counter
-	rejections  *prometheus.CounterVec
-	fallback    prometheus.Counter
-	redisErrors prometheus.Counter
-	breaker     prometheus.Gauge
-	transitions *prometheus.CounterVec // by from, to
+	delayed    prometheus.Counter
+	rejections *prometheus.CounterVec
+	fallback   prometheus.Counter
+	leased     prometheus.Counter
+	// leaseOvershoot counts requests admitted from a lease that Redis'
+	// budget could no longer hold when the debt was recorded.
+	leaseOvershoot prometheus.Counter
+	redisErrors    prometheus.Counter
+	breaker        prometheus.Gauge
+	transitions    *prometheus.CounterVec // by from, to
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -490,6 +510,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "scalelab_ratelimit_fallback_total",
 			Help: "Rate-limit decisions made by the local limiter because Redis was unavailable.",
 		}),
+		leased: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scalelab_ratelimit_leased_total",
+			Help: "Requests admitted locally from the instance's share of a budget, recorded in Redis later in a batch.",
+		}),
+		leaseOvershoot: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scalelab_ratelimit_lease_overshoot_total",
+			Help: "Requests admitted from a share that the shared budget could no longer hold when recorded.",
+		}),
 		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "scalelab_ratelimit_redis_errors_total",
 			Help: "Rate-limiter calls to Redis that failed or timed out.",
@@ -504,7 +532,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"from", "to"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.delayed, m.rejections, m.fallback, m.redisErrors, m.breaker, m.transitions} {
+		for _, c := range []prometheus.Collector{m.delayed, m.rejections, m.fallback, m.leased, m.leaseOvershoot, m.redisErrors, m.breaker, m.transitions} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register rate-limit metrics: %w", err)
 			}

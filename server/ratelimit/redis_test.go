@@ -2,10 +2,13 @@ package ratelimit
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"scalelab/internal/breaker"
@@ -181,6 +184,9 @@ func TestRedisFallback(t *testing.T) {
 	if err := r.Pause(); err != nil {
 		t.Fatal(err)
 	}
+	// For up to syncEvery carol's requests spend the share Redis last
+	// gave this instance, without asking; past it each asks Redis.
+	time.Sleep(syncEvery)
 	check("redis hung")
 	if err := r.Resume(); err != nil {
 		t.Fatal(err)
@@ -190,6 +196,7 @@ func TestRedisFallback(t *testing.T) {
 	if err := r.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(syncEvery)
 	check("redis dead")
 	// The local limiter still limits: burst 200 at 100/s.
 	allowed := 0
@@ -231,4 +238,79 @@ func TestNoRedis(t *testing.T) {
 	if got := counterValue(l.m.fallback); got != 0 {
 		t.Errorf("fallback counter = %v without Redis, want 0", got)
 	}
+}
+
+// TestRedisSharedLeases: three instances that decide most requests from
+// their shares of one Redis budget still hold it within ±10%, over it and
+// far from it, while asking Redis for only a fraction of the requests.
+func TestRedisSharedLeases(t *testing.T) {
+	r := redistest.Start(t)
+	ctx := context.Background()
+
+	t.Run("over the limit", func(t *testing.T) {
+		// A generous Redis timeout: this is about sharing, not a slow Redis
+		// on a busy test machine.
+		cfg := Config{Rate: 200, KeyPrefix: "lease-over:", Timeout: 5 * time.Second}
+		var ls [3]*Limiter
+		for i := range ls {
+			ls[i] = mustRedisLimiter(t, r.Addr(), cfg)
+		}
+		// Each instance offers 400/s, together 6× the rate, for 2s.
+		const each, dur = 400, 2 * time.Second
+		start := time.Now()
+		var allowed atomic.Int64
+		var wg sync.WaitGroup
+		for _, l := range ls {
+			wg.Go(func() {
+				tick := time.NewTicker(time.Second / each)
+				defer tick.Stop()
+				for time.Since(start) < dur {
+					<-tick.C
+					if d := l.AllowRequest(ctx, Request{Subject: "shared", Addr: addr("192.0.2.1")}); d.Allowed {
+						allowed.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		want := float64(2*cfg.Rate) + float64(cfg.Rate)*elapsed.Seconds()
+		t.Logf("three instances admitted %d in %s; the shared budget allows %.0f", allowed.Load(), elapsed.Round(time.Millisecond), want)
+		if got := float64(allowed.Load()); got < 0.9*want || got > 1.1*want {
+			t.Errorf("three instances admitted %v in %s, want %.0f ±10%% (burst %d + %d/s)", got, elapsed.Round(time.Millisecond), want, 2*cfg.Rate, cfg.Rate)
+		}
+	})
+
+	t.Run("far from the limit", func(t *testing.T) {
+		cfg := Config{Rate: 100000, KeyPrefix: "lease-far:", Timeout: 5 * time.Second}
+		var ls [3]*Limiter
+		for i := range ls {
+			ls[i] = mustRedisLimiter(t, r.Addr(), cfg)
+		}
+		const each = 2000
+		var wg sync.WaitGroup
+		for _, l := range ls {
+			wg.Go(func() {
+				for range each {
+					if d := l.AllowRequest(ctx, Request{Subject: "busy", Addr: addr("192.0.2.1")}); !d.Allowed || d.Local {
+						t.Errorf("AllowRequest far from the limit = %+v, want allowed by the shared budget", d)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		var leased float64
+		for _, l := range ls {
+			var m dto.Metric
+			if err := l.m.leased.Write(&m); err != nil {
+				t.Fatal(err)
+			}
+			leased += m.GetCounter().GetValue()
+		}
+		t.Logf("%v of %d requests decided from a share", leased, 3*each)
+		if total := float64(3 * each); leased < 0.5*total {
+			t.Errorf("%v of %v requests decided from a share, want most", leased, total)
+		}
+	})
 }
