@@ -48,6 +48,7 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 		}
 		v1(http.MethodPost, "/api/v1/users", a.handleV1CreateUser())
 		v1(http.MethodGet, "/api/v1/users", a.handleGetUsers())
+		v1(http.MethodGet, "/api/v1/stats", a.handleStats())
 		v1(http.MethodPost, "/api/v1/auth/token", a.handleToken())
 		v1(http.MethodGet, "/api/v1/users/:id", a.handleV1GetUser())
 		v1(http.MethodPut, "/api/v1/users/:id", a.handleV1UpdateUser())
