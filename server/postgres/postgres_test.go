@@ -206,7 +206,7 @@ func TestStats(t *testing.T) {
 // BenchmarkStats compares the materialized views against the live
 // aggregate on -stats-users seeded users (seeding is not timed):
 //
-//	go test ./server/postgres -run '^$' -bench Stats -stats-users 200000
+//	go test ./server/postgres -run '^$' -bench Stats -args -stats-users 200000
 func BenchmarkStats(b *testing.B) {
 	db := mustOpen(b, postgres.Options{})
 	start := time.Now()
