@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -51,7 +52,7 @@ func newDriver(sc *scenarios.Scenario, apiPrefix string, users int, runTag strin
 	d := &driver{api: apiPrefix, v1: apiPrefix == "/api/v1/users", users: users, keys: sc.Keys, runTag: runTag}
 	for _, w := range sc.Mix {
 		switch w.Op {
-		case scenarios.OpCreateRecord, scenarios.OpListRecords, scenarios.OpGetRecord:
+		case scenarios.OpCreateRecord, scenarios.OpListRecords, scenarios.OpGetRecord, scenarios.OpWriteBatch, scenarios.OpWriteSingles:
 			d.auth = true
 		case scenarios.OpUpdateUser, scenarios.OpReadAfterWrite:
 			d.auth = d.auth || d.v1
@@ -167,6 +168,10 @@ func (d *driver) op(op scenarios.Op) (opFunc, error) {
 		return d.listRecords, nil
 	case scenarios.OpGetRecord:
 		return d.getRecord, nil
+	case scenarios.OpWriteBatch:
+		return d.writeBatch, nil
+	case scenarios.OpWriteSingles:
+		return d.writeSingles, nil
 	}
 	return nil, fmt.Errorf("operation %q: the driver does not implement it", op)
 }
@@ -278,4 +283,42 @@ func (d *driver) getRecord(ctx context.Context, c *loadgen.Client, s *loadgen.Se
 	}
 	_, err := c.Do(&loadgen.Request{Name: "GET /api/v1/users/{id}/data/{record_id}", Path: d.recordsPath(v) + "/" + v.lastRecord, Header: v.token, Expect: []int{200}})
 	return err
+}
+
+// batchSize is how many records write-batch and write-singles each add.
+const batchSize = 100
+
+func newRecordData(s *loadgen.Session) string {
+	return `{"kind":"note","n":` + strconv.FormatUint(s.Rand.Uint64()>>12, 10) + `,"tags":["load","test"]}`
+}
+
+// writeBatch adds batchSize records in one POST …/data:batch.
+func (d *driver) writeBatch(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
+	v := s.Value.(*vu)
+	var b strings.Builder
+	b.WriteString(`{"records":[`)
+	for i := range batchSize {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"data":` + newRecordData(s) + `}`)
+	}
+	b.WriteString(`]}`)
+	_, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data:batch", Method: "POST", Path: d.recordsPath(v) + ":batch",
+		Header: v.token, Body: []byte(b.String()), Expect: []int{201}})
+	return err
+}
+
+// writeSingles adds batchSize records one POST …/data after another: the
+// operation's latency is the whole sequence's, comparable to writeBatch's.
+func (d *driver) writeSingles(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
+	v := s.Value.(*vu)
+	for range batchSize {
+		body := []byte(`{"data":` + newRecordData(s) + `}`)
+		if _, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data", Method: "POST", Path: d.recordsPath(v),
+			Header: v.token, Body: body, Expect: []int{201}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -242,12 +242,18 @@ const (
 	OpListRecords Op = "list-records"
 	// OpGetRecord reads one record of a user (API v1).
 	OpGetRecord Op = "get-record"
+	// OpWriteBatch adds 100 records to a user in one request (POST
+	// …/data:batch, API v1).
+	OpWriteBatch Op = "write-batch"
+	// OpWriteSingles adds 100 records to a user one request after another:
+	// the same work as OpWriteBatch, for comparison (API v1).
+	OpWriteSingles Op = "write-singles"
 )
 
 // Ops lists the operation vocabulary.
 func Ops() []Op {
 	return []Op{OpGetUser, OpUpdateUser, OpCreateUser, OpReadAfterWrite,
-		OpCreateRecord, OpListRecords, OpGetRecord}
+		OpCreateRecord, OpListRecords, OpGetRecord, OpWriteBatch, OpWriteSingles}
 }
 
 // Valid reports whether o is in the vocabulary.

@@ -88,3 +88,21 @@ func SeededPrefix(ctx context.Context, n int, exists func(ctx context.Context, i
 	}
 	return lo, nil
 }
+
+// PrepareNewRecords checks a batch for CreateRecords: 1 to MaxBatch
+// records, each prepared as PrepareNewRecord does and given owner userID.
+// It returns the bytes of data the batch adds.
+func PrepareNewRecords(userID string, rs []*Record) (int64, error) {
+	if len(rs) == 0 || len(rs) > MaxBatch {
+		return 0, Errorf(EINVALID, "a batch holds 1 to %d records, not %d", MaxBatch, len(rs))
+	}
+	var bytes int64
+	for i, r := range rs {
+		r.UserID = userID
+		if err := PrepareNewRecord(r); err != nil {
+			return 0, fmt.Errorf("record %d: %w", i, err)
+		}
+		bytes += int64(len(r.Data))
+	}
+	return bytes, nil
+}

@@ -72,6 +72,11 @@ type UserStore interface {
 // owner: a record of another user is ENOTFOUND.
 type RecordStore interface {
 	CreateRecord(ctx context.Context, r *Record) error
+	// CreateRecords creates 1 to MaxBatch records of owner userID in one
+	// transaction, all or none, as CreateRecord does each (it fills the
+	// same fields and sets every r.UserID to userID). The owner's quota is
+	// checked for the whole batch: EQUOTA when it would not all fit.
+	CreateRecords(ctx context.Context, userID string, rs []*Record) error
 	Record(ctx context.Context, userID, id string) (*Record, error)
 	// Records lists newest first. The cursor is opaque to callers and stays
 	// valid under concurrent inserts (keyset pagination on the UUIDv7 id).
@@ -79,6 +84,10 @@ type RecordStore interface {
 	UpdateRecord(ctx context.Context, userID, id string, data json.RawMessage) (*Record, error)
 	DeleteRecord(ctx context.Context, userID, id string) error
 }
+
+// MaxBatch is the most records CreateRecords takes, and the most ids one
+// batch read names.
+const MaxBatch = 100
 
 // Store is everything a database offers the server.
 type Store interface {

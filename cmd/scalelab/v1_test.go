@@ -1142,7 +1142,7 @@ func testV1Routing(t *testing.T, s *v1Server) {
 	for _, c := range []struct{ method, path string }{
 		{"PATCH", "/api/v1/users/" + u.ID},
 		{"POST", "/api/v1/users/" + u.ID},
-		{"GET", "/api/v1/users"},
+		{"DELETE", "/api/v1/users"},
 		{"GET", "/api/v1/auth/token"},
 		{"DELETE", "/api/v1/users/" + u.ID + "/data"},
 		{"POST", "/api/v1/users/" + u.ID + "/data/" + mustRecord(t, s, u, `1`)},

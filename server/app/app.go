@@ -74,6 +74,8 @@ type Config struct {
 	SignupLimit     int
 	QuotaRecords    int64
 	QuotaBytes      int64
+	// StatsRefresh is how often the stats views are refreshed (PostgreSQL).
+	StatsRefresh time.Duration
 	// API is the one API surface served: "v1" or "users".
 	API            string
 	InsecureListen bool
@@ -95,6 +97,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DB, "db", "sqlite:scalelab.db", "database: sqlite:PATH or postgres://URL")
 	fs.Var(&c.Replicas, "replica", "read replica postgres://URL (repeatable; phase 3)")
 	fs.Var(&c.Redis, "redis", "Redis ADDR[,ADDR...] for the L2 cache and shared rate limits (phase 3)")
+	fs.DurationVar(&c.StatsRefresh, "stats-refresh", time.Minute, "refresh interval of the PostgreSQL views behind GET /api/v1/stats (one instance at a time); 0 = never")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", 5*time.Minute, "L1 in-process cache TTL; 0 turns L1 off")
 	fs.IntVar(&c.CacheMiB, "cache-size", 64, "L1 memory bound in MiB")
 	fs.IntVar(&c.RateLimit, "rate-limit", 0, "requests per second per client on /api/v1 (burst 2×N); 0 = off")
@@ -197,6 +200,9 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 		return nil, err
 	}
 	s.defer_(closeQueue)
+	if sr, ok := store.(statsRefresher); ok && c.StatsRefresh > 0 {
+		s.defer_(startStatsRefresh(ctx, sr, c.StatsRefresh, log))
+	}
 
 	cacheMetrics := cache.NewMetrics(reg)
 	var l1 *cache.L1[*httpapi.UserEntry]

@@ -48,6 +48,8 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 			}
 		}
 		v1(http.MethodPost, "/api/v1/users", a.handleV1CreateUser())
+		v1(http.MethodGet, "/api/v1/users", a.handleGetUsers())
+		v1(http.MethodGet, "/api/v1/stats", a.handleStats())
 		v1(http.MethodPost, "/api/v1/auth/token", a.handleToken())
 		v1(http.MethodGet, "/api/v1/users/:id", a.handleV1GetUser())
 		v1(http.MethodPut, "/api/v1/users/:id", a.handleV1UpdateUser())
@@ -65,5 +67,8 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 	// Operations: never shed, never rate limited.
 	handle(http.MethodGet, "/healthz", handleHealthz)
 	handle(http.MethodGet, "/readyz", handleReadyz(a.log, cfg.Store, cfg.Draining))
-	return r
+	if cfg.API == APIUsers {
+		return r
+	}
+	return withBatchRoute(r, m.instrument(http.MethodPost, batchRoute, a.admit(a.limit(a.handleCreateRecords()))))
 }

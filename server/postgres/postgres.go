@@ -124,7 +124,7 @@ var _ server.Store = (*DB)(nil)
 
 // ops are the operation labels of the query duration metric.
 var ops = []string{"create_user", "user", "user_by_login", "update_user", "delete_user",
-	"create_record", "record", "records", "update_record", "delete_record"}
+	"create_record", "create_records", "record", "records", "update_record", "delete_record", "stats"}
 
 // migrationLockID is the advisory lock that serializes migrations of app
 // instances starting at once ("scalelab" in ASCII).

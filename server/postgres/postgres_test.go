@@ -1,11 +1,14 @@
 package postgres_test
 
 import (
+	"context"
 	"flag"
 	"os"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -182,3 +185,52 @@ func BenchmarkUser(b *testing.B) {
 		}
 	})
 }
+
+func TestStats(t *testing.T) {
+	db := mustOpen(t, postgres.Options{})
+	storetest.RunStats(t, db)
+	// The views say what the live aggregate says, once refreshed.
+	view, err := db.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := db.LiveStats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if view.Users != live.Users || !cmp.Equal(view.Days, live.Days) {
+		t.Errorf("Stats() = %d users %+v, LiveStats() = %d users %+v; want the same", view.Users, view.Days, live.Users, live.Days)
+	}
+}
+
+// BenchmarkStats compares the materialized views against the live
+// aggregate on -stats-users seeded users (seeding is not timed):
+//
+//	go test ./server/postgres -run '^$' -bench Stats -args -stats-users 200000
+func BenchmarkStats(b *testing.B) {
+	db := mustOpen(b, postgres.Options{})
+	start := time.Now()
+	if err := db.Seed(b.Context(), *statsUsers, "$argon2id$v=19$m=19456,t=2,p=1$c2VlZA$c2VlZA", nil); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("seeded %d users in %v", *statsUsers, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	if _, err := db.RefreshStats(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("refreshed the views in %v", time.Since(start).Round(time.Millisecond))
+	for _, bm := range []struct {
+		name string
+		fn   func(ctx context.Context) (*server.Stats, error)
+	}{{"view", db.Stats}, {"live", db.LiveStats}} {
+		b.Run(bm.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := bm.fn(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+var statsUsers = flag.Int("stats-users", 200_000, "users seeded for BenchmarkStats")

@@ -51,6 +51,43 @@ func (db *DB) CreateRecord(ctx context.Context, r *server.Record) error {
 	return nil
 }
 
+// CreateRecords inserts rs for owner userID in one transaction with one
+// multi-row INSERT (arrays unnested server-side: one statement whatever
+// the batch size, so it stays a prepared statement), after checking the
+// owner's quota for the whole batch.
+func (db *DB) CreateRecords(ctx context.Context, userID string, rs []*server.Record) error {
+	defer db.wrote("create_records", time.Now())
+	if !server.ValidID(userID) {
+		return errUserNotFound()
+	}
+	bytes, err := server.PrepareNewRecords(userID, rs)
+	if err != nil {
+		return err
+	}
+	ids, data := make([]string, len(rs)), make([]string, len(rs))
+	created, updated := make([]time.Time, len(rs)), make([]time.Time, len(rs))
+	for i, r := range rs {
+		ids[i], data[i], created[i], updated[i] = r.ID, string(r.Data), r.CreatedAt, r.UpdatedAt
+	}
+	err = db.recordTx(ctx, userID, func(tx pgx.Tx, u server.Usage) (server.Usage, error) {
+		if err := db.quota.Check(u, int64(len(rs)), bytes); err != nil {
+			return u, err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO records (`+recordCols+`)
+			SELECT i, $2::uuid, d::json, c, m FROM unnest($1::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS t(i, d, c, m)`,
+			ids, userID, data, created, updated)
+		if err != nil {
+			return u, mapError(err)
+		}
+		return server.Usage{Records: u.Records + int64(len(rs)), Bytes: u.Bytes + bytes}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("create %d records for user %s: %w", len(rs), userID, err)
+	}
+	db.recordPosition(ctx)
+	return nil
+}
+
 // recordTx runs fn, a record write of user userID, in a transaction on the
 // primary with the user's usage counters. It locks the user's row first
 // (SELECT … FOR UPDATE): concurrent record writes of one user then run one

@@ -726,6 +726,12 @@ func (s *session) CreateRecord(ctx context.Context, r *server.Record) error {
 	return s.DB.CreateRecord(ctx, r)
 }
 
+func (s *session) CreateRecords(ctx context.Context, userID string, rs []*server.Record) error {
+	ctx, done := s.write(ctx)
+	defer done()
+	return s.DB.CreateRecords(ctx, userID, rs)
+}
+
 func (s *session) UpdateRecord(ctx context.Context, userID, id string, data json.RawMessage) (*server.Record, error) {
 	ctx, done := s.write(ctx)
 	defer done()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,6 +41,42 @@ func (db *DB) CreateRecord(ctx context.Context, r *server.Record) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create record for user %s: %w", r.UserID, err)
+	}
+	return nil
+}
+
+// CreateRecords inserts rs for owner userID in one transaction with one
+// multi-row INSERT, after checking the owner's quota for the whole batch.
+func (db *DB) CreateRecords(ctx context.Context, userID string, rs []*server.Record) error {
+	defer db.metrics.Since("create_records", time.Now())
+	if !server.ValidID(userID) {
+		return errUserNotFound()
+	}
+	bytes, err := server.PrepareNewRecords(userID, rs)
+	if err != nil {
+		return err
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO records (` + recordCols + `) VALUES `)
+	args := make([]any, 0, 5*len(rs))
+	for i, r := range rs {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?)")
+		args = append(args, r.ID, r.UserID, string(r.Data), micros(r.CreatedAt), micros(r.UpdatedAt))
+	}
+	err = db.recordTx(ctx, userID, func(tx *sql.Tx, u server.Usage) (server.Usage, error) {
+		if err := db.quota.Check(u, int64(len(rs)), bytes); err != nil {
+			return u, err
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return u, mapError(err)
+		}
+		return server.Usage{Records: u.Records + int64(len(rs)), Bytes: u.Bytes + bytes}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("create %d records for user %s: %w", len(rs), userID, err)
 	}
 	return nil
 }

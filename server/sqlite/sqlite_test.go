@@ -68,3 +68,5 @@ func BenchmarkUser(b *testing.B) {
 		}
 	})
 }
+
+func TestStats(t *testing.T) { storetest.RunStats(t, mustOpen(t, sqlite.Options{})) }

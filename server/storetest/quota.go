@@ -22,6 +22,7 @@ func RunQuotas(t *testing.T, open func(t *testing.T, q server.Quota) server.Stor
 		{"RecordCount", server.Quota{Records: 3}, testQuotaRecordCount},
 		{"RecordBytes", server.Quota{Bytes: 100}, testQuotaRecordBytes},
 		{"UsageFollowsWrites", server.Quota{}, testUsageFollowsWrites},
+		{"BatchAsAWhole", server.Quota{Records: 5}, testQuotaBatch},
 		{"ConcurrentCreates", server.Quota{Records: 10, Bytes: 1000}, testQuotaConcurrentCreates},
 	}
 	for _, tt := range tests {

@@ -56,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) server.Store) {
 		{"CreateRecord", testCreateRecord},
 		{"RecordDataRoundTrip", testRecordDataRoundTrip},
 		{"CreateRecordErrors", testCreateRecordErrors},
+		{"CreateRecords", testCreateRecords},
+		{"CreateRecordsAllOrNone", testCreateRecordsAllOrNone},
 		{"UpdateRecord", testUpdateRecord},
 		{"DeleteRecord", testDeleteRecord},
 		{"RecordNotFound", testRecordNotFound},
