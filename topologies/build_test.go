@@ -32,7 +32,8 @@ func TestPlanPhase4(t *testing.T) {
 		deps[s.name] = s.deps
 	}
 	want := []string{"prometheus", "primary", "replica-1", "replica-2", "pgbouncer", "redis", "redis-cluster",
-		"app-1", "app-2", "app-3", "haproxy", "varnish", "prometheus-targets"}
+		"app-1", "app-2", "app-3", "haproxy", "varnish",
+		"postgres-exporter", "redis-exporter", "redis-cluster-exporter", "varnish-exporter", "prometheus-targets"}
 	if !slices.Equal(names, want) {
 		t.Errorf("steps = %q, want %q", names, want)
 	}

@@ -20,8 +20,8 @@ func TestPhasesLoad(t *testing.T) {
 	}{
 		{1, "app", 1, 0, nil},
 		{2, "app", 1, 0, []string{"initdb", "pg_ctl", "postgres", "prometheus"}},
-		{3, "haproxy", 3, 2, []string{"initdb", "pg_ctl", "postgres", "pg_basebackup", "redis-server", "haproxy", "prometheus"}},
-		{4, "varnish", 3, 2, []string{"initdb", "pg_ctl", "postgres", "pg_basebackup", "pgbouncer", "redis-server", "haproxy", "varnishd", "varnishstat", "prometheus"}},
+		{3, "haproxy", 3, 2, []string{"initdb", "pg_ctl", "postgres", "pg_basebackup", "redis-server", "haproxy", "prometheus", "prometheus-postgres-exporter", "prometheus-redis-exporter"}},
+		{4, "varnish", 3, 2, []string{"initdb", "pg_ctl", "postgres", "pg_basebackup", "pgbouncer", "redis-server", "haproxy", "varnishd", "varnishstat", "prometheus", "prometheus-postgres-exporter", "prometheus-redis-exporter", "prometheus-varnish-exporter"}},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("phase-%d", tt.phase), func(t *testing.T) {
