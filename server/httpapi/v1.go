@@ -353,6 +353,12 @@ func (a *api) handleV1GetUser() httprouter.Handle {
 		var e *UserEntry
 		if p != nil && p.UserID == id {
 			e, err = a.ownUserEntry(r.Context(), id)
+			if server.ErrorCode(err) == server.ENOTFOUND {
+				// authenticate found the user through a cache the delete's
+				// invalidation had not reached yet; the caller's own read
+				// says it is gone, and so is its token.
+				err = errBadToken()
+			}
 		} else {
 			e, err = a.userEntry(r.Context(), id)
 		}
