@@ -61,20 +61,30 @@ func (a *api) handleCreateExport() httprouter.Handle {
 	}
 }
 
+// exportParams checks an export job's route: the caller owns the user,
+// a queue exists, and the job id parses; otherwise it has answered.
+func (a *api) exportParams(w http.ResponseWriter, r *http.Request, ps httprouter.Params) (uid string, id int64, ok bool) {
+	uid, ok = a.ownerParams(w, r, ps)
+	if !ok {
+		return "", 0, false
+	}
+	if a.queue == nil {
+		noQueue(w)
+		return "", 0, false
+	}
+	id, err := jobIDParam(ps)
+	if err != nil {
+		a.writeV1Error(w, r, err)
+		return "", 0, false
+	}
+	return uid, id, true
+}
+
 // handleGetExport: GET /api/v1/users/{id}/exports/{job_id} → the status.
 func (a *api) handleGetExport() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		uid, ok := a.ownerParams(w, r, ps)
+		uid, id, ok := a.exportParams(w, r, ps)
 		if !ok {
-			return
-		}
-		if a.queue == nil {
-			noQueue(w)
-			return
-		}
-		id, err := jobIDParam(ps)
-		if err != nil {
-			a.writeV1Error(w, r, err)
 			return
 		}
 		st, err := a.queue.ExportStatus(r.Context(), uid, id)
@@ -101,17 +111,8 @@ func (a *api) handleGetExport() httprouter.Handle {
 // still gets the file it asked for).
 func (a *api) handleGetExportFile() httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		uid, ok := a.ownerParams(w, r, ps)
+		uid, id, ok := a.exportParams(w, r, ps)
 		if !ok {
-			return
-		}
-		if a.queue == nil {
-			noQueue(w)
-			return
-		}
-		id, err := jobIDParam(ps)
-		if err != nil {
-			a.writeV1Error(w, r, err)
 			return
 		}
 		f, err := a.queue.ExportFile(r.Context(), uid, id)
