@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -108,45 +107,30 @@ func startRedisCluster(ctx context.Context, dir string, opts RedisClusterOptions
 // create joins the started nodes into one cluster (redisserver.Join:
 // slots to masters, distinct config epochs, MEET, then REPLICATE).
 func (c *RedisCluster) create(ctx context.Context) error {
+	masters, replicas := c.nodes()
+	return redisserver.Join(ctx, masters, replicas)
+}
+
+// Ready checks once that every node reports cluster_state:ok and knows
+// every node, and that every replica's link to its master is up
+// (redisserver.ClusterReady).
+func (c *RedisCluster) Ready(ctx context.Context) error {
+	masters, replicas := c.nodes()
+	return redisserver.ClusterReady(ctx, masters, replicas)
+}
+
+// nodes are the cluster's masters and replicas as redisserver sees them.
+func (c *RedisCluster) nodes() (masters, replicas []redisserver.Node) {
 	node := func(r *Redis) redisserver.Node {
 		return redisserver.Node{Name: r.name, Port: r.port, ClusterPort: r.clusterPort}
 	}
-	var masters, replicas []redisserver.Node
 	for _, m := range c.Masters {
 		masters = append(masters, node(m))
 	}
 	for _, r := range c.Replicas {
 		replicas = append(replicas, node(r))
 	}
-	return redisserver.Join(ctx, masters, replicas)
-}
-
-// Ready checks once that every node reports cluster_state:ok and knows
-// every node, and that every replica's link to its master is up.
-func (c *RedisCluster) Ready(ctx context.Context) error {
-	all := strconv.Itoa(len(c.Nodes()))
-	for _, n := range c.Nodes() {
-		info, err := redisDo(ctx, n.Addr(), "CLUSTER", "INFO")
-		if err != nil {
-			return fmt.Errorf("%s: %w", n.name, err)
-		}
-		if s := infoField(info, "cluster_state"); s != "ok" {
-			return fmt.Errorf("%s: cluster_state:%s", n.name, s)
-		}
-		if k := infoField(info, "cluster_known_nodes"); k != all {
-			return fmt.Errorf("%s: knows %s of %s nodes", n.name, k, all)
-		}
-	}
-	for _, r := range c.Replicas {
-		info, err := redisDo(ctx, r.Addr(), "INFO", "replication")
-		if err != nil {
-			return fmt.Errorf("%s: %w", r.name, err)
-		}
-		if role, link := infoField(info, "role"), infoField(info, "master_link_status"); role != "slave" || link != "up" {
-			return fmt.Errorf("%s: role:%s master_link_status:%s", r.name, role, link)
-		}
-	}
-	return nil
+	return masters, replicas
 }
 
 // Nodes lists masters then replicas.

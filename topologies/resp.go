@@ -90,14 +90,3 @@ func readRESP(r *bufio.Reader) (string, error) {
 		return "", fmt.Errorf("unexpected RESP reply %q", line)
 	}
 }
-
-// infoField returns the value of "key:value" in an INFO or CLUSTER INFO reply.
-func infoField(info, key string) string {
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && k == key {
-			return v
-		}
-	}
-	return ""
-}
