@@ -270,6 +270,16 @@ func TestPrimaryPausedFailsNoRead(t *testing.T) {
 	if !ok {
 		t.Errorf("writes still failing 5s after the primary resumed")
 	}
+	// Every instance, not only the one that took that write, must take
+	// writes again before the next test shares the topology.
+	for _, a := range appURLs(top) {
+		if !eventually(5*time.Second, func() bool {
+			resp, err := send(ctx, request{Method: http.MethodGet, URL: a + "/readyz?write=1"})
+			return err == nil && resp.Status == http.StatusOK
+		}) {
+			t.Errorf("%s/readyz?write=1 still failing 5s after the primary resumed", a)
+		}
+	}
 }
 
 func describe(r *response) string {
