@@ -106,7 +106,22 @@ func upDocker(ctx context.Context, def *Definition, opts Options) (t *Topology, 
 
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	defer downIfFailed(ctx, &t, &err, "removing")
+	defer func() {
+		r := recover()
+		if err == nil && r == nil {
+			return
+		}
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer dcancel()
+		log.Warn("topology up failed; removing what was started", "err", err, "panic", r)
+		if derr := t.Down(dctx); derr != nil {
+			err = errors.Join(err, fmt.Errorf("removing after the failure: %w", derr))
+		}
+		if r != nil {
+			panic(r)
+		}
+		t = nil
+	}()
 
 	// The teardown is in place before the network exists, so that every
 	// path out of here (and Down from another process) removes it.

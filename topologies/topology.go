@@ -230,7 +230,22 @@ func Up(ctx context.Context, def *Definition, opts Options) (t *Topology, err er
 
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	defer downIfFailed(ctx, &t, &err, "stopping")
+	defer func() {
+		r := recover()
+		if err == nil && r == nil {
+			return
+		}
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer dcancel()
+		log.Warn("topology up failed; stopping what was started", "err", err, "panic", r)
+		if derr := t.Down(dctx); derr != nil {
+			err = errors.Join(err, fmt.Errorf("stopping after the failure: %w", derr))
+		}
+		if r != nil {
+			panic(r)
+		}
+		t = nil
+	}()
 
 	profile := cmpOr(opts.Network, def.Network)
 	if err := checkNetwork(profile); err != nil {
@@ -397,24 +412,3 @@ func (t *Topology) Varnish() *Varnish { return t.rt.varnish }
 
 // Prometheus is nil if the phase has none.
 func (t *Topology) Prometheus() *Prometheus { return t.rt.prom }
-
-// downIfFailed, deferred by a bring-up with its named results, takes down
-// what was started when the bring-up failed or panicked (verb says how, in
-// the log and the error: "stopping", "removing"), then clears *t and
-// re-panics a panic.
-func downIfFailed(ctx context.Context, t **Topology, err *error, verb string) {
-	r := recover()
-	if *err == nil && r == nil {
-		return
-	}
-	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer dcancel()
-	(*t).rt.log.Warn("topology up failed; "+verb+" what was started", "err", *err, "panic", r)
-	if derr := (*t).Down(dctx); derr != nil {
-		*err = errors.Join(*err, fmt.Errorf("%s after the failure: %w", verb, derr))
-	}
-	if r != nil {
-		panic(r)
-	}
-	*t = nil
-}
