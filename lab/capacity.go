@@ -104,13 +104,21 @@ type SearchPolicy struct {
 	// Floor is the lowest rate worth trying; a search whose every step
 	// failed down to it reports no capacity.
 	Floor float64
+	// Confirm is how many more times a rate that failed is measured
+	// before it counts as failed: a stall of a few hundred milliseconds
+	// (a checkpoint, a neighbour's burst on a shared box) fails a 10 s
+	// step on its own, and a search that believed it would stop far
+	// below the knee. The failed attempts stay in the steps, marked
+	// Retried.
+	Confirm int
 }
 
 // DefaultPolicy starts at 250/s, doubles until the SLO fails, then bisects
 // to within 5%: about six growth steps and five bisection steps reach a
-// knee anywhere from 250/s to 8,000/s.
+// knee anywhere from 250/s to 8,000/s. A failed rate is measured once more
+// before it counts.
 func DefaultPolicy() SearchPolicy {
-	return SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 14, Floor: 10}
+	return SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 16, Floor: 10, Confirm: 1}
 }
 
 // SearchStep is one measured step and its verdict.
@@ -126,10 +134,11 @@ type SearchStep struct {
 // fails, then bisects between the last pass and the first fail (the midpoint
 // to three significant digits) until they are within p.Precision of each other (or p.MaxSteps are spent). If the
 // first step fails it divides by p.Factor until one passes or the rate
-// goes below p.Floor. It returns every step in the order measured and
-// the highest passing rate (0 when none passed). It assumes a rate that
-// fails fails at every higher rate too: the steps are single measurements,
-// and the search never goes back.
+// goes below p.Floor. A failed rate is measured again, up to p.Confirm
+// more times, and fails only when every attempt did. It returns every step
+// in the order measured (retried attempts included, marked) and the highest
+// passing rate (0 when none passed). It assumes a rate that fails fails at
+// every higher rate too: the search never goes back.
 func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Context, rate float64) (reports.CapacityStep, error), judge func(reports.CapacityStep) (bool, string)) ([]SearchStep, float64, error) {
 	if p.Start <= 0 || p.Factor <= 1 || p.MaxSteps < 1 || p.Precision <= 0 {
 		return nil, 0, fmt.Errorf("capacity search: invalid policy %+v", p)
@@ -137,6 +146,7 @@ func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Contex
 	var steps []SearchStep
 	pass, fail := 0.0, math.Inf(1)
 	rate := p.Start
+	attempts := 0 // failed attempts at rate so far
 	for len(steps) < p.MaxSteps {
 		if err := ctx.Err(); err != nil {
 			return steps, pass, err
@@ -146,6 +156,13 @@ func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Contex
 			return steps, pass, fmt.Errorf("measure at %.0f/s: %w", rate, err)
 		}
 		ok, why := judge(s)
+		if !ok && attempts < p.Confirm && len(steps)+1 < p.MaxSteps {
+			attempts++
+			s.Retried = true
+			steps = append(steps, SearchStep{Step: s, Pass: false, Why: why + " (measured again)"})
+			continue
+		}
+		attempts = 0
 		steps = append(steps, SearchStep{Step: s, Pass: ok, Why: why})
 		if ok {
 			pass = max(pass, rate)
@@ -382,7 +399,7 @@ func otherCores(busy float64, m *Measured, loadgenCPU float64) float64 {
 func otherWork(steps []reports.CapacityStep, maxRate float64) (float64, bool) {
 	var vs []float64
 	for _, s := range steps {
-		if s.Offered <= maxRate && s.OtherCores != nil {
+		if s.Offered <= maxRate && s.OtherCores != nil && !s.Retried {
 			vs = append(vs, *s.OtherCores)
 		}
 	}

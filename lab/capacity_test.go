@@ -105,6 +105,49 @@ func TestSearch(t *testing.T) {
 	}
 }
 
+// TestSearchConfirmsFailures: one stall fails a step at a rate the system
+// serves; measured again, the rate passes, and the search goes on to the
+// real knee instead of stopping below it. A rate that fails twice fails.
+func TestSearchConfirmsFailures(t *testing.T) {
+	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
+	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, 10*time.Second) }
+	var rates []float64
+	measure := kneeAt(1234, &rates)
+	stalled := false
+	flaky := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
+		s, err := measure(ctx, rate)
+		if rate == 500 && !stalled {
+			stalled = true
+			s.P99MS, s.Dropped = 300, 50
+		}
+		return s, err
+	}
+	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 20, Floor: 10, Confirm: 1}
+	steps, maxRate, err := lab.Search(context.Background(), policy, flaky, judge)
+	if err != nil {
+		t.Fatalf("Search: %v", err)
+	}
+	want := []float64{250, 500, 500, 1000, 2000, 2000, 1500, 1500, 1250, 1250, 1130, 1190, 1220}
+	if diff := cmp.Diff(want, rates); diff != "" {
+		t.Errorf("rates measured (-want +got):\n%s", diff)
+	}
+	if maxRate != 1220 {
+		t.Errorf("Search max rate = %v, want 1220", maxRate)
+	}
+	var retried []float64
+	for _, s := range steps {
+		if s.Step.Retried {
+			retried = append(retried, s.Step.Offered)
+			if s.Pass || !strings.Contains(s.Why, "measured again") {
+				t.Errorf("retried step at %v/s: pass %v, why %q", s.Step.Offered, s.Pass, s.Why)
+			}
+		}
+	}
+	if diff := cmp.Diff([]float64{500, 2000, 1500, 1250}, retried); diff != "" {
+		t.Errorf("retried steps (-want +got):\n%s", diff)
+	}
+}
+
 func TestSearchStops(t *testing.T) {
 	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
 	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, time.Second) }

@@ -134,6 +134,15 @@ func (s *Session) Seed(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(s.out, "seeded %d users in %.1fs\n", s.sc.Users, d.Seconds())
+	start := time.Now()
+	primary := dsn
+	if s.top.PrimaryURL != "" {
+		primary = s.top.PrimaryURL
+	}
+	if err := settleDatabase(ctx, primary, s.top.ReplicaURLs); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	fmt.Fprintf(s.out, "database settled (vacuum, analyze, checkpoint, replicas caught up) in %.1fs\n", time.Since(start).Seconds())
 	return nil
 }
 

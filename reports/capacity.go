@@ -64,6 +64,10 @@ type CapacityStep struct {
 	// users of a shared box): the machine's busy time from /proc/stat less
 	// every measured component's, per second. Optional.
 	OtherCores *float64 `json:"other_cores,omitempty"`
+	// Retried marks a failed attempt that the search measured again at
+	// the same rate (the next step): the rate's verdict is the later
+	// step's. Retried steps are left out of the demands.
+	Retried bool `json:"retried,omitempty"`
 }
 
 // CapacityModel names the queueing model behind PredictedMaxRate and the
@@ -129,7 +133,7 @@ type Demands struct {
 func ComputeDemands(steps []CapacityStep, maxRate float64) (Demands, error) {
 	var use []CapacityStep
 	for _, s := range steps {
-		if s.Offered <= maxRate && s.Achieved > 0 {
+		if s.Offered <= maxRate && s.Achieved > 0 && !s.Retried {
 			use = append(use, s)
 		}
 	}

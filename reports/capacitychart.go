@@ -28,6 +28,8 @@ func capacitySections(r *Result) []section {
 	for _, s := range steps {
 		mark := c("")
 		switch {
+		case s.Retried:
+			mark = c("failed; measured again (next row)")
 		case cp.MaxRate > 0 && s.Offered == cp.MaxRate:
 			mark = cell{text: "knee: highest rate within the SLO", status: "pass"}
 		case s.Offered > cp.MaxRate:
@@ -39,7 +41,7 @@ func capacitySections(r *Result) []section {
 		}
 		row := []cell{c(fmtRate(s.Offered)), c(fmtRate(s.Achieved)), c(fmtMS(s.P50MS)), c(fmtMS(s.P99MS)),
 			c(fmtFraction(s.ErrorRate)), c(groupDigits(s.Dropped)), c(other), mark}
-		if s.Offered == cp.MaxRate {
+		if s.Offered == cp.MaxRate && !s.Retried {
 			for i := range row {
 				row[i].strong = true
 			}
@@ -53,7 +55,7 @@ func capacitySections(r *Result) []section {
 	capSec := section{
 		title: "Capacity",
 		text: head + " The arrival rate was held at each rate in turn (open model: arrivals keep coming whatever the latency), " +
-			"doubled until a step broke the SLO, then bisected between the last pass and the first fail. " +
+			"doubled until a step broke the SLO, then bisected between the last pass and the first fail; a rate that failed was measured once more and counted as failed only if it failed again. " +
 			"Other work is what the rest of the machine kept busy meanwhile (other users of a shared box), outside the topology and the load generator. Steps in order of rate:",
 		table:    tb,
 		capacity: true,
@@ -126,7 +128,11 @@ func capacityCharts(r *Result) []htmlChart {
 	if cp == nil || len(cp.Steps) == 0 {
 		return nil
 	}
-	steps := slices.Clone(cp.Steps)
+	// A retried step's rate is judged by its repeat: chart the repeats.
+	steps := slices.DeleteFunc(slices.Clone(cp.Steps), func(s CapacityStep) bool { return s.Retried })
+	if len(steps) == 0 {
+		return nil
+	}
 	slices.SortStableFunc(steps, func(a, b CapacityStep) int { return cmp.Compare(a.Offered, b.Offered) })
 	var markers []marker
 	if cp.MaxRate > 0 {

@@ -156,13 +156,25 @@ func (c *chart) svg() string {
 		}
 	}
 	b.WriteString(`</g>`)
+	// Labels of markers close together go on rows of their own, so that
+	// a knee next to the model's prediction stays readable.
+	var rowEnds []float64 // right end of the last label on each row
 	for _, m := range c.markers {
 		if m.x < c.x.min || m.x > c.x.max {
 			continue
 		}
 		x := sx(m.x)
+		const charWidth = 5.6 // at font-size 10, a generous average
+		row := 0
+		for row < len(rowEnds) && rowEnds[row] > x {
+			row++
+		}
+		if row == len(rowEnds) {
+			rowEnds = append(rowEnds, 0)
+		}
+		rowEnds[row] = x + 3 + charWidth*float64(len([]rune(m.label))) + 4
 		fmt.Fprintf(&b, `<g><line x1="%.1f" x2="%.1f" y1="%d" y2="%g" stroke="#b91c1c" stroke-width="1.2" stroke-dasharray="3 3"/>`, x, x, chartTop, chartTop+ph)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="10" fill="#b91c1c">%s</text>`, x+3, chartTop+11, esc(m.label))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="10" fill="#b91c1c">%s</text>`, x+3, chartTop+11+12*row, esc(m.label))
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="8" height="%g" fill="#000" fill-opacity="0"><title>%s</title></rect></g>`, x-4, chartTop, ph, esc(m.label))
 	}
 	if drawn == 0 {
