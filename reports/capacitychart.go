@@ -76,6 +76,9 @@ func capacitySections(r *Result) []section {
 			}
 		}
 	}
+	if cp.MaxRate > 0 && cp.PredictedMaxRate > 0 && math.Abs(modelError(cp)) > 15 {
+		capSec.after += " " + missReason(cp)
+	}
 	out := []section{capSec}
 	if len(cp.Demands) > 0 {
 		dt := &table{head: []string{"component", "CPU µs per request", "background cores"}, num: []bool{false, true, true}}
@@ -119,6 +122,47 @@ func withinNote(e float64) string {
 		return " (within 15%)"
 	}
 	return fmt.Sprintf(" (outside 15%% by %.1f points)", math.Abs(e)-15)
+}
+
+// missReason says, from the first rate that failed, why the measured
+// capacity and the model's bound differ: whether the cores were busy when
+// the SLO broke, and which part of the SLO broke.
+func missReason(cp *Capacity) string {
+	var first *CapacityStep
+	for i, s := range cp.Steps {
+		if s.Offered > cp.MaxRate && (first == nil || s.Offered < first.Offered) {
+			first = &cp.Steps[i]
+		}
+	}
+	if first == nil {
+		return "No rate above the knee was measured, so nothing says what limited it."
+	}
+	cores := cp.Model.Inputs["cores"]
+	busy := 0.0
+	for _, us := range first.CPUUSPerRequest {
+		busy += us * first.Achieved / 1e6
+	}
+	if first.OtherCores != nil {
+		busy += *first.OtherCores
+	}
+	var broke []string
+	if first.ErrorRate > 0 {
+		broke = append(broke, fmt.Sprintf("%s of requests failed (load shed with 503 or timed out)", fmtFraction(first.ErrorRate)))
+	}
+	if first.Dropped > 0 {
+		broke = append(broke, fmt.Sprintf("%s arrivals were dropped", groupDigits(first.Dropped)))
+	}
+	if len(broke) == 0 {
+		broke = append(broke, fmt.Sprintf("p99 reached %s ms", fmtMS(first.P99MS)))
+	}
+	why := fmt.Sprintf("At the first rate that failed (%s/s) %s", fmtRate(first.Offered), strings.Join(broke, " and "))
+	if cores > 0 && busy < 0.85*cores {
+		return why + fmt.Sprintf(", while the machine's cores were %.0f%% busy (%.2f of %s, other work included): "+
+			"the SLO broke on latency spikes before the cores ran out, which a bound on CPU alone cannot see "+
+			"(a stall that holds requests for tens of milliseconds, such as a checkpoint's fsync, garbage collection or a neighbour's burst, breaks a p99 of 50 ms at any utilization). "+
+			"The model's rate is then an upper bound, not a forecast of the knee.", 100*busy/cores, busy, trimFloat(cores))
+	}
+	return why + fmt.Sprintf(", with the cores %.0f%% busy (%.2f of %s, other work included).", 100*busy/max(cores, 1), busy, trimFloat(cores))
 }
 
 // capacityCharts are the hockey stick (latency against offered load) and

@@ -71,6 +71,34 @@ func TestRenderCapacity(t *testing.T) {
 	if want := "error +50.0% (outside 15% by 35.0 points)"; !strings.Contains(md.String(), want) {
 		t.Errorf("report.md lacks %q", want)
 	}
+	// The miss is explained from the first failing step: 5,000 dropped
+	// arrivals with the cores mostly idle (no CPU measured in it).
+	if want := "At the first rate that failed (4000.0/s) 5,000 arrivals were dropped, while the machine's cores were 0% busy"; !strings.Contains(md.String(), want) {
+		t.Errorf("report.md lacks %q:\n%s", want, md.String())
+	}
+	r.Capacity.Steps[1].CPUUSPerRequest = map[string]float64{"app-1": 600}
+	md.Reset()
+	if err := RenderMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := "5,000 arrivals were dropped, with the cores 93% busy (1.86 of 2, other work included)."; !strings.Contains(md.String(), want) {
+		t.Errorf("report.md lacks %q:\n%s", want, md.String())
+	}
+}
+
+func TestRenderCapacityRetried(t *testing.T) {
+	r := capacityResult()
+	r.Capacity.Steps = append(r.Capacity.Steps, CapacityStep{Offered: 2000, Achieved: 1800, P50MS: 0.7, P99MS: 300, Dropped: 900, Retried: true})
+	var md bytes.Buffer
+	if err := RenderMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := "| failed; measured again (next row) |"; !strings.Contains(md.String(), want) {
+		t.Errorf("report.md lacks %q:\n%s", want, md.String())
+	}
+	if charts := capacityCharts(r); len(charts) == 0 {
+		t.Fatal("no capacity charts")
+	}
 }
 
 func TestSLOP99(t *testing.T) {
