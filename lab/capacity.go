@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -394,17 +395,29 @@ func otherCores(busy float64, m *Measured, loadgenCPU float64) float64 {
 	return max(0, (busy-own)/secs)
 }
 
-// otherWork is the median of the other cores busy over the steps at or
-// below the knee: on a shared machine, cores the topology could not have.
+// kneeSteps is how many of the passing steps nearest the knee otherWork
+// looks at.
+const kneeSteps = 3
+
+// otherWork is the median of the other cores busy over the (up to
+// kneeSteps) passing steps nearest the knee: on a shared machine, cores
+// the topology could not have when it reached its knee. Not every step
+// below the knee: other users come and go, and the quiet minutes of the
+// first, low-rate steps say nothing about what was left at the knee.
 func otherWork(steps []reports.CapacityStep, maxRate float64) (float64, bool) {
-	var vs []float64
+	var near []reports.CapacityStep
 	for _, s := range steps {
 		if s.Offered <= maxRate && s.OtherCores != nil && !s.Retried {
-			vs = append(vs, *s.OtherCores)
+			near = append(near, s)
 		}
 	}
-	if len(vs) == 0 {
+	if len(near) == 0 {
 		return 0, false
+	}
+	slices.SortFunc(near, func(a, b reports.CapacityStep) int { return cmp.Compare(b.Offered, a.Offered) })
+	var vs []float64
+	for _, s := range near[:min(kneeSteps, len(near))] {
+		vs = append(vs, *s.OtherCores)
 	}
 	slices.Sort(vs)
 	if n := len(vs); n%2 == 0 {
