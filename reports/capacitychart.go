@@ -55,7 +55,7 @@ func capacitySections(r *Result) []section {
 	capSec := section{
 		title: "Capacity",
 		text: head + " The arrival rate was held at each rate in turn (open model: arrivals keep coming whatever the latency), " +
-			"doubled until a step broke the SLO, then bisected between the last pass and the first fail; a rate that failed was measured once more and counted as failed only if it failed again. " +
+			"doubled until a step broke the SLO, then bisected between the last pass and the first fail. " + retriedNote(cp) +
 			"Other work is what the rest of the machine kept busy meanwhile (other users of a shared box), outside the topology and the load generator. Steps in order of rate:",
 		table:    tb,
 		capacity: true,
@@ -122,6 +122,14 @@ func withinNote(e float64) string {
 		return " (within 15%)"
 	}
 	return fmt.Sprintf(" (outside 15%% by %.1f points)", math.Abs(e)-15)
+}
+
+// retriedNote explains the retried steps, when there are any.
+func retriedNote(cp *Capacity) string {
+	if !slices.ContainsFunc(cp.Steps, func(s CapacityStep) bool { return s.Retried }) {
+		return ""
+	}
+	return "A rate that failed was measured once more and counted as failed only if it failed again (a stall of a few hundred milliseconds fails a step on its own). "
 }
 
 // missReason says, from the first rate that failed, why the measured
