@@ -265,6 +265,9 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 		if !ok {
 			verdict = "FAIL: " + why
 		}
+		if st.GeneratorLate > 0 {
+			verdict += fmt.Sprintf(" (the load generator itself sent %d arrivals late: it or the machine stalled)", st.GeneratorLate)
+		}
 		fmt.Fprintf(s.out, "  %.0f/s offered: %.0f/s achieved, p50 %.2f ms, p99 %.2f ms, errors %.3f%%, dropped %d: %s\n",
 			rate, st.Achieved, st.P50MS, st.P99MS, 100*st.ErrorRate, st.Dropped, verdict)
 		return st, nil
@@ -340,7 +343,7 @@ func capacityStep(rate float64, m *Measured, loadgenCPU float64) reports.Capacit
 	}
 	p := lr.Total.Percentiles()
 	st := reports.CapacityStep{
-		Offered: rate, P50MS: p.P50, P99MS: p.P99, Dropped: lr.Dropped,
+		Offered: rate, P50MS: p.P50, P99MS: p.P99, Dropped: lr.Dropped, GeneratorLate: lr.Late,
 		CPUUSPerRequest: map[string]float64{},
 	}
 	if secs > 0 {

@@ -240,6 +240,7 @@ type run struct {
 
 	start, activeEnd, end time.Time
 	offered, dropped      atomic.Int64
+	late                  atomic.Int64 // arrivals the pacer handed over late (Result.Late)
 	opDropped             []atomic.Int64 // by operation index
 	openModel             bool
 
@@ -404,6 +405,9 @@ func (r *run) open(ctx context.Context, p Pacer, d time.Duration, pool Pool) err
 			break
 		}
 		r.offered.Add(1)
+		if time.Since(due) > pool.MaxDelay {
+			r.late.Add(1)
+		}
 		op := r.mix.pick(rng)
 		select {
 		case arrivals <- arrival{due: due, op: op}:
@@ -652,6 +656,7 @@ func (r *run) result() *Result {
 		Seed:          r.cfg.Seed,
 		Offered:       r.offered.Load(),
 		Dropped:       r.dropped.Load(),
+		Late:          r.late.Load(),
 		Workers:       r.workerCount(),
 		ErrorsByClass: map[string]int64{},
 		Counters:      map[string]int64{},

@@ -627,3 +627,28 @@ func TestArrivalRateWithPacerFunc(t *testing.T) {
 		t.Errorf("Duration = %v, want the run to end with its pacer", res.Duration)
 	}
 }
+
+// A generator that stalls is told apart from a system that does: arrivals
+// the pacer itself hands over past MaxDelay are counted as Late (and
+// dropped), while a quick server never made one wait.
+func TestArrivalRateCountsGeneratorStalls(t *testing.T) {
+	t.Parallel()
+	srv := mustServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	const stall = 300 * time.Millisecond
+	stalling := PacerFunc(func(n int64) (time.Duration, bool) {
+		if n == 10 {
+			time.Sleep(stall) // the pacer's goroutine stops, as in a stalled process
+		}
+		// 10 arrivals at once, then 10 more due 10 ms later: all of
+		// the second lot are handed over at least 290 ms late.
+		return time.Duration(n/10) * 10 * time.Millisecond, n < 20
+	})
+	res := mustRun(t, Config{Target: srv.URL, Ops: []Op{getOp("get", "/")},
+		Executor: ArrivalRate{Pacer: stalling, Pool: Pool{MaxDelay: 100 * time.Millisecond}}})
+	if res.Late != 10 {
+		t.Errorf("Late = %d, want the 10 arrivals due during the stall", res.Late)
+	}
+	if res.Dropped < res.Late || res.Offered != 20 || res.Total.Count+res.Dropped != 20 {
+		t.Errorf("offered %d, ran %d, dropped %d, late %d; want 20 offered, the late ones dropped", res.Offered, res.Total.Count, res.Dropped, res.Late)
+	}
+}

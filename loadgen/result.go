@@ -68,6 +68,11 @@ type Result struct {
 	// Dropped counts arrivals that could not start on time because no
 	// worker was free within the executor's MaxDelay.
 	Dropped int64
+	// Late counts arrivals the pacer itself handed over more than the
+	// executor's MaxDelay after they were due: the load generator (or the
+	// whole machine) stalled, not the system under test. They are among
+	// Dropped, unless a worker took them anyway.
+	Late int64
 	// Workers is the largest number of workers the run used.
 	Workers int
 	// ErrorsByClass counts failed requests by class (see ClassTimeout and

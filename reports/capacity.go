@@ -68,6 +68,10 @@ type CapacityStep struct {
 	// the same rate (the next step): the rate's verdict is the later
 	// step's. Retried steps are left out of the demands.
 	Retried bool `json:"retried,omitempty"`
+	// GeneratorLate counts arrivals the load generator's own pacer sent
+	// late (past the executor's MaxDelay): a stall of the generator or of
+	// the whole machine, not of the system under test. Optional.
+	GeneratorLate int64 `json:"generator_late,omitempty"`
 }
 
 // CapacityModel names the queueing model behind PredictedMaxRate and the

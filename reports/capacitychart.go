@@ -40,7 +40,7 @@ func capacitySections(r *Result) []section {
 			other = fmtCPU(*s.OtherCores)
 		}
 		row := []cell{c(fmtRate(s.Offered)), c(fmtRate(s.Achieved)), c(fmtMS(s.P50MS)), c(fmtMS(s.P99MS)),
-			c(fmtFraction(s.ErrorRate)), c(groupDigits(s.Dropped)), c(other), mark}
+			c(fmtFraction(s.ErrorRate)), c(droppedCell(s)), c(other), mark}
 		if s.Offered == cp.MaxRate && !s.Retried {
 			for i := range row {
 				row[i].strong = true
@@ -122,6 +122,15 @@ func withinNote(e float64) string {
 		return " (within 15%)"
 	}
 	return fmt.Sprintf(" (outside 15%% by %.1f points)", math.Abs(e)-15)
+}
+
+// droppedCell is a step's drops, with those the load generator itself
+// sent late (its own or the machine's stall) said apart.
+func droppedCell(s CapacityStep) string {
+	if s.GeneratorLate == 0 {
+		return groupDigits(s.Dropped)
+	}
+	return fmt.Sprintf("%s (%s sent late by the generator)", groupDigits(s.Dropped), groupDigits(s.GeneratorLate))
 }
 
 // retriedNote explains the retried steps, when there are any.
