@@ -240,7 +240,7 @@ type run struct {
 
 	start, activeEnd, end time.Time
 	offered, dropped      atomic.Int64
-	late                  atomic.Int64 // arrivals the pacer handed over late (Result.Late)
+	late                  atomic.Int64   // arrivals the pacer handed over late (Result.Late)
 	opDropped             []atomic.Int64 // by operation index
 	openModel             bool
 
