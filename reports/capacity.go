@@ -129,8 +129,10 @@ type Demands struct {
 // that the linear law does not describe.
 //
 // With fewer than three usable steps, or rates too close together to fit
-// (the achieved rates spanning less than 20% of their mean), the fit is
-// noise, and the median of the per-step ratios is used instead, with no
+// (the highest achieved rate less than twice the lowest: a fixed cost and a
+// cost per request cannot be told apart over a narrower range, and on a
+// shared machine a few percent of noise then gives slopes of either sign),
+// the fit is noise, and the median of the per-step ratios is used instead, with no
 // background. A component whose fit comes out with a negative intercept is
 // refitted through the origin (a negative background is noise); one with a
 // negative or zero slope falls back to the median ratio.
@@ -156,11 +158,11 @@ func ComputeDemands(steps []CapacityStep, maxRate float64) (Demands, error) {
 		Method:     MethodRegression,
 		Steps:      len(use),
 	}
-	minX, maxX, sumX := use[0].Achieved, use[0].Achieved, 0.0
+	minX, maxX := use[0].Achieved, use[0].Achieved
 	for _, s := range use {
-		minX, maxX, sumX = min(minX, s.Achieved), max(maxX, s.Achieved), sumX+s.Achieved
+		minX, maxX = min(minX, s.Achieved), max(maxX, s.Achieved)
 	}
-	if len(use) < 3 || (maxX-minX) < 0.2*sumX/float64(len(use)) {
+	if len(use) < 3 || maxX < 2*minX {
 		d.Method = MethodRatio
 	}
 	for _, name := range slices.Sorted(maps.Keys(names)) {

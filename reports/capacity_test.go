@@ -101,6 +101,18 @@ func TestComputeDemandsFallsBackToMedianRatio(t *testing.T) {
 			},
 			knee: 1100, want: 110e-6,
 		},
+		{
+			// A search whose knee is near its first step: 250 to 360/s
+			// is too narrow a range to tell fixed from per-request cost.
+			name: "rates spanning less than a factor of two",
+			steps: []CapacityStep{
+				{Offered: 250, Achieved: 250, CPUUSPerRequest: map[string]float64{"app-1": 400}},
+				{Offered: 313, Achieved: 313, CPUUSPerRequest: map[string]float64{"app-1": 290}},
+				{Offered: 344, Achieved: 344, CPUUSPerRequest: map[string]float64{"app-1": 270}},
+				{Offered: 360, Achieved: 360, CPUUSPerRequest: map[string]float64{"app-1": 260}},
+			},
+			knee: 360, want: 280e-6,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := ComputeDemands(tc.steps, tc.knee)
