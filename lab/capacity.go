@@ -496,9 +496,11 @@ func dataBytesPerUser(ctx context.Context, dsn string) (float64, error) {
 			return 0, fmt.Errorf("connect to the database: %w", err)
 		}
 		defer conn.Close(context.Background())
-		err = conn.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::float8
-			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-			WHERE c.relkind = 'r' AND n.nspname = current_schema() AND c.relname IN ('users', 'records')`).Scan(&size)
+		// pg_partition_tree lists a partitioned table's partitions (and
+		// nothing for a plain table); a partitioned parent holds no data.
+		err = conn.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::float8 FROM (
+				SELECT relid FROM pg_partition_tree('users') UNION SELECT 'users'::regclass
+				UNION SELECT relid FROM pg_partition_tree('records') UNION SELECT 'records'::regclass) t`).Scan(&size)
 		if err != nil {
 			return 0, fmt.Errorf("size of the users tables: %w", err)
 		}
