@@ -41,8 +41,10 @@ type driver struct {
 // vu is one simulated client: the seeded user it signs in as, its token,
 // its own key generator, and the last record it created.
 type vu struct {
-	user       int
-	token      []loadgen.Header // {Authorization: Bearer …}, nil when anonymous
+	user int
+	// token holds {Authorization: Bearer …} and the write hint of the
+	// client's last write (see noteHint); nil when anonymous.
+	token      []loadgen.Header
 	keys       scenarios.Generator
 	lastRecord string
 	created    int
@@ -132,9 +134,25 @@ func (d *driver) setup(_ context.Context, c *loadgen.Client, s *loadgen.Session)
 	c.SetHeader("X-Forwarded-For", syntheticClientAddr(s.ID))
 	if len(d.tokens) > 0 {
 		v.user = s.ID % len(d.tokens)
-		v.token = []loadgen.Header{{Key: "Authorization", Value: "Bearer " + d.tokens[v.user]}}
+		v.token = []loadgen.Header{{Key: "Authorization", Value: "Bearer " + d.tokens[v.user]}, {Key: wroteHeader, Value: "none"}}
 	}
 	return nil
+}
+
+// wroteHeader carries the server's write hints (docs/api.md): a write's
+// response sets it, and the client sends the latest one back, "none"
+// before its first write, so that its own reads need no Redis lookup.
+const wroteHeader = "X-Scalelab-Wrote"
+
+// noteHint keeps the write hint of a write's response, as a browser or an
+// SDK would, to send with the client's next requests.
+func (v *vu) noteHint(resp *loadgen.Response) {
+	if len(v.token) < 2 || resp == nil {
+		return
+	}
+	if h := resp.HeaderBytes(wroteHeader); len(h) > 0 {
+		v.token[1].Value = string(h)
+	}
 }
 
 // ops returns the load generator's operations for the scenario's mix.
@@ -203,7 +221,8 @@ func (d *driver) updateUser(_ context.Context, c *loadgen.Client, s *loadgen.Ses
 	v := s.Value.(*vu)
 	id, hdr := d.writeTarget(v)
 	body := []byte(`{"profile":{"name":"` + newName(s) + `"}}`)
-	_, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}})
+	resp, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}})
+	v.noteHint(resp)
 	return err
 }
 
@@ -215,10 +234,12 @@ func (d *driver) readAfterWrite(_ context.Context, c *loadgen.Client, s *loadgen
 	id, hdr := d.writeTarget(v)
 	name := newName(s)
 	body := []byte(`{"profile":{"name":"` + name + `"}}`)
-	if _, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}}); err != nil {
+	resp, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}})
+	v.noteHint(resp)
+	if err != nil {
 		return err
 	}
-	resp, err := c.Do(&loadgen.Request{Name: "GET " + d.api + "/{id} (after write)", Path: d.api + "/" + id, Header: hdr, Expect: []int{200}})
+	resp, err = c.Do(&loadgen.Request{Name: "GET " + d.api + "/{id} (after write)", Path: d.api + "/" + id, Header: hdr, Expect: []int{200}})
 	if err != nil {
 		return err
 	}
@@ -254,6 +275,7 @@ func (d *driver) createRecord(_ context.Context, c *loadgen.Client, s *loadgen.S
 	v := s.Value.(*vu)
 	body := []byte(`{"data":{"kind":"note","n":` + strconv.FormatUint(s.Rand.Uint64()>>12, 10) + `,"tags":["load","test"]}}`)
 	resp, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data", Method: "POST", Path: d.recordsPath(v), Header: v.token, Body: body, Expect: []int{201}})
+	v.noteHint(resp)
 	if err != nil {
 		return err
 	}
@@ -304,8 +326,9 @@ func (d *driver) writeBatch(_ context.Context, c *loadgen.Client, s *loadgen.Ses
 		b.WriteString(`{"data":` + newRecordData(s) + `}`)
 	}
 	b.WriteString(`]}`)
-	_, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data:batch", Method: "POST", Path: d.recordsPath(v) + ":batch",
+	resp, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data:batch", Method: "POST", Path: d.recordsPath(v) + ":batch",
 		Header: v.token, Body: []byte(b.String()), Expect: []int{201}})
+	v.noteHint(resp)
 	return err
 }
 
@@ -315,8 +338,10 @@ func (d *driver) writeSingles(_ context.Context, c *loadgen.Client, s *loadgen.S
 	v := s.Value.(*vu)
 	for range batchSize {
 		body := []byte(`{"data":` + newRecordData(s) + `}`)
-		if _, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data", Method: "POST", Path: d.recordsPath(v),
-			Header: v.token, Body: body, Expect: []int{201}}); err != nil {
+		resp, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data", Method: "POST", Path: d.recordsPath(v),
+			Header: v.token, Body: body, Expect: []int{201}})
+		v.noteHint(resp)
+		if err != nil {
 			return err
 		}
 	}
