@@ -12,7 +12,7 @@ DEB_PACKAGES := postgresql-15 redis-server redis-tools haproxy varnish pgbouncer
 # A command that proves each package is installed.
 DEB_CHECKS := /usr/lib/postgresql/15/bin/initdb redis-server redis-cli haproxy varnishd pgbouncer prometheus wrk chromium dockerd debootstrap docker-compose prometheus-postgres-exporter prometheus-redis-exporter prometheus-varnish-exporter
 
-.PHONY: all build test deps bench fuzz compare phase-1 phase-2 phase-3 phase-4 clean help images test-containers dockerd
+.PHONY: all build test deps bench loadgen-vs-wrk fuzz compare phase-1 phase-2 phase-3 phase-4 clean help images test-containers dockerd
 
 all: build
 
@@ -24,6 +24,7 @@ help:
 	@echo "make compare   compare the newest run of each phase"
 	@echo "make test      install what the tests need (make deps) and run every test"
 	@echo "make bench     run the Go benchmarks"
+	@echo "make loadgen-vs-wrk  CPU per request of the load generator against wrk's on a bare handler (ROUNDS=5 of DURATION=5s)"
 	@echo "make regress   CI's throughput check: server vs bare handler against reports/baseline/regress.json"
 	@echo "make fuzz      run every Go fuzz target for FUZZTIME each (default 30s); CI runs FUZZTIME=3s"
 	@echo "make deps      install the Debian packages the topologies need (as root)"
@@ -74,6 +75,15 @@ dockerd:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+# The load generator against wrk (docs/loadgen.md): each tool in a process
+# of its own against one bare handler, CPU time from the kernel, the median
+# of ROUNDS rounds. Run it on an otherwise idle machine.
+ROUNDS ?= 5
+DURATION ?= 5s
+loadgen-vs-wrk: deps
+	$(GO) test ./loadgen -run '^TestVsWrk$$' -count=1 -v -timeout 30m -vs-wrk-rounds $(ROUNDS) -vs-wrk-duration $(DURATION)
+	@echo "loadgen-vs-wrk: the table is above (method: docs/loadgen.md)"
 
 # Go native fuzz targets, PACKAGE:TARGET. Each runs for FUZZTIME; a failure
 # leaves its input under the package's testdata/fuzz/TARGET/ (commit it:

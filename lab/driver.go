@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -36,13 +37,28 @@ type driver struct {
 	// tokens holds one bearer token per simulated client, signed in
 	// before the run (see signIn); client n uses tokens[n%len(tokens)].
 	tokens []string
+	// writers tracks read-after-write's writes by user index, when the
+	// mix has it (see readAfterWrite).
+	writers []writers
+}
+
+// writers counts the read-after-write operations writing one user. Clients
+// may share a user (there are at most maxSignIns tokens, and phases 1–2
+// pick users by key): a read that shows another client's write, made while
+// this one's was in flight or between its write and its read, is newer,
+// not stale, and cannot be told from a stale one by its name alone.
+type writers struct {
+	started  atomic.Int64 // writes begun
+	inFlight atomic.Int64 // writes begun and not yet answered
 }
 
 // vu is one simulated client: the seeded user it signs in as, its token,
 // its own key generator, and the last record it created.
 type vu struct {
-	user       int
-	token      []loadgen.Header // {Authorization: Bearer …}, nil when anonymous
+	user int
+	// token holds {Authorization: Bearer …} and the write hint of the
+	// client's last write (see noteHint); nil when anonymous.
+	token      []loadgen.Header
 	keys       scenarios.Generator
 	lastRecord string
 	created    int
@@ -56,6 +72,9 @@ func newDriver(sc *scenarios.Scenario, apiPrefix string, users int, runTag strin
 			d.auth = true
 		case scenarios.OpUpdateUser, scenarios.OpReadAfterWrite:
 			d.auth = d.auth || d.v1
+		}
+		if w.Op == scenarios.OpReadAfterWrite && d.writers == nil {
+			d.writers = make([]writers, max(users, 1))
 		}
 	}
 	return d
@@ -132,9 +151,25 @@ func (d *driver) setup(_ context.Context, c *loadgen.Client, s *loadgen.Session)
 	c.SetHeader("X-Forwarded-For", syntheticClientAddr(s.ID))
 	if len(d.tokens) > 0 {
 		v.user = s.ID % len(d.tokens)
-		v.token = []loadgen.Header{{Key: "Authorization", Value: "Bearer " + d.tokens[v.user]}}
+		v.token = []loadgen.Header{{Key: "Authorization", Value: "Bearer " + d.tokens[v.user]}, {Key: wroteHeader, Value: "none"}}
 	}
 	return nil
+}
+
+// wroteHeader carries the server's write hints (docs/api.md): a write's
+// response sets it, and the client sends the latest one back, "none"
+// before its first write, so that its own reads need no Redis lookup.
+const wroteHeader = "X-Scalelab-Wrote"
+
+// noteHint keeps the write hint of a write's response, as a browser or an
+// SDK would, to send with the client's next requests.
+func (v *vu) noteHint(resp *loadgen.Response) {
+	if len(v.token) < 2 || resp == nil {
+		return
+	}
+	if h := resp.HeaderBytes(wroteHeader); len(h) > 0 {
+		v.token[1].Value = string(h)
+	}
 }
 
 // ops returns the load generator's operations for the scenario's mix.
@@ -189,10 +224,16 @@ func (d *driver) getUser(_ context.Context, c *loadgen.Client, s *loadgen.Sessio
 // in v1 only the owner may write, so a client writes its own user; without
 // auth the key distribution picks the user.
 func (d *driver) writeTarget(v *vu) (string, []loadgen.Header) {
+	n, hdr := d.writeUser(v)
+	return server.SeedUserID(n), hdr
+}
+
+// writeUser is writeTarget with the user's index.
+func (d *driver) writeUser(v *vu) (int, []loadgen.Header) {
 	if d.v1 {
-		return server.SeedUserID(v.user), v.token
+		return v.user, v.token
 	}
-	return server.SeedUserID(int(v.keys.Next())), nil
+	return int(v.keys.Next()), nil
 }
 
 func newName(s *loadgen.Session) string {
@@ -203,29 +244,46 @@ func (d *driver) updateUser(_ context.Context, c *loadgen.Client, s *loadgen.Ses
 	v := s.Value.(*vu)
 	id, hdr := d.writeTarget(v)
 	body := []byte(`{"profile":{"name":"` + newName(s) + `"}}`)
-	_, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}})
+	resp, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}})
+	v.noteHint(resp)
 	return err
 }
 
 // readAfterWrite updates a user and reads it back at once, as the writer
 // (with its token in v1). A read that does not show the new name is counted
 // in the stale_reads counter: it is what read-your-writes must prevent.
+// When another client wrote the same user meanwhile, a read that shows a
+// name other than ours may show their newer write: it is counted in
+// reads_overtaken instead, unjudged (see writers).
 func (d *driver) readAfterWrite(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
 	v := s.Value.(*vu)
-	id, hdr := d.writeTarget(v)
+	n, hdr := d.writeUser(v)
+	id := server.SeedUserID(n)
+	wr := &d.writers[n%len(d.writers)]
+	begun := wr.started.Add(1)
+	alone := wr.inFlight.Add(1) == 1
 	name := newName(s)
 	body := []byte(`{"profile":{"name":"` + name + `"}}`)
-	if _, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}}); err != nil {
-		return err
-	}
-	resp, err := c.Do(&loadgen.Request{Name: "GET " + d.api + "/{id} (after write)", Path: d.api + "/" + id, Header: hdr, Expect: []int{200}})
+	resp, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}})
+	wr.inFlight.Add(-1)
+	v.noteHint(resp)
 	if err != nil {
 		return err
 	}
+	resp, err = c.Do(&loadgen.Request{Name: "GET " + d.api + "/{id} (after write)", Path: d.api + "/" + id, Header: hdr, Expect: []int{200}})
+	if err != nil {
+		return err
+	}
+	alone = alone && wr.started.Load() == begun
 	s.Counter("reads_after_write").Add(1)
 	stale := s.Counter("stale_reads") // reported even when it stays 0
+	overtaken := s.Counter("reads_overtaken")
 	if !bytes.Contains(resp.Body, []byte(`"`+name+`"`)) {
-		stale.Add(1)
+		if alone {
+			stale.Add(1)
+		} else {
+			overtaken.Add(1)
+		}
 	}
 	return nil
 }
@@ -254,6 +312,7 @@ func (d *driver) createRecord(_ context.Context, c *loadgen.Client, s *loadgen.S
 	v := s.Value.(*vu)
 	body := []byte(`{"data":{"kind":"note","n":` + strconv.FormatUint(s.Rand.Uint64()>>12, 10) + `,"tags":["load","test"]}}`)
 	resp, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data", Method: "POST", Path: d.recordsPath(v), Header: v.token, Body: body, Expect: []int{201}})
+	v.noteHint(resp)
 	if err != nil {
 		return err
 	}
@@ -304,8 +363,9 @@ func (d *driver) writeBatch(_ context.Context, c *loadgen.Client, s *loadgen.Ses
 		b.WriteString(`{"data":` + newRecordData(s) + `}`)
 	}
 	b.WriteString(`]}`)
-	_, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data:batch", Method: "POST", Path: d.recordsPath(v) + ":batch",
+	resp, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data:batch", Method: "POST", Path: d.recordsPath(v) + ":batch",
 		Header: v.token, Body: []byte(b.String()), Expect: []int{201}})
+	v.noteHint(resp)
 	return err
 }
 
@@ -315,8 +375,10 @@ func (d *driver) writeSingles(_ context.Context, c *loadgen.Client, s *loadgen.S
 	v := s.Value.(*vu)
 	for range batchSize {
 		body := []byte(`{"data":` + newRecordData(s) + `}`)
-		if _, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data", Method: "POST", Path: d.recordsPath(v),
-			Header: v.token, Body: body, Expect: []int{201}}); err != nil {
+		resp, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data", Method: "POST", Path: d.recordsPath(v),
+			Header: v.token, Body: body, Expect: []int{201}})
+		v.noteHint(resp)
+		if err != nil {
 			return err
 		}
 	}

@@ -1,15 +1,11 @@
 package loadgen
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 )
@@ -52,41 +48,6 @@ func TestBareServer(t *testing.T) {
 	t.Fatal(http.Serve(ln, bareHandler()))
 }
 
-// startBareProcess starts the bare handler in a child process, as wrk sees
-// a server, and returns its base URL.
-func startBareProcess(tb testing.TB) string {
-	tb.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestBareServer$", "-bare-server=127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		cancel()
-		cmd.Wait()
-	})
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if addr, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-			go func() { // keep draining so the child never blocks
-				for sc.Scan() {
-				}
-			}()
-			return "http://" + addr
-		}
-	}
-	tb.Fatalf("bare server did not start: %v", sc.Err())
-	return ""
-}
-
 // BenchmarkClientVsWrk drives a bare handler as fast as 32 connections
 // allow (the closed-model executor with 32 virtual users, recording
 // included), like `wrk -t2 -c32`, and reports requests per second.
@@ -119,7 +80,10 @@ func BenchmarkClientVsWrk(b *testing.B) {
 		b.Run("target", func(b *testing.B) { drive(b, *benchTarget) })
 		return
 	}
-	b.Run("process", func(b *testing.B) { drive(b, startBareProcess(b)) })
+	b.Run("process", func(b *testing.B) {
+		target, _ := startBare(b)
+		drive(b, target)
+	})
 	b.Run("inproc", func(b *testing.B) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

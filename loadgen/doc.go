@@ -62,6 +62,8 @@
 // The generator usually shares a few cores with the server, so its cost per
 // request is kept low: one connection per worker, one write per request, a
 // response parser that copies nothing it does not need, and recording into
-// sharded histograms without a global lock. BenchmarkClientVsWrk compares
-// the whole engine with wrk on the same handler.
+// sharded histograms without a global lock. TestVsWrk (make loadgen-vs-wrk)
+// measures its CPU per request against wrk's on the same handler, each in
+// a process of its own; docs/loadgen.md has the method, the numbers and
+// where the CPU goes. BenchmarkClientVsWrk compares the rates.
 package loadgen

@@ -135,6 +135,7 @@ type IssuerOptions struct {
 type Issuer struct {
 	key      []byte
 	stampKey []byte
+	hintKey  []byte // of write hints (SealHint)
 	ttl      time.Duration
 	now      func() time.Time
 	parser   *jwt.Parser
@@ -188,9 +189,14 @@ func NewIssuer(o IssuerOptions) (*Issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token issuer: derive stamp key: %w", err)
 	}
+	hintKey, err := hkdf.Key(sha256.New, o.Key, nil, hintInfo, 32)
+	if err != nil {
+		return nil, fmt.Errorf("token issuer: derive hint key: %w", err)
+	}
 	return &Issuer{
 		key:      append([]byte(nil), o.Key...),
 		stampKey: stampKey,
+		hintKey:  hintKey,
 		ttl:      o.TTL,
 		now:      o.Now,
 		parser: jwt.NewParser(

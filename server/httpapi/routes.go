@@ -41,7 +41,7 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 		// caching. Every GET also answers HEAD (RFC 9110 §9.1; net/http
 		// drops the body).
 		v1 := func(method, path string, h httprouter.Handle) {
-			h = a.comp.compress(path, h)
+			h = a.comp.compress(path, a.writeHints(h))
 			apiRoute(method, path, a.limit(h))
 			if method == http.MethodGet {
 				apiRoute(http.MethodHead, path, a.limit(h))
@@ -70,5 +70,5 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 	if cfg.API == APIUsers {
 		return r
 	}
-	return withBatchRoute(r, m.instrument(http.MethodPost, batchRoute, a.admit(a.limit(a.handleCreateRecords()))))
+	return withBatchRoute(r, m.instrument(http.MethodPost, batchRoute, a.admit(a.limit(a.writeHints(a.handleCreateRecords())))))
 }

@@ -194,9 +194,10 @@ func userLookupErr(id string, err error) error {
 // no older than that write (see ryw.go). When the primary must answer
 // (Redis trouble, or a write of unknown position) it skips L2 too: L2 may
 // hold an entry whose invalidation still waits for Redis, and a load
-// coalesced with other readers' could come from a replica.
-func (a *api) ownUserEntry(ctx context.Context, id string) (*UserEntry, error) {
-	rctx, fresh := a.ownReadContext(ctx, id)
+// coalesced with other readers' could come from a replica. h is the
+// request's header, for its write hints.
+func (a *api) ownUserEntry(ctx context.Context, h http.Header, id string) (*UserEntry, error) {
+	rctx, fresh := a.ownReadContext(ctx, h, id)
 	if !fresh {
 		return a.userEntry(ctx, id)
 	}

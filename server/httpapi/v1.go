@@ -352,7 +352,7 @@ func (a *api) handleV1GetUser() httprouter.Handle {
 		}
 		var e *UserEntry
 		if p != nil && p.UserID == id {
-			e, err = a.ownUserEntry(r.Context(), id)
+			e, err = a.ownUserEntry(r.Context(), r.Header, id)
 			if server.ErrorCode(err) == server.ENOTFOUND {
 				// authenticate found the user through a cache the delete's
 				// invalidation had not reached yet; the caller's own read
@@ -570,7 +570,7 @@ func (a *api) handleListRecords() httprouter.Handle {
 			}
 			limit = n
 		}
-		ctx, _ := a.ownReadContext(r.Context(), uid)
+		ctx, _ := a.ownReadContext(r.Context(), r.Header, uid)
 		page, err := a.store.Records(ctx, uid, limit, q.Get("cursor"))
 		if err != nil {
 			a.writeV1Error(w, r, err)
@@ -586,7 +586,7 @@ func (a *api) handleGetRecord() httprouter.Handle {
 		if !ok {
 			return
 		}
-		ctx, _ := a.ownReadContext(r.Context(), uid)
+		ctx, _ := a.ownReadContext(r.Context(), r.Header, uid)
 		rec, err := a.store.Record(ctx, uid, rid)
 		if err != nil {
 			a.writeV1Error(w, r, err)

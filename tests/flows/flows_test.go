@@ -75,6 +75,9 @@ type request struct {
 	XFF         string
 	Host        string
 	Body        any
+	// Wrote is sent as X-Scalelab-Wrote: the write hint a client that
+	// keeps them sends back ("none" before its first write).
+	Wrote string
 }
 
 // response is what came back.
@@ -109,6 +112,9 @@ func send(ctx context.Context, r request) (*response, error) {
 	}
 	if r.Host != "" {
 		req.Host = r.Host
+	}
+	if r.Wrote != "" {
+		req.Header.Set("X-Scalelab-Wrote", r.Wrote)
 	}
 	resp, err := client.Do(req)
 	if err != nil {

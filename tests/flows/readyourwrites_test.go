@@ -61,6 +61,45 @@ func TestReadYourWritesAcrossInstancesWhileReplicasLag(t *testing.T) {
 			reads, rounds, stale, lagged, routing(t, apps).since(before))
 	})
 
+	// The same with a client that sends back the write hint of its last
+	// write (X-Scalelab-Wrote): its own reads ask Redis for no marker, and
+	// the hint alone must keep them exact.
+	t.Run("profile with write hints", func(t *testing.T) {
+		u := signUp(t, top.EntryURL)
+		waitReplicated(t, top, u.ID, 1)
+		for _, a := range apps { // every L1 holds the old profile
+			mustSend(t, request{Method: http.MethodGet, URL: userURL(a, u.ID), Token: u.Token, Wrote: "none"}, http.StatusOK)
+		}
+		before := routing(t, apps)
+		pauseReplay(t, top)
+		const rounds = 30
+		stale, reads := 0, 0
+		hint := "none"
+		for i := range rounds {
+			name := fmt.Sprintf("hint-%d", i)
+			w := i % len(apps)
+			resp := mustSend(t, request{Method: http.MethodPut, URL: userURL(apps[w], u.ID), Token: u.Token, Wrote: hint,
+				Body: map[string]any{"profile": map[string]string{"name": name}}}, http.StatusOK)
+			if hint = resp.Header.Get("X-Scalelab-Wrote"); hint == "" {
+				t.Fatalf("round %d: PUT through app-%d answered without X-Scalelab-Wrote", i, w+1)
+			}
+			for j, a := range apps {
+				if j == w {
+					continue
+				}
+				reads++
+				resp := mustSend(t, request{Method: http.MethodGet, URL: userURL(a, u.ID), Token: u.Token, Wrote: hint}, http.StatusOK)
+				if got := profileName(t, resp.Body); got != name {
+					stale++
+					t.Errorf("round %d: PUT through app-%d, then GET own user with its hint through app-%d: name %q, want %q", i, w+1, j+1, got, name)
+				}
+			}
+		}
+		resumeReplay(t, top)
+		t.Logf("%d own reads with write hints through other instances after %d writes: %d stale; routing %s",
+			reads, rounds, stale, routing(t, apps).since(before))
+	})
+
 	t.Run("records", func(t *testing.T) {
 		u := signUp(t, top.EntryURL)
 		waitReplicated(t, top, u.ID, 1)
