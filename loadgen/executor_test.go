@@ -363,7 +363,7 @@ func TestErrorClasses(t *testing.T) {
 			res := mustRun(t, Config{
 				Target:   tt.target,
 				Ops:      []Op{op},
-				Executor: ConstantArrivalRate{Rate: 20, Duration: 500 * time.Millisecond, Pool: Pool{MaxDelay: time.Second}},
+				Executor: ConstantArrivalRate{Rate: 20, Duration: 500 * time.Millisecond, Pool: Pool{MaxDelay: time.Minute}}, // counts, not drops: a stalled box must not drop one
 				Timeout:  100 * time.Millisecond,
 			})
 			st := res.Total
