@@ -52,8 +52,10 @@ func newToxiproxy(dir, bin string, port int, log *slog.Logger) *Toxiproxy {
 // carries them, and each link made so far, by name.
 type network struct {
 	profile string
-	ports   *portPicker
-	proxy   *Toxiproxy
+	// settings are the phase file's per-link overrides (`links:`).
+	settings map[string]LinkSettings
+	ports    *portPicker
+	proxy    *Toxiproxy
 
 	mu    sync.Mutex
 	links []Link
@@ -78,6 +80,7 @@ func (n *network) link(from, to, upstream string) (string, error) {
 		return n.links[i].Listen, nil
 	}
 	shape, _ := shapeFor(n.profile, from, to)
+	shape = shapeWith(shape, name, n.settings)
 	port, err := n.ports.pick()
 	if err != nil {
 		return "", fmt.Errorf("link %s: %w", name, err)
@@ -95,6 +98,11 @@ func (n *network) link(from, to, upstream string) (string, error) {
 		if shape.BandwidthKBps > 0 {
 			if _, err := p.AddToxic("bandwidth_"+stream, "bandwidth", stream, 1, toxiclient.Attributes{"rate": shape.BandwidthKBps}); err != nil {
 				return "", fmt.Errorf("link %s: bandwidth %s: %w", name, stream, err)
+			}
+		}
+		if shape.Timeout > 0 {
+			if _, err := p.AddToxic("idle_"+stream, netsim.IdleTimeoutToxicType, stream, 1, toxiclient.Attributes{"timeout_ms": shape.Timeout.Milliseconds()}); err != nil {
+				return "", fmt.Errorf("link %s: idle timeout %s: %w", name, stream, err)
 			}
 		}
 	}
