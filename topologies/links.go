@@ -37,7 +37,7 @@ func newToxiproxy(dir, bin string, port int, log *slog.Logger) *Toxiproxy {
 	x := &Toxiproxy{port: port}
 	x.daemon = daemon{
 		name: "toxiproxy", kind: "toxiproxy", dir: dir, log: log,
-		spec:       procSpec{path: bin, args: []string{"proxy", "--addr=" + loopback(port)}, dir: dir, logPath: filepath.Join(dir, "toxiproxy.log")},
+		spec:       procSpec{path: bin, args: []string{"proxy", "--addr=" + loopback(port), fmt.Sprintf("--nice=%d", proxyNice)}, dir: dir, logPath: filepath.Join(dir, "toxiproxy.log")},
 		stopSignal: syscall.SIGTERM,
 		stopGrace:  10 * time.Second,
 	}
@@ -47,6 +47,14 @@ func newToxiproxy(dir, bin string, port int, log *slog.Logger) *Toxiproxy {
 	}
 	return x
 }
+
+// proxyNice is the proxies' CPU priority (scalelab proxy --nice): a
+// simulated network must not queue behind the system for CPU, or a busy
+// machine adds a scheduling delay to every link crossed, which no real
+// network does. Under load average 90 on two cores, HAProxy's checks and
+// the apps' 200 ms database probes crossed the proxies in 300–550 ms at
+// nice 0, and every app went DOWN.
+const proxyNice = -10
 
 // network is a topology's proxied links: the profile, the Toxiproxy that
 // carries them, and each link made so far, by name.
