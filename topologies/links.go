@@ -53,7 +53,8 @@ func newToxiproxy(dir, bin string, port int, log *slog.Logger) *Toxiproxy {
 // machine adds a scheduling delay to every link crossed, which no real
 // network does. Under load average 90 on two cores, HAProxy's checks and
 // the apps' 200 ms database probes crossed the proxies in 300–550 ms at
-// nice 0, and every app went DOWN.
+// nice 0, and every app went DOWN. (A mitigation: its effect is not
+// measured yet; docs/network.md.)
 const proxyNice = -10
 
 // network is a topology's proxied links: the profile, the Toxiproxy that
