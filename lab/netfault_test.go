@@ -88,9 +88,16 @@ func TestInjectLinkFaults(t *testing.T) {
 
 func TestNetworkResult(t *testing.T) {
 	res := reports.Result{Components: []reports.Component{{Name: "app-1", CPUS: 3}, {Name: "toxiproxy", CPUS: 1}}}
-	n := networkResult("datacenter", []topologies.Link{{Name: "app->redis", LatencyMS: 0.25, JitterMS: 0.025}}, &res)
-	if n.Profile != "datacenter" || len(n.Links) != 1 || n.Links[0].Name != "app->redis" || n.Links[0].LatencyMS != 0.25 {
+	path := []topologies.ReadStep{{Tier: "l1", Links: []string{"client->app-1"}, RoundTripMS: 0.5}, {Tier: "l2", Links: []string{"app->redis"}, RoundTripMS: 0.5}}
+	n := networkResult("datacenter", []topologies.Link{{Name: "app->redis", LatencyMS: 0.25, JitterMS: 0.025, TimeoutS: 30}}, path, &res)
+	if n.Profile != "datacenter" || len(n.Links) != 1 || n.Links[0].Name != "app->redis" || n.Links[0].LatencyMS != 0.25 || n.Links[0].TimeoutS != 30 {
 		t.Errorf("network = %+v", n)
+	}
+	if len(n.ReadPath) != 2 || n.ReadPath[1].Tier != "l2" || n.ReadPath[1].RoundTripMS != 0.5 {
+		t.Errorf("read path = %+v, want l1 then l2", n.ReadPath)
+	}
+	if none := networkResult("none", nil, path, &res); none.ReadPath != nil {
+		t.Errorf("read path under none = %+v, want none: no link was proxied", none.ReadPath)
 	}
 	if n.ProxyCPUS != 1 || n.ProxyCPUShare != 0.25 {
 		t.Errorf("proxy CPU = %v s, share %v; want 1 s, 0.25", n.ProxyCPUS, n.ProxyCPUShare)

@@ -230,7 +230,7 @@ func (s *Session) Result(ctx context.Context, m *Measured) reports.Result {
 	})
 	res.Faults = m.Faults
 	res.Notes = append(res.Notes, m.LinkFaults...)
-	res.Network = networkResult(s.top.Network, s.top.Links, &res)
+	res.Network = networkResult(s.top.Network, s.top.Links, s.cfg.Definition.ReadPath(s.top.Links), &res)
 	return res
 }
 

@@ -3,6 +3,7 @@ package reports
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Network is how far apart the tiers were: the profile the run used and
@@ -12,6 +13,10 @@ type Network struct {
 	// Profile is none (loopback, no proxies), datacenter or internet.
 	Profile string        `json:"profile"`
 	Links   []NetworkLink `json:"links,omitempty"`
+	// ReadPath is the tiers that may answer a read of one user, in the
+	// order a read tries them, with the links it crosses to reach each
+	// (see ReadCosts).
+	ReadPath []ReadStep `json:"read_path,omitempty"`
 	// ProxyCPUS is the CPU time the proxies (Toxiproxy, its own process)
 	// used during the measured part. It is the simulation's cost, not the
 	// system's, so it is not among Components and not in any per-request
@@ -31,25 +36,178 @@ type NetworkLink struct {
 	LatencyMS     float64 `json:"latency_ms"`
 	JitterMS      float64 `json:"jitter_ms"`
 	BandwidthKBps int     `json:"bandwidth_kbps,omitempty"`
+	// TimeoutS closes a connection on the link after that many seconds
+	// without data (0: never).
+	TimeoutS float64 `json:"timeout_s,omitempty"`
 }
 
-// networkSection says, in words, what distance the run simulated.
+// ReadStep is a tier that may answer a read of one user (l3 the CDN, l1,
+// l2, database), the links a read crosses from the step before to reach
+// it ("haproxy->app-N": whichever instance), and the round trip they add.
+type ReadStep struct {
+	Tier        string   `json:"tier"`
+	Links       []string `json:"links"`
+	RoundTripMS float64  `json:"round_trip_ms"`
+}
+
+// ReadCost is what a read answered by one tier paid for the distance.
+type ReadCost struct {
+	Tier string
+	// Links are every link the read crossed, from the client on.
+	Links []string
+	// AddedMS is the round trip those links added, in total.
+	AddedMS float64
+	// Share is the fraction of reads this tier answered, from the run's
+	// hit rates (each tier's hit rate counts the reads the tiers before it
+	// missed).
+	Share float64
+}
+
+// ReadCosts walks the read path with the run's cache hit rates: a tier
+// the run had no hit rate for (no L1 in phase 1, no CDN before phase 4) is
+// skipped, its links carried to the next tier. Nil without a read path.
+func (n *Network) ReadCosts(cache Cache) []ReadCost {
+	rate := map[string]*float64{"l3": cache.L3HitRate, "l1": cache.L1HitRate, "l2": cache.L2HitRate}
+	var out []ReadCost
+	var links []string
+	var added float64
+	reach := 1.0 // the fraction of reads that get this far
+	for i, s := range n.ReadPath {
+		links = append(links, s.Links...)
+		added += s.RoundTripMS
+		hit := 1.0 // the database answers every read that reaches it
+		if i < len(n.ReadPath)-1 {
+			h := rate[s.Tier]
+			if h == nil {
+				continue
+			}
+			hit = *h
+		}
+		out = append(out, ReadCost{Tier: s.Tier, Links: append([]string(nil), links...), AddedMS: added, Share: reach * hit})
+		reach *= 1 - hit
+	}
+	return out
+}
+
+// MedianReadAddedMS is the distance the median read paid: the added round
+// trip of the tier that answered the read at the middle, reads ordered by
+// how far they went. A run's p50 should be about this much above the same
+// run under profile none. False without a read path.
+func (n *Network) MedianReadAddedMS(cache Cache) (float64, bool) {
+	var cum float64
+	costs := n.ReadCosts(cache)
+	for _, rc := range costs {
+		cum += rc.Share
+		if cum >= 0.5 {
+			return rc.AddedMS, true
+		}
+	}
+	if len(costs) == 0 {
+		return 0, false
+	}
+	return costs[len(costs)-1].AddedMS, true
+}
+
+// networkSection says, in words, what distance the run simulated, and
+// what it costs a read.
 func networkSection(r *Result) section {
 	n := r.Network
 	if n.Profile == "none" || len(n.Links) == 0 {
 		return section{title: "Network", text: "Every component talked to the next over loopback (profile none): no network distance was simulated, so a hop cost microseconds, not the fraction of a millisecond a data centre charges."}
 	}
-	tb := &table{head: []string{"link", "added each way (ms)", "jitter ± (ms)", "bandwidth"}, num: []bool{false, true, true, true}}
+	tb := &table{head: []string{"link", "added each way (ms)", "jitter ± (ms)", "bandwidth", "idle timeout"}, num: []bool{false, true, true, true, true}}
 	for _, l := range n.Links {
-		bw := "unlimited"
+		bw, idle := "unlimited", "none"
 		if l.BandwidthKBps > 0 {
 			bw = strconv.Itoa(l.BandwidthKBps) + " KB/s"
 		}
-		tb.rows = append(tb.rows, []cell{{text: l.Name, code: true}, c(fmtMS(l.LatencyMS)), c(fmtMS(l.JitterMS)), c(bw)})
+		if l.TimeoutS > 0 {
+			idle = strconv.FormatFloat(l.TimeoutS, 'g', -1, 64) + " s"
+		}
+		tb.rows = append(tb.rows, []cell{{text: l.Name, code: true}, c(fmtMS(l.LatencyMS)), c(fmtMS(l.JitterMS)), c(bw), c(idle)})
 	}
-	text := fmt.Sprintf("Profile %s: every link between two tiers went through a proxy (Toxiproxy) that held each piece of data back for the time below, in each direction, as a real network would. "+
-		"A request pays a link's delay twice (there and back) each time it crosses it, so a request that crosses the client link, the balancer's link and one cache link pays about 2 × (sum of the three) more than on loopback.", n.Profile)
-	after := fmt.Sprintf("The proxies are part of the experiment, not of the system: they used %s CPU s (%s of all the CPU measured), which is left out of the CPU by component and of every per-request figure.",
+	s := section{title: "Network", text: profileSentence(n), table: tb}
+	s.paras = readArithmetic(r)
+	s.after = fmt.Sprintf("The proxies are part of the experiment, not of the system: they used %s CPU s (%s of all the CPU measured), which is left out of the CPU by component and of every per-request figure.",
 		fmtCPU(n.ProxyCPUS), fmtHitRate(n.ProxyCPUShare))
-	return section{title: "Network", text: text, table: tb, after: after}
+	return s
+}
+
+// profileSentence says what the profile means, with the run's own
+// figures: the in-DC hop, and under internet the user's distance.
+func profileSentence(n *Network) string {
+	rtt := func(pred func(name string) bool) (float64, bool) {
+		for _, l := range n.Links {
+			if pred(l.Name) {
+				return 2 * l.LatencyMS, true
+			}
+		}
+		return 0, false
+	}
+	inDC, _ := rtt(func(name string) bool {
+		return strings.HasPrefix(name, "app->") || strings.HasPrefix(name, "haproxy->")
+	})
+	const proxied = " Each link between two tiers went through a proxy (Toxiproxy) that held every piece of data back for the time in the table, in each direction, as a wire and its switches would; a request pays a link's delay twice (there and back) each time it crosses it."
+	switch n.Profile {
+	case "datacenter":
+		return fmt.Sprintf("Profile datacenter: every tier runs on its own machine in one data centre, and the users (the load generator) are in it too, so each trip from one tier to the next and back costs about %s ms instead of the few microseconds of loopback.", fmtMS(inDC)) + proxied
+	case "internet":
+		text := fmt.Sprintf("Profile internet: the servers share one data centre (about %s ms from one tier to the next and back), and the users are far from it", fmtMS(inDC))
+		if origin, ok := rtt(func(name string) bool { return strings.HasPrefix(name, "client->") && name != "client->varnish" }); ok {
+			text += fmt.Sprintf(": %s ms there and back, as from a city elsewhere on the continent", fmtMS(origin))
+		}
+		if edge, ok := rtt(func(name string) bool { return name == "client->varnish" }); ok {
+			text += fmt.Sprintf("; a CDN edge near them answers in %s ms there and back", fmtMS(edge))
+			if back, ok := rtt(func(name string) bool { return strings.HasPrefix(name, "varnish->") }); ok {
+				text += fmt.Sprintf(", and what the edge does not have costs another %s ms to fetch from the origin", fmtMS(back))
+			}
+		}
+		return text + "." + proxied
+	}
+	return "Profile " + n.Profile + "." + proxied
+}
+
+// readArithmetic shows, with the run's hit rates, what the distance adds
+// to a read answered by each tier, and so to the median read.
+func readArithmetic(r *Result) []string {
+	n := r.Network
+	costs := n.ReadCosts(r.Cache)
+	if len(costs) == 0 {
+		return nil
+	}
+	tierName := map[string]string{"l3": "the CDN (L3)", "l1": "L1 (in the app)", "l2": "L2 (Redis)", "database": "the database"}
+	var parts []string
+	for _, rc := range costs {
+		hops := len(rc.Links)
+		parts = append(parts, fmt.Sprintf("a read %s answers crosses %s: %s (%s of this run's reads)",
+			tierName[rc.Tier], linkList(rc.Links), hopSum(hops, rc.AddedMS), fmtHitRate(rc.Share)))
+	}
+	text := "What the distance adds to a read of one user (GET /users/{id}), link by link, each round trip counted in full: " + strings.Join(parts, "; ") + "."
+	paras := []string{text}
+	if med, ok := n.MedianReadAddedMS(r.Cache); ok {
+		paras = append(paras, fmt.Sprintf("So the median read paid about %s ms for the distance: this run's p50 should be about that much above the same run under profile none, if the machine was not busier for it (the proxies' CPU, below, is on the same cores).", fmtMS(med)))
+	}
+	return paras
+}
+
+// hopSum writes the round trips of hops links as arithmetic: "2 links, 1.00 ms".
+func hopSum(hops int, ms float64) string {
+	switch hops {
+	case 0:
+		return "no proxied link, nothing added"
+	case 1:
+		return fmt.Sprintf("1 link, %s ms", fmtMS(ms))
+	}
+	return fmt.Sprintf("%d links, %s ms in all", hops, fmtMS(ms))
+}
+
+func linkList(links []string) string {
+	if len(links) == 0 {
+		return "no proxied link"
+	}
+	quoted := make([]string, len(links))
+	for i, l := range links {
+		quoted[i] = "`" + l + "`"
+	}
+	return strings.Join(quoted, ", ")
 }

@@ -38,6 +38,9 @@ type Definition struct {
 	// default), datacenter or internet; see netprofile.go. `--network`
 	// overrides it.
 	Network string `yaml:"network"`
+	// Links override, per link name or pattern, what the profile gives a
+	// link: latency, jitter, bandwidth, idle timeout (see LinkSettings).
+	Links map[string]LinkSettings `yaml:"links"`
 
 	Postgres     *PostgresDef     `yaml:"postgres"`
 	PgBouncer    *PgBouncerDef    `yaml:"pgbouncer"`
@@ -360,6 +363,9 @@ func (d *Definition) validateFields() error {
 		}
 	}
 	if err := checkNetwork(d.Network); err != nil {
+		return err
+	}
+	if err := d.checkLinkSettings(); err != nil {
 		return err
 	}
 	if p := d.Prometheus; p != nil && p.ScrapeInterval < 100*time.Millisecond {

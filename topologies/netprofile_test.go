@@ -1,9 +1,13 @@
 package topologies
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestShapeFor(t *testing.T) {
@@ -126,5 +130,100 @@ func TestNetworkNoneProxiesNothing(t *testing.T) {
 	}
 	if l := n.Links(); len(l) != 0 {
 		t.Errorf("Links = %v, want none", l)
+	}
+}
+
+// The tiers a read may stop at, and the links it crosses to reach each,
+// per phase: what the report's hop arithmetic adds up.
+func TestReadPath(t *testing.T) {
+	dc := func(names ...string) []Link {
+		var links []Link
+		for _, n := range names {
+			links = append(links, Link{Name: n, LatencyMS: 0.25})
+		}
+		return links
+	}
+	tests := []struct {
+		phase int
+		links []Link
+		want  []ReadStep
+	}{
+		{1, dc("client->app-1"), []ReadStep{
+			{TierL1, []string{"client->app-1"}, 0.5},
+			{TierDatabase, nil, 0},
+		}},
+		{2, dc("client->app-1", "app->primary"), []ReadStep{
+			{TierL1, []string{"client->app-1"}, 0.5},
+			{TierDatabase, []string{"app->primary"}, 0.5},
+		}},
+		{3, dc("client->haproxy", "haproxy->app-1", "haproxy->app-2", "app->redis", "app->replica-1", "app->primary"), []ReadStep{
+			{TierL1, []string{"client->haproxy", "haproxy->app-N"}, 1},
+			{TierL2, []string{"app->redis"}, 0.5},
+			{TierDatabase, []string{"app->replica-N"}, 0.5},
+		}},
+		{4, []Link{{Name: "client->varnish", LatencyMS: 2.5}, {Name: "varnish->haproxy", LatencyMS: 17.5}, {Name: "haproxy->app-1", LatencyMS: 0.25}, {Name: "app->replica-1", LatencyMS: 0.25}}, []ReadStep{
+			{TierCDN, []string{"client->varnish"}, 5},
+			{TierL1, []string{"varnish->haproxy", "haproxy->app-N"}, 35.5},
+			{TierL2, nil, 0}, // Redis Cluster: not proxied
+			{TierDatabase, []string{"app->replica-N"}, 0.5},
+		}},
+		{3, nil, []ReadStep{ // profile none: nothing added
+			{TierL1, []string{"client->haproxy", "haproxy->app-N"}, 0},
+			{TierL2, []string{"app->redis"}, 0},
+			{TierDatabase, []string{"app->replica-N"}, 0},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint("phase-", tt.phase, "/", len(tt.links), "-links"), func(t *testing.T) {
+			def, err := Phase(tt.phase, serverFlags())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, def.ReadPath(tt.links), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("ReadPath (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A phase file's `links:` overrides the profile per link: an exact name
+// over a pattern, a field left out keeps the profile's value.
+func TestLinkSettings(t *testing.T) {
+	const base = "phase: 3\napps:\n  count: 2\n  flags:\n    - --db=${postgres.url}\npostgres: {replicas: 1}\nredis: {}\nhaproxy: {}\nnetwork: datacenter\n"
+	def, err := Parse([]byte(base+`links:
+  "*": {timeout: 5m}
+  haproxy->app-*: {latency: 1ms, timeout: 30s}
+  haproxy->app-2: {jitter: 0s, bandwidth_kbps: 1000}
+`), "x.yaml", serverFlags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := Shape{Latency: 250 * time.Microsecond, Jitter: 25 * time.Microsecond}
+	tests := []struct {
+		link string
+		want Shape
+	}{
+		{"app->redis", Shape{Latency: 250 * time.Microsecond, Jitter: 25 * time.Microsecond, Timeout: 5 * time.Minute}},
+		{"haproxy->app-1", Shape{Latency: time.Millisecond, Jitter: 25 * time.Microsecond, Timeout: 30 * time.Second}},
+		{"haproxy->app-2", Shape{Latency: time.Millisecond, BandwidthKBps: 1000, Timeout: 30 * time.Second}},
+	}
+	for _, tt := range tests {
+		if got := shapeWith(dc, tt.link, def.Links); got != tt.want {
+			t.Errorf("shapeWith(%s) = %+v, want %+v", tt.link, got, tt.want)
+		}
+	}
+
+	bad := []struct{ links, err string }{
+		{"app->mongo: {latency: 1ms}", `links: "app->mongo" names no link of this topology (it has app->primary, app->redis, app->replica-1, client->haproxy, haproxy->app-1, haproxy->app-2, primary->replica-1)`},
+		{"app->redis: {latency: -1ms}", `links: "app->redis": latency -1ms, want 0 or more`},
+		{"app->redis: {bandwidth_kbps: -5}", `links: "app->redis": bandwidth_kbps -5, want 0 (unlimited) or more`},
+		{"\"app->[\": {latency: 1ms}", `links: "app->[": syntax error in pattern`},
+		{"app->redis: {delay: 1ms}", `field delay not found`},
+	}
+	for _, tt := range bad {
+		_, err := Parse([]byte(base+"links:\n  "+tt.links+"\n"), "x.yaml", serverFlags())
+		if err == nil || !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("links %s: Parse = %v, want an error containing %q", tt.links, err, tt.err)
+		}
 	}
 }

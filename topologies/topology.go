@@ -253,7 +253,7 @@ func Up(ctx context.Context, def *Definition, opts Options) (t *Topology, err er
 	}
 	ports := newPortPicker()
 	t.Network = profile
-	t.rt.net = &network{profile: profile, ports: ports}
+	t.rt.net = &network{profile: profile, settings: def.Links, ports: ports}
 	b := &builder{t: t, def: def, opts: opts, bin: bin, ports: ports, log: log, net: t.rt.net}
 	if err := b.plan(); err != nil {
 		return t, err

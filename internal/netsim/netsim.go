@@ -26,8 +26,9 @@ import (
 const LatencyToxicType = "latency_us"
 
 // LatencyToxic delays each chunk of data by Latency ± Jitter microseconds,
-// measured from when the chunk arrived at the proxy (as Toxiproxy's
-// latency toxic does in milliseconds).
+// measured from when the chunk arrived at the toxic (as Toxiproxy's
+// latency toxic does in milliseconds). Chunks keep their order: one that
+// drew a shorter delay than the chunk before it leaves right after it.
 type LatencyToxic struct {
 	Latency int64 `json:"latency_us"`
 	Jitter  int64 `json:"jitter_us"`
@@ -41,9 +42,17 @@ func (t *LatencyToxic) delay() time.Duration {
 	return time.Duration(max(d, 0)) * time.Microsecond
 }
 
+// coarseMargin is how long before a chunk is due the toxic stops waiting
+// on a Go timer (which an interrupt can cut short, and which may fire up
+// to a millisecond late) and waits on its clock (precise, and not
+// interruptible) for the rest.
+const coarseMargin = 2 * time.Millisecond
+
 // Pipe is Toxiproxy's toxic contract: move chunks from Input to Output
 // until the stream closes or the toxic is interrupted.
 func (t *LatencyToxic) Pipe(stub *toxics.ToxicStub) {
+	clk, _ := newClock() // without a timerfd, Go's timers: coarser, still correct
+	defer clk.close()
 	timer := time.NewTimer(0)
 	<-timer.C
 	defer timer.Stop()
@@ -56,8 +65,9 @@ func (t *LatencyToxic) Pipe(stub *toxics.ToxicStub) {
 				stub.Close()
 				return
 			}
-			if sleep := t.delay() - time.Since(c.Timestamp); sleep > 0 {
-				timer.Reset(sleep)
+			due := c.Timestamp.Add(t.delay())
+			if wait := time.Until(due) - coarseMargin; wait > 0 {
+				timer.Reset(wait)
 				select {
 				case <-timer.C:
 				case <-stub.Interrupt:
@@ -65,6 +75,11 @@ func (t *LatencyToxic) Pipe(stub *toxics.ToxicStub) {
 					return
 				}
 			}
+			clk.sleepUntil(due)
+			// The next toxic on the link (a slow fault's) counts its delay
+			// from when this one meant the chunk to leave, so that delays
+			// add up rather than overlap.
+			c.Timestamp = due
 			stub.Output <- c
 		}
 	}
@@ -87,19 +102,66 @@ type HoldToxic struct{}
 // Pipe leaves the input unread until the toxic is removed.
 func (HoldToxic) Pipe(stub *toxics.ToxicStub) { <-stub.Interrupt }
 
+// IdleTimeoutToxicType is the name IdleTimeoutToxic is registered under.
+const IdleTimeoutToxicType = "idle_timeout"
+
+// IdleTimeoutToxic closes a connection once no data has crossed it in the
+// toxic's direction for Timeout milliseconds: the idle timeout of a NAT, a
+// firewall or a load balancer on the path. (It sees one direction; a
+// request/response connection falls idle in both at once.)
+type IdleTimeoutToxic struct {
+	Timeout int64 `json:"timeout_ms"`
+}
+
+// Pipe passes chunks through and closes the stream (and so the
+// connection: Toxiproxy closes both ends) after Timeout without one.
+func (t *IdleTimeoutToxic) Pipe(stub *toxics.ToxicStub) {
+	idle := time.Duration(t.Timeout) * time.Millisecond
+	if idle <= 0 {
+		new(toxics.NoopToxic).Pipe(stub)
+		return
+	}
+	timer := time.NewTimer(idle)
+	defer timer.Stop()
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case <-timer.C:
+			stub.Close()
+			return
+		case c := <-stub.Input:
+			if c == nil {
+				stub.Close()
+				return
+			}
+			stub.Output <- c
+			timer.Reset(idle)
+		}
+	}
+}
+
 // Serve runs a Toxiproxy API server on addr (a loopback host:port) until
 // ctx ends. The runner creates proxies and toxics through its HTTP API
 // (package github.com/Shopify/toxiproxy/v2/client).
 func Serve(ctx context.Context, addr string) error {
-	// Toxiproxy keeps its toxic types in one registry of its own; adding
-	// ours again on a second Serve in the same process is harmless.
-	toxics.Register(LatencyToxicType, new(LatencyToxic))
-	toxics.Register(HoldToxicType, new(HoldToxic))
-
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("proxy: listen %s: %w", addr, err)
 	}
+	return ServeListener(ctx, ln)
+}
+
+// ServeListener is Serve on a listener the caller opened (and Serve
+// closes).
+func ServeListener(ctx context.Context, ln net.Listener) error {
+	// Toxiproxy keeps its toxic types in one registry of its own; adding
+	// ours again on a second Serve in the same process is harmless.
+	toxics.Register(LatencyToxicType, new(LatencyToxic))
+	toxics.Register(HoldToxicType, new(HoldToxic))
+	toxics.Register(IdleTimeoutToxicType, new(IdleTimeoutToxic))
+
+	addr := ln.Addr().String()
 	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	srv := &http.Server{Handler: api.Routes(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
@@ -111,7 +173,7 @@ func Serve(ctx context.Context, addr string) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	err = errors.Join(srv.Shutdown(sctx), api.Collection.Clear())
+	err := errors.Join(srv.Shutdown(sctx), api.Collection.Clear())
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
