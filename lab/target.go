@@ -332,7 +332,7 @@ func targetNotes(t *targetInput, res *reports.Result) []string {
 	case t.generators > 1:
 		n = append(n, fmt.Sprintf("Merged from %d load generators that split one run: counts summed, HDR histograms merged (every percentile is the merged histogram's; none is averaged), per-second series summed on wall-clock seconds.", t.generators))
 	case t.shard.Split():
-		n = append(n, fmt.Sprintf("Generator %s of a split run: it sent arrival n of the schedule when n mod %d = %d (1/%d of the offered rate), as its own share of the users. Merge the generators' results with scalelab merge.", t.shard, t.shard.Count, t.shard.Index, t.shard.Count))
+		n = append(n, fmt.Sprintf("Generator %s of a split run: it sent arrival n of the schedule when n mod %d = %d (1/%d of the offered rate), as its own share of the users. Its thresholds are the whole run's (a rate threshold fails on a share): judge them on the merge of the generators' results (scalelab merge).", t.shard, t.shard.Count, t.shard.Index, t.shard.Count))
 	}
 	return n
 }
