@@ -3,8 +3,12 @@ package lab
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +18,7 @@ import (
 	"scalelab/loadgen"
 	"scalelab/reports"
 	"scalelab/scenarios"
+	"scalelab/server"
 )
 
 func TestCheckTarget(t *testing.T) {
@@ -228,5 +233,52 @@ mix: [{op: create-user, weight: 1}]
 		if res.Totals.Requests == 0 || res.Totals.Errors != 0 {
 			t.Errorf("shard %q: %d sign-ups, %d errors %v; want some and none", sh, res.Totals.Requests, res.Totals.Errors, res.Totals.ErrorsByClass)
 		}
+	}
+}
+
+// Sign-ups wait out a 503's Retry-After and take what the server assigns;
+// the users file keeps them for later runs.
+func TestSignUpUsersAndUsersFile(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Username string }
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || r.URL.Path != "/api/v1/users" {
+			http.Error(w, "bad", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		seen[body.Username]++
+		n := seen[body.Username]
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		id, _ := server.NewID()
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"id":%q}`, id)
+	}))
+	t.Cleanup(srv.Close)
+	u, err := SignUpUsers(context.Background(), srv.URL, "/api/v1/users", 7, SignUpOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.N != 7 || len(u.IDs) != 7 || u.Password == "" || len(seen) != 7 {
+		t.Fatalf("signed up %d users (%d ids, %d logins tried), password %q", u.N, len(u.IDs), len(seen), u.Password)
+	}
+	for i := range u.N {
+		if !server.ValidID(u.ID(i)) || seen[u.Login(i)] != 2 {
+			t.Errorf("user %d: id %q, login %q tried %d times; want an id after a 503 and a retry", i, u.ID(i), u.Login(i), seen[u.Login(i)])
+		}
+	}
+	path := filepath.Join(t.TempDir(), "users.json")
+	if err := WriteUsersFile(path, srv.URL, "/api/v1/users", u); err != nil {
+		t.Fatal(err)
+	}
+	back, at, err := ReadUsersFile(path)
+	if err != nil || at != srv.URL || !slices.Equal(back.IDs, u.IDs) || !slices.Equal(back.Logins, u.Logins) || back.Password != u.Password {
+		t.Errorf("ReadUsersFile = %+v, %q, %v; want what was written for %s", back, at, err, srv.URL)
 	}
 }

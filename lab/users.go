@@ -139,15 +139,16 @@ type SignUpOptions struct {
 }
 
 // maxSignUpAttempts bounds the tries of one sign-up that the target keeps
-// answering with 429 or 503.
+// answering with 429 or 503, or not at all.
 const maxSignUpAttempts = 20
 
 // SignUpUsers creates n users through the API at target (api is the user
 // collection's path, /api/users or /api/v1/users), as real clients sign up:
 // concurrently, at most o.Rate a second, waiting as long as a 429's or
-// 503's Retry-After asks. Each user gets a login unique to this call and
-// one shared, random password. User i signs up from its own synthetic
-// client address, as in the run (syntheticClientAddr).
+// 503's Retry-After asks, and trying again after a timeout. Each user gets
+// a login unique to this call and one shared, random password. User i
+// signs up from its own synthetic client address, as in the run
+// (syntheticClientAddr).
 func SignUpUsers(ctx context.Context, target, api string, n int, o SignUpOptions) (*Users, error) {
 	if n <= 0 {
 		return nil, invalidf("sign up %d users: want at least one", n)
@@ -194,8 +195,7 @@ func SignUpUsers(ctx context.Context, target, api string, n int, o SignUpOptions
 			defer c.Close()
 			c.SetHeader("Content-Type", "application/json")
 			for i := range next {
-				login := "lt-" + tag + "-" + strconv.Itoa(i)
-				id, err := signUp(gctx, c, limit, api, i, login, u.Password)
+				id, login, err := signUp(gctx, c, limit, api, i, "lt-"+tag+"-"+strconv.Itoa(i), u.Password)
 				if err != nil {
 					return fmt.Errorf("sign up user %d of %d: %w", i, n, err)
 				}
@@ -211,42 +211,55 @@ func SignUpUsers(ctx context.Context, target, api string, n int, o SignUpOptions
 	return u, nil
 }
 
-// signUp creates one user, retrying while the target says to wait.
-func signUp(ctx context.Context, c *loadgen.Client, limit *rate.Limiter, api string, i int, login, password string) (string, error) {
-	body, _ := json.Marshal(map[string]any{
-		"email": login + "@target.scalelab.test", "username": login, "password": password,
-		"profile": map[string]string{"name": "Target user " + strconv.Itoa(i)},
-	})
+// signUp creates user i with login base (or base-rN after a transport
+// failure: the POST may have created the user, whose id is then lost, so
+// the retry takes a fresh login and leaves that one behind), retrying
+// while the target says to wait. It returns the id and the login.
+func signUp(ctx context.Context, c *loadgen.Client, limit *rate.Limiter, api string, i int, base, password string) (id, login string, err error) {
 	c.SetHeader("X-Forwarded-For", syntheticClientAddr(i))
+	login = base
 	for attempt := 1; ; attempt++ {
 		if err := limit.Wait(ctx); err != nil {
-			return "", err
+			return "", "", err
 		}
+		body, _ := json.Marshal(map[string]any{
+			"email": login + "@target.scalelab.test", "username": login, "password": password,
+			"profile": map[string]string{"name": "Target user " + strconv.Itoa(i)},
+		})
 		resp, err := c.Do(&loadgen.Request{Method: "POST", Path: api, Body: body, Expect: []int{201}})
 		if err == nil {
 			var created struct {
 				ID string `json:"id"`
 			}
 			if json.Unmarshal(resp.Body, &created) != nil || !server.ValidID(created.ID) {
-				return "", fmt.Errorf("POST %s: 201 without a user id: %.200q", api, resp.Body)
+				return "", "", fmt.Errorf("POST %s: 201 without a user id: %.200q", api, resp.Body)
 			}
-			return created.ID, nil
+			return created.ID, login, nil
 		}
 		var re *loadgen.RequestError
-		if !errors.As(err, &re) || resp == nil || (re.Status != 429 && re.Status != 503) {
-			if resp != nil {
-				return "", fmt.Errorf("POST %s: status %d: %.300s", api, resp.Status, resp.Body)
-			}
-			return "", fmt.Errorf("POST %s: %w", api, err)
+		retry := ""
+		switch {
+		case !errors.As(err, &re):
+			return "", "", fmt.Errorf("POST %s: %w", api, err)
+		case resp == nil: // a transport failure: timeout, reset, refused
+			retry = re.Class
+			login = base + "-r" + strconv.Itoa(attempt)
+		case re.Status == 429 || re.Status == 503:
+			retry = strconv.Itoa(re.Status)
+		default:
+			return "", "", fmt.Errorf("POST %s: status %d: %.300s", api, resp.Status, resp.Body)
 		}
 		if attempt == maxSignUpAttempts {
-			return "", fmt.Errorf("POST %s: still %d after %d attempts", api, re.Status, attempt)
+			return "", "", fmt.Errorf("POST %s: still %s after %d attempts: %w", api, retry, attempt, err)
 		}
-		wait := retryAfter(resp.Header("Retry-After"), attempt)
+		h := ""
+		if resp != nil {
+			h = resp.Header("Retry-After")
+		}
 		select {
-		case <-time.After(wait):
+		case <-time.After(retryAfter(h, attempt)):
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return "", "", ctx.Err()
 		}
 	}
 }
