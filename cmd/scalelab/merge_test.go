@@ -73,3 +73,27 @@ func TestMergeCommand(t *testing.T) {
 		t.Errorf("merge of one shard twice = %v, want exit 2 naming it", err)
 	}
 }
+
+// run's target flags fail as usage errors before any load.
+func TestRunTargetUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--shard", "0/2"}, "need --target"},
+		{[]string{"--target", "http://192.0.2.1:80"}, "not a loopback address"},
+		{[]string{"--target", "http://127.0.0.1:1", "--shard", "0/2", "--generators", "2"}, "not both"},
+		{[]string{"--target", "http://127.0.0.1:1", "--shard", "2/2"}, "0 <= i < N"},
+		{[]string{"--target", "http://127.0.0.1:1", "--network", "internet"}, "not on a target"},
+		{[]string{"--target", "http://127.0.0.1:1/api/v1"}, "base URL"},
+		{[]string{"--target", "http://127.0.0.1:1", "--api", "v1", "--seed-users", "bulk"}, "seed mode"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append([]string{"run", "--out", t.TempDir()}, tt.args...), func(string) string { return "" }, &stdout, &stderr)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(ee.msg, tt.want) {
+			t.Errorf("run %q = %v, want exit 2 saying %q", tt.args, err, tt.want)
+		}
+	}
+}
