@@ -14,12 +14,11 @@ import (
 
 	"scalelab/loadgen"
 	"scalelab/scenarios"
-	"scalelab/server"
 )
 
 // driver turns a scenario's operation mix into load-generator operations
-// against the reference API. It speaks only HTTP to the server; it uses the
-// server package for the seeded users' deterministic ids and logins.
+// against the reference API. It speaks only HTTP to the server; it knows
+// the users by their ids and logins (Users).
 type driver struct {
 	// api is the user collection's path: /api/users (phases 1–2) or
 	// /api/v1/users (phases 3–4).
@@ -28,10 +27,19 @@ type driver struct {
 	// owner's token, and each simulated client signs in as its own user.
 	v1    bool
 	users int // seeded users
+	// accounts are the users' ids and logins (SeededUsers for a topology
+	// the lab seeded; see target.go for other deployments).
+	accounts *Users
+	// shard is this generator's part of a run split between several:
+	// it signs in and writes as its own share of the users.
+	shard loadgen.Shard
 	keys  scenarios.Keys
 	// runTag makes the emails and usernames of users created during a run
-	// unique across runs and warm-ups.
-	runTag string
+	// unique across runs; clients numbers the simulated clients set up
+	// over the driver's life, so that they are unique across its warm-up
+	// and measured run too (each starts its sessions from ID 0).
+	runTag  string
+	clients atomic.Int64
 	// auth is set when some operation needs a token (v1 writes, records).
 	auth bool
 	// tokens holds one bearer token per simulated client, signed in
@@ -62,10 +70,11 @@ type vu struct {
 	keys       scenarios.Generator
 	lastRecord string
 	created    int
+	serial     int64 // this client's number among the driver's (driver.clients)
 }
 
 func newDriver(sc *scenarios.Scenario, apiPrefix string, users int, runTag string) *driver {
-	d := &driver{api: apiPrefix, v1: apiPrefix == "/api/v1/users", users: users, keys: sc.Keys, runTag: runTag}
+	d := &driver{api: apiPrefix, v1: apiPrefix == "/api/v1/users", users: users, accounts: SeededUsers(users), keys: sc.Keys, runTag: runTag}
 	for _, w := range sc.Mix {
 		switch w.Op {
 		case scenarios.OpCreateRecord, scenarios.OpListRecords, scenarios.OpGetRecord, scenarios.OpWriteBatch, scenarios.OpWriteSingles:
@@ -93,12 +102,13 @@ func syntheticClientAddr(n int) string {
 // API, as real clients would, before the warm-up: each sign-in costs an
 // argon2id verification, and paying for hundreds of them inside the
 // measured run would measure the load generator's set-up, not the
-// scenario. Client n signs in as seeded user n.
+// scenario. Client n signs in as user n; a generator with a share of a
+// split run signs in as its share of the first n users (d.shard.Worker).
 func (d *driver) signIn(ctx context.Context, target string, n int) error {
 	if !d.auth {
 		return nil
 	}
-	n = min(n, d.users)
+	n = d.shard.Share(min(n, d.users))
 	d.tokens = make([]string, n)
 	g, ctx := errgroup.WithContext(ctx)
 	next := make(chan int)
@@ -122,17 +132,18 @@ func (d *driver) signIn(ctx context.Context, target string, n int) error {
 			defer c.Close()
 			c.SetHeader("Content-Type", "application/json")
 			for i := range next {
-				c.SetHeader("X-Forwarded-For", syntheticClientAddr(i))
-				body, _ := json.Marshal(map[string]string{"login": server.SeedUsername(i), "password": server.SeedPassword})
+				u := d.shard.Worker(i)
+				c.SetHeader("X-Forwarded-For", syntheticClientAddr(u))
+				body, _ := json.Marshal(map[string]string{"login": d.accounts.Login(u), "password": d.accounts.Password})
 				resp, err := c.Do(&loadgen.Request{Method: "POST", Path: "/api/v1/auth/token", Body: body, Expect: []int{200}})
 				if err != nil {
-					return fmt.Errorf("sign in as seeded user %d: %w", i, err)
+					return fmt.Errorf("sign in as user %d: %w", u, err)
 				}
 				var tok struct {
 					AccessToken string `json:"access_token"`
 				}
 				if err := json.Unmarshal(resp.Body, &tok); err != nil || tok.AccessToken == "" {
-					return fmt.Errorf("sign in as seeded user %d: no token in %q", i, resp.Body)
+					return fmt.Errorf("sign in as user %d: no token in %q", u, resp.Body)
 				}
 				d.tokens[i] = tok.AccessToken
 			}
@@ -145,13 +156,17 @@ func (d *driver) signIn(ctx context.Context, target string, n int) error {
 // setup prepares one simulated client: its key generator, its address and,
 // when the mix needs one, its token.
 func (d *driver) setup(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
-	v := &vu{user: s.ID % d.users, keys: d.keys.NewGenerator(s.Rand, int64(d.users))}
+	v := &vu{user: s.ID % d.users, keys: d.keys.NewGenerator(s.Rand, int64(d.users)), serial: d.clients.Add(1)}
 	s.Value = v
 	c.SetHeader("Content-Type", "application/json")
 	c.SetHeader("X-Forwarded-For", syntheticClientAddr(s.ID))
 	if len(d.tokens) > 0 {
-		v.user = s.ID % len(d.tokens)
-		v.token = []loadgen.Header{{Key: "Authorization", Value: "Bearer " + d.tokens[v.user]}, {Key: wroteHeader, Value: "none"}}
+		// Session ids run across the generators of a split run
+		// (loadgen.Shard.Worker): this generator's k-th worker takes its
+		// k-th token, as worker k did in a run of one generator.
+		t := s.ID / max(d.shard.Count, 1) % len(d.tokens)
+		v.user = d.shard.Worker(t)
+		v.token = []loadgen.Header{{Key: "Authorization", Value: "Bearer " + d.tokens[t]}, {Key: wroteHeader, Value: "none"}}
 	}
 	return nil
 }
@@ -215,7 +230,7 @@ func (d *driver) op(op scenarios.Op) (opFunc, error) {
 // anonymous client: in phases 3–4 that is the public view the CDN caches.
 func (d *driver) getUser(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
 	v := s.Value.(*vu)
-	id := server.SeedUserID(int(v.keys.Next()))
+	id := d.accounts.ID(int(v.keys.Next()))
 	_, err := c.Do(&loadgen.Request{Name: "GET " + d.api + "/{id}", Path: d.api + "/" + id, Expect: []int{200}})
 	return err
 }
@@ -225,7 +240,7 @@ func (d *driver) getUser(_ context.Context, c *loadgen.Client, s *loadgen.Sessio
 // auth the key distribution picks the user.
 func (d *driver) writeTarget(v *vu) (string, []loadgen.Header) {
 	n, hdr := d.writeUser(v)
-	return server.SeedUserID(n), hdr
+	return d.accounts.ID(n), hdr
 }
 
 // writeUser is writeTarget with the user's index.
@@ -258,7 +273,7 @@ func (d *driver) updateUser(_ context.Context, c *loadgen.Client, s *loadgen.Ses
 func (d *driver) readAfterWrite(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
 	v := s.Value.(*vu)
 	n, hdr := d.writeUser(v)
-	id := server.SeedUserID(n)
+	id := d.accounts.ID(n)
 	wr := &d.writers[n%len(d.writers)]
 	begun := wr.started.Add(1)
 	alone := wr.inFlight.Add(1) == 1
@@ -293,7 +308,7 @@ func (d *driver) readAfterWrite(_ context.Context, c *loadgen.Client, s *loadgen
 func (d *driver) createUser(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
 	v := s.Value.(*vu)
 	v.created++
-	tag := fmt.Sprintf("%s-%d-%d", d.runTag, s.ID, v.created)
+	tag := fmt.Sprintf("%s-%d-%d", d.runTag, v.serial, v.created)
 	body, _ := json.Marshal(map[string]any{
 		"email":    "lg-" + tag + "@load.scalelab.test",
 		"username": "lg-" + tag,
@@ -305,7 +320,7 @@ func (d *driver) createUser(_ context.Context, c *loadgen.Client, s *loadgen.Ses
 }
 
 func (d *driver) recordsPath(v *vu) string {
-	return "/api/v1/users/" + server.SeedUserID(v.user) + "/data"
+	return "/api/v1/users/" + d.accounts.ID(v.user) + "/data"
 }
 
 func (d *driver) createRecord(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {

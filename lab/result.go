@@ -21,6 +21,9 @@ type resultInput struct {
 	machine      reports.Machine
 	load         *loadgen.Result
 	measurements *topologies.Measurements // nil when sampling failed
+	// target is set for a run against a deployment the lab did not start
+	// (target.go); it has no measurements.
+	target *targetInput
 }
 
 // buildResult maps what the load generator and the topology measured into
@@ -121,7 +124,11 @@ func buildResult(in resultInput) reports.Result {
 // notes says what a reader must know to read the numbers right.
 func notes(in resultInput, res *reports.Result) []string {
 	var n []string
-	n = append(n, fmt.Sprintf("The load generator ran in the same process as this command, on the same %d cores as every component: its CPU is taken from the server's.", res.Machine.Cores))
+	if in.target != nil {
+		n = append(n, targetNotes(in.target, res)...)
+	} else {
+		n = append(n, fmt.Sprintf("The load generator ran in the same process as this command, on the same %d cores as every component: its CPU is taken from the server's.", res.Machine.Cores))
+	}
 	if in.phase >= 3 {
 		n = append(n, "One machine: phase 3 and 4 pay for the load balancer, the extra hops and every extra process on the same cores, so they are not expected to be faster here. Their point is what they would do on many machines; read the per-component CPU seconds as the cost of each tier per request.")
 	}
@@ -170,7 +177,7 @@ func tail(lr *loadgen.Result, i int) bool {
 // operation maps an operation's or a request name's stats; only operations
 // have a series.
 func operation(lr *loadgen.Result, s *loadgen.Stats) reports.Operation {
-	op := reports.Operation{Name: s.Name, Count: s.Count, Errors: s.Errors, Throttled: s.Throttled, Rate: s.Rate(lr.Duration), LatencyMS: s.Percentiles()}
+	op := reports.Operation{Name: s.Name, Count: s.Count, Errors: s.Errors, Throttled: s.Throttled, Dropped: s.Dropped, Rate: s.Rate(lr.Duration), LatencyMS: s.Percentiles()}
 	for _, p := range s.Series {
 		if tail(lr, p.Second) {
 			continue

@@ -63,6 +63,9 @@ type Config struct {
 	// Observer, if set, is called once a second with the run's progress
 	// (see Progress), from the goroutine that collects it.
 	Observer Observer
+	// Shard makes this run one of several generators that split one run
+	// (see Shard); the zero value is the whole run.
+	Shard Shard
 }
 
 // Executor decides when operations start. ConstantArrivalRate,
@@ -213,6 +216,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.GracefulStop == 0 {
 		cfg.GracefulStop = DefaultGracefulStop
 	}
+	if err := cfg.Shard.Validate(); err != nil {
+		return nil, fmt.Errorf("loadgen: %w", err)
+	}
 	r := &run{cfg: cfg, t: t, mix: m, opDropped: make([]atomic.Int64, len(cfg.Ops))}
 	n := min(4*runtime.GOMAXPROCS(0), 64)
 	for range n {
@@ -266,10 +272,11 @@ func (r *run) drop(op int) {
 func (r *run) newWorker() *worker {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	id := len(r.workers)
+	k := len(r.workers)
+	id := r.cfg.Shard.Worker(k)
 	w := &worker{
 		r:         r,
-		sh:        r.shards[id%len(r.shards)],
+		sh:        r.shards[k%len(r.shards)],
 		client:    newClient(r.t, r.cfg.Timeout),
 		session:   &Session{ID: id, Rand: newRand(r.cfg.Seed, id+1)},
 		recording: true,
@@ -400,6 +407,12 @@ func (r *run) open(ctx context.Context, p Pacer, d time.Duration, pool Pool) err
 		if !ok || at >= d {
 			break
 		}
+		// Every generator of a split run draws every arrival's operation,
+		// so that the shards' arrivals together are the whole run's.
+		op := r.mix.pick(rng)
+		if !r.cfg.Shard.Owns(n) {
+			continue
+		}
 		due := r.start.Add(at)
 		if !sleepUntil(ctx, timer, due) {
 			break
@@ -408,7 +421,6 @@ func (r *run) open(ctx context.Context, p Pacer, d time.Duration, pool Pool) err
 		if time.Since(due) > pool.MaxDelay {
 			r.late.Add(1)
 		}
-		op := r.mix.pick(rng)
 		select {
 		case arrivals <- arrival{due: due, op: op}:
 		default:
@@ -462,7 +474,11 @@ func (r *run) closed(ctx context.Context, e ConstantVUs) error {
 	defer cancel()
 	defer context.AfterFunc(wctx, r.closeClients)()
 
-	ws, err := r.startWorkers(wctx, e.VUs)
+	vus := r.cfg.Shard.Share(e.VUs)
+	if vus == 0 {
+		return fmt.Errorf("%s: shard %s of %d virtual users has none", e.Name(), r.cfg.Shard, e.VUs)
+	}
+	ws, err := r.startWorkers(wctx, vus)
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,8 @@ type Op struct {
 // random numbers and its custom counters. A worker runs one operation at a
 // time, so a Session needs no locking.
 type Session struct {
-	// ID numbers the workers of a run from 0.
+	// ID numbers the workers of a run from 0; in a run split between
+	// generators, across all of them (see Shard.Worker).
 	ID int
 	// Rand is the worker's own random source (PCG), seeded from the run's
 	// seed and ID, for choosing keys and payloads.

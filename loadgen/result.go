@@ -256,6 +256,7 @@ func (r *Result) Merge(o *Result) {
 	r.Total.Name = "total"
 	r.Offered += o.Offered
 	r.Dropped += o.Dropped
+	r.Late += o.Late
 	r.Workers += o.Workers
 	r.ErrorsByClass = addCounts(r.ErrorsByClass, o.ErrorsByClass)
 	r.Counters = addCounts(r.Counters, o.Counters)
@@ -361,13 +362,14 @@ type Summary struct {
 	DurationS   float64        `json:"duration_s"` // Result.Duration: rates divide by it
 	EndedAt     time.Time      `json:"ended_at"`   // UTC, after the graceful stop
 	Seed        uint64         `json:"seed"`
-	Total       StatsSummary   `json:"total"`        // all requests
-	Operations  []StatsSummary `json:"operations"`   // per Op, as a whole
-	Requests    []StatsSummary `json:"requests"`     // per request name
-	Offered     int64          `json:"offered"`      // arrivals scheduled (open model)
-	OfferedRate float64        `json:"offered_rate"` // per second
-	Dropped     int64          `json:"dropped"`      // arrivals not started in time
-	Workers     int            `json:"workers"`      // most workers used
+	Total       StatsSummary   `json:"total"`          // all requests
+	Operations  []StatsSummary `json:"operations"`     // per Op, as a whole
+	Requests    []StatsSummary `json:"requests"`       // per request name
+	Offered     int64          `json:"offered"`        // arrivals scheduled (open model)
+	OfferedRate float64        `json:"offered_rate"`   // per second
+	Dropped     int64          `json:"dropped"`        // arrivals not started in time
+	Late        int64          `json:"late,omitempty"` // arrivals the pacer itself handed over late
+	Workers     int            `json:"workers"`        // most workers used
 	// ErrorsByClass and Counters: see Result.
 	ErrorsByClass map[string]int64 `json:"errors_by_class"`
 	Counters      map[string]int64 `json:"counters"`
@@ -423,6 +425,7 @@ func (r *Result) Summary() Summary {
 		Offered:             r.Offered,
 		OfferedRate:         perSecond(r.Offered, r.Duration),
 		Dropped:             r.Dropped,
+		Late:                r.Late,
 		Workers:             r.Workers,
 		ErrorsByClass:       cloneCounts(r.ErrorsByClass),
 		Counters:            cloneCounts(r.Counters),
@@ -531,7 +534,7 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 	out := Result{
 		Executor: s.Executor, Start: s.StartedAt, End: s.EndedAt, Seed: s.Seed,
 		Duration: time.Duration(s.DurationS * float64(time.Second)),
-		Offered:  s.Offered, Dropped: s.Dropped, Workers: s.Workers,
+		Offered:  s.Offered, Dropped: s.Dropped, Late: s.Late, Workers: s.Workers,
 		ErrorsByClass: s.ErrorsByClass, Counters: s.Counters,
 	}
 	var err error

@@ -60,16 +60,20 @@ type cell struct {
 func c(s string) cell { return cell{text: s} }
 
 func buildDocument(r *Result, o *options) document {
-	d := document{title: fmt.Sprintf("scalelab run: %s on phase %d", orDash(r.Scenario), r.Phase)}
+	d := document{title: fmt.Sprintf("scalelab run: %s on %s", orDash(r.Scenario), r.subject())}
 	if r.Capacity != nil {
-		d.title = fmt.Sprintf("scalelab capacity: %s on phase %d", orDash(r.Scenario), r.Phase)
+		d.title = fmt.Sprintf("scalelab capacity: %s on %s", orDash(r.Scenario), r.subject())
 	}
 
 	phase := strconv.Itoa(r.Phase)
 	if r.Topology != "" {
 		phase += " — " + r.Topology
 	}
-	d.facts = append(d.facts, fact{key: "Phase", value: phase})
+	if r.Target != "" {
+		d.facts = append(d.facts, targetFacts(r)...)
+	} else {
+		d.facts = append(d.facts, fact{key: "Phase", value: phase})
+	}
 	scenario := orDash(r.Scenario)
 	if r.ScenarioDescription != "" {
 		scenario += " — " + r.ScenarioDescription

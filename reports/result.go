@@ -99,6 +99,21 @@ type Result struct {
 	CacheSeries []CacheSecond `json:"cache_series,omitempty"`
 	// Network is the simulated distance between tiers (network.go).
 	Network *Network `json:"network,omitempty"`
+
+	// Target is the URL of the deployment that `scalelab run --target`
+	// drove; empty when the lab started the topology itself. Such a run
+	// has no topology measurements: no cache hit rates, replica lag or
+	// component CPU (see target.go).
+	Target string `json:"target,omitempty"`
+	// Shard is "i/N" when this result is one of N load generators that
+	// split one run (`run --shard`); Generators is how many such results
+	// `scalelab merge` combined into this one.
+	Shard      string `json:"shard,omitempty"`
+	Generators int    `json:"generators,omitempty"`
+	// Load is the load generator's own result with every HDR histogram
+	// (loadgen.Result's JSON form), written by shards and merges so that
+	// results can be merged exactly (see Merge).
+	Load *loadgen.Result `json:"load,omitempty"`
 }
 
 // Fault is one scenario fault, e.g. "kill redis" at 10 s.
@@ -188,10 +203,13 @@ type Totals struct {
 // Operation is one operation of the mix (or one HTTP request, in
 // Result.Requests).
 type Operation struct {
-	Name      string  `json:"name"`
-	Count     int64   `json:"count"`
-	Errors    int64   `json:"errors"`
-	Throttled int64   `json:"throttled"`
+	Name      string `json:"name"`
+	Count     int64  `json:"count"`
+	Errors    int64  `json:"errors"`
+	Throttled int64  `json:"throttled"`
+	// Dropped counts the operation's arrivals that found no free worker in
+	// time and were never sent (not in Count); operations only.
+	Dropped   int64   `json:"dropped,omitempty"`
 	Rate      float64 `json:"rate"`
 	LatencyMS Latency `json:"latency_ms"`
 	// Series is the operation's per-second series, when the generator

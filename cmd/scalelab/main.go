@@ -45,8 +45,9 @@ commands:
   server    run the reference API server
   seed      bulk-load users into a database
   worker    work the queue's jobs (exports; phase 4, Postgres only)
-  run       bring a phase's topology up, seed, run a scenario, write a report
+  run       bring a phase's topology up, seed, run a scenario, write a report (or --target URL: drive a running deployment)
   compare   put results side by side with a noise-aware verdict
+  merge     combine the results of load generators that split one run (run --target … --shard i/N), exactly
   up        bring a phase's topology up and leave it running
   down      stop a topology that 'up' left running
   compose   write a phase's Compose file (docker/phase-N.compose.yaml) from its phase file
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runRun(ctx, rest, getenv, stdout, stderr)
 	case "compare":
 		return runCompare(ctx, rest, getenv, stdout, stderr)
+	case "merge":
+		return runMerge(ctx, rest, getenv, stdout, stderr)
 	case "up":
 		return runUp(ctx, rest, getenv, stdout, stderr)
 	case "down":

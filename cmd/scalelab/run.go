@@ -49,12 +49,16 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.StringVar(&c.baseline, "baseline", "", "result.json (or its folder) that the report compares this run with (default under reports/published/: the previous phase's run)")
 	fs.StringVar(&c.network, "network", "", "distance between tiers: "+strings.Join(topologies.NetworkProfiles(), ", ")+" (default: the phase file's)")
 	fs.BoolVar(&c.profile, "profile", false, "save CPU profiles of each app instance and of the load generator (pprof) into the report folder")
+	t := targetFlags(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, c.logLevel)
 	if err != nil {
 		return err
+	}
+	if t.used() {
+		return runTarget(ctx, fs, &c, t, args, stdout, stderr, log)
 	}
 	sc, err := scenarios.LoadNamed(c.scenario)
 	if err != nil {
@@ -103,18 +107,24 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		return err
 	}
-	if err := os.MkdirAll(c.out, 0o755); err != nil {
+	return writeRun(&res, c.out, c.baseline, baseline, stdout, stderr)
+}
+
+// writeRun writes a run's result.json and reports into out, prints its
+// summary, and fails with thresholdsFailed when a threshold failed.
+func writeRun(res *reports.Result, out, baselinePath string, baseline *reports.Result, stdout, stderr io.Writer) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("create report folder: %w", err)
 	}
-	opts, err := reportOptions(c.out, c.baseline, baseline)
+	opts, err := reportOptions(out, baselinePath, baseline)
 	if err != nil {
 		return err
 	}
-	if err := res.WriteAll(c.out, opts...); err != nil {
+	if err := res.WriteAll(out, opts...); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
-	printSummary(stdout, &res)
-	fmt.Fprintf(stdout, "\nreport: %s/report.md  %s/report.html  %s/result.json\n", c.out, c.out, c.out)
+	printSummary(stdout, res)
+	fmt.Fprintf(stdout, "\nreport: %s/report.md  %s/report.html  %s/result.json\n", out, out, out)
 	var failed []string
 	for _, t := range res.Thresholds {
 		if !t.Pass {
@@ -165,8 +175,12 @@ func reportOptions(out, baselinePath string, baseline *reports.Result) ([]report
 
 // printSummary writes the run's headline numbers.
 func printSummary(w io.Writer, r *reports.Result) {
-	fmt.Fprintf(w, "\nphase %d, %s: %d requests in %.1fs = %.0f req/s (operations offered: %.0f/s), errors %d, throttled %d, dropped %d\n",
-		r.Phase, r.Scenario, r.Totals.Requests, r.DurationS, r.Totals.Rate, r.Totals.OfferedRate,
+	where := fmt.Sprintf("phase %d", r.Phase)
+	if r.Target != "" {
+		where = r.Target
+	}
+	fmt.Fprintf(w, "\n%s, %s: %d requests in %.1fs = %.0f req/s (operations offered: %.0f/s), errors %d, throttled %d, dropped %d\n",
+		where, r.Scenario, r.Totals.Requests, r.DurationS, r.Totals.Rate, r.Totals.OfferedRate,
 		r.Totals.Errors, r.Totals.Throttled, r.Totals.Dropped)
 	fmt.Fprintf(w, "%-34s %9s %9s %8s %8s %8s %9s %8s\n", "operation", "count", "rate/s", "p50 ms", "p99 ms", "p99.9", "max ms", "errors")
 	for _, op := range r.Operations {
