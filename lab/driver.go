@@ -36,6 +36,17 @@ type driver struct {
 	// tokens holds one bearer token per simulated client, signed in
 	// before the run (see signIn); client n uses tokens[n%len(tokens)].
 	tokens []string
+	// hist, when set, records the user writes and reads for the
+	// consistency check (history.go); only the measured run sets it.
+	hist *history
+}
+
+// answer is a response's status and body, 0 and nil for none.
+func answer(resp *loadgen.Response) (int, []byte) {
+	if resp == nil {
+		return 0, nil
+	}
+	return resp.Status, resp.Body
 }
 
 // vu is one simulated client: the seeded user it signs in as, its token,
@@ -181,18 +192,37 @@ func (d *driver) op(op scenarios.Op) (opFunc, error) {
 func (d *driver) getUser(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
 	v := s.Value.(*vu)
 	id := server.SeedUserID(int(v.keys.Next()))
-	_, err := c.Do(&loadgen.Request{Name: "GET " + d.api + "/{id}", Path: d.api + "/" + id, Expect: []int{200}})
+	begin := time.Now()
+	resp, err := c.Do(&loadgen.Request{Name: "GET " + d.api + "/{id}", Path: d.api + "/" + id, Expect: []int{200}})
+	if d.hist != nil {
+		status, body := answer(resp)
+		d.hist.read(s.ID, id, !d.v1, begin, status, body)
+	}
 	return err
 }
 
-// writeTarget returns the user a write goes to and the headers it needs:
-// in v1 only the owner may write, so a client writes its own user; without
-// auth the key distribution picks the user.
-func (d *driver) writeTarget(v *vu) (string, []loadgen.Header) {
+// writeTarget returns the user a write goes to, its seeded index and the
+// headers it needs: in v1 only the owner may write, so a client writes its
+// own user; without auth the key distribution picks the user.
+func (d *driver) writeTarget(v *vu) (string, int, []loadgen.Header) {
 	if d.v1 {
-		return server.SeedUserID(v.user), v.token
+		return server.SeedUserID(v.user), v.user, v.token
 	}
-	return server.SeedUserID(int(v.keys.Next())), nil
+	i := int(v.keys.Next())
+	return server.SeedUserID(i), i, nil
+}
+
+// putName sets user id's profile name, recording the write in the history
+// when there is one.
+func (d *driver) putName(c *loadgen.Client, s *loadgen.Session, id string, idx int, hdr []loadgen.Header, name string) error {
+	body := []byte(`{"profile":{"name":"` + name + `"}}`)
+	begin := time.Now()
+	resp, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}})
+	if d.hist != nil {
+		status, rbody := answer(resp)
+		d.hist.wrote(s.ID, id, idx, name, begin, status, rbody)
+	}
+	return err
 }
 
 func newName(s *loadgen.Session) string {
@@ -201,10 +231,8 @@ func newName(s *loadgen.Session) string {
 
 func (d *driver) updateUser(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
 	v := s.Value.(*vu)
-	id, hdr := d.writeTarget(v)
-	body := []byte(`{"profile":{"name":"` + newName(s) + `"}}`)
-	_, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}})
-	return err
+	id, idx, hdr := d.writeTarget(v)
+	return d.putName(c, s, id, idx, hdr, newName(s))
 }
 
 // readAfterWrite updates a user and reads it back at once, as the writer
@@ -212,13 +240,17 @@ func (d *driver) updateUser(_ context.Context, c *loadgen.Client, s *loadgen.Ses
 // in the stale_reads counter: it is what read-your-writes must prevent.
 func (d *driver) readAfterWrite(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
 	v := s.Value.(*vu)
-	id, hdr := d.writeTarget(v)
+	id, idx, hdr := d.writeTarget(v)
 	name := newName(s)
-	body := []byte(`{"profile":{"name":"` + name + `"}}`)
-	if _, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}}); err != nil {
+	if err := d.putName(c, s, id, idx, hdr, name); err != nil {
 		return err
 	}
+	begin := time.Now()
 	resp, err := c.Do(&loadgen.Request{Name: "GET " + d.api + "/{id} (after write)", Path: d.api + "/" + id, Header: hdr, Expect: []int{200}})
+	if d.hist != nil {
+		status, body := answer(resp)
+		d.hist.read(s.ID, id, true, begin, status, body)
+	}
 	if err != nil {
 		return err
 	}
