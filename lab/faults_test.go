@@ -77,6 +77,7 @@ func TestFaultScenarios(t *testing.T) {
 					t.Fatalf("fault %s at %.1fs failed: %s", f.Fault, f.AtS, f.Error)
 				}
 			}
+			t.Logf("%d requests, %d errors by class %v, %d dropped", res.Totals.Requests, res.Totals.Errors, res.Totals.ErrorsByClass, res.Totals.Dropped)
 			for _, th := range res.Thresholds {
 				t.Logf("threshold %s: pass %v (observed %v)", th.Threshold, th.Pass, deref(th.Observed))
 			}
