@@ -124,13 +124,26 @@ func (a *api) updateUser(ctx context.Context, id string, c server.UserChange, if
 	if u != nil {
 		version = u.Version
 	}
-	a.invalidate(ctx, id, version) // also on error: the write may have committed
+	if !notApplied(err) {
+		a.invalidate(ctx, id, version) // also on other errors: the write may have committed
+	}
 	return u, err
 }
 
+// notApplied reports whether err, a write's error, says the write was not
+// applied and never will be: the store answers EUNAVAILABLE for a write it
+// never sent (the primary taken for down) or whose deadline passed
+// without a commit (server/postgres's write deadlines). Such a write needs
+// no invalidation, and one without a version would send every read of the
+// user to the primary, which is what is unavailable: anonymous reads of
+// every user whose write failed during a primary pause failed with it.
+func notApplied(err error) bool { return server.ErrorCode(err) == server.EUNAVAILABLE }
+
 func (a *api) deleteUser(ctx context.Context, id string) error {
 	err := a.store.DeleteUser(ctx, id)
-	a.invalidate(ctx, id, 0)
+	if !notApplied(err) {
+		a.invalidate(ctx, id, 0)
+	}
 	return err
 }
 
