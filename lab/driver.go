@@ -48,6 +48,9 @@ type driver struct {
 	// writers tracks read-after-write's writes by user index, when the
 	// mix has it (see readAfterWrite).
 	writers []writers
+	// hist, when set, records the user writes and reads for the
+	// consistency check (history.go); only the measured run sets it.
+	hist *history
 }
 
 // writers counts the read-after-write operations writing one user. Clients
@@ -58,6 +61,24 @@ type driver struct {
 type writers struct {
 	started  atomic.Int64 // writes begun
 	inFlight atomic.Int64 // writes begun and not yet answered
+}
+
+// tokenOf returns the token of user idx when this generator signed that
+// user in: its k-th token is user d.shard.Worker(k)'s (see setup).
+func (d *driver) tokenOf(idx int) (string, bool) {
+	n, i := max(d.shard.Count, 1), d.shard.Index
+	if idx < i || (idx-i)%n != 0 || (idx-i)/n >= len(d.tokens) {
+		return "", false
+	}
+	return d.tokens[(idx-i)/n], true
+}
+
+// answer is a response's status and body, 0 and nil for none.
+func answer(resp *loadgen.Response) (int, []byte) {
+	if resp == nil {
+		return 0, nil
+	}
+	return resp.Status, resp.Body
 }
 
 // vu is one simulated client: the seeded user it signs in as, its token,
@@ -231,24 +252,38 @@ func (d *driver) op(op scenarios.Op) (opFunc, error) {
 func (d *driver) getUser(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
 	v := s.Value.(*vu)
 	id := d.accounts.ID(int(v.keys.Next()))
-	_, err := c.Do(&loadgen.Request{Name: "GET " + d.api + "/{id}", Path: d.api + "/" + id, Expect: []int{200}})
+	begin := time.Now()
+	resp, err := c.Do(&loadgen.Request{Name: "GET " + d.api + "/{id}", Path: d.api + "/" + id, Expect: []int{200}})
+	if d.hist != nil {
+		status, body := answer(resp)
+		d.hist.read(s.ID, id, !d.v1, begin, status, body)
+	}
 	return err
 }
 
-// writeTarget returns the user a write goes to and the headers it needs:
-// in v1 only the owner may write, so a client writes its own user; without
-// auth the key distribution picks the user.
-func (d *driver) writeTarget(v *vu) (string, []loadgen.Header) {
-	n, hdr := d.writeUser(v)
-	return d.accounts.ID(n), hdr
-}
-
-// writeUser is writeTarget with the user's index.
-func (d *driver) writeUser(v *vu) (int, []loadgen.Header) {
+// writeTarget returns the index of the user a write goes to and the
+// headers it needs: in v1 only the owner may write, so a client writes its
+// own user; without auth the key distribution picks the user.
+func (d *driver) writeTarget(v *vu) (int, []loadgen.Header) {
 	if d.v1 {
 		return v.user, v.token
 	}
 	return int(v.keys.Next()), nil
+}
+
+// putName sets user idx's profile name, notes the server's write hint and
+// records the write in the history when there is one.
+func (d *driver) putName(c *loadgen.Client, s *loadgen.Session, idx int, hdr []loadgen.Header, name string) error {
+	id := d.accounts.ID(idx)
+	body := []byte(`{"profile":{"name":"` + name + `"}}`)
+	begin := time.Now()
+	resp, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}})
+	s.Value.(*vu).noteHint(resp)
+	if d.hist != nil {
+		status, rbody := answer(resp)
+		d.hist.wrote(s.ID, id, idx, name, begin, status, rbody)
+	}
+	return err
 }
 
 func newName(s *loadgen.Session) string {
@@ -256,12 +291,8 @@ func newName(s *loadgen.Session) string {
 }
 
 func (d *driver) updateUser(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
-	v := s.Value.(*vu)
-	id, hdr := d.writeTarget(v)
-	body := []byte(`{"profile":{"name":"` + newName(s) + `"}}`)
-	resp, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}})
-	v.noteHint(resp)
-	return err
+	idx, hdr := d.writeTarget(s.Value.(*vu))
+	return d.putName(c, s, idx, hdr, newName(s))
 }
 
 // readAfterWrite updates a user and reads it back at once, as the writer
@@ -271,21 +302,23 @@ func (d *driver) updateUser(_ context.Context, c *loadgen.Client, s *loadgen.Ses
 // name other than ours may show their newer write: it is counted in
 // reads_overtaken instead, unjudged (see writers).
 func (d *driver) readAfterWrite(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
-	v := s.Value.(*vu)
-	n, hdr := d.writeUser(v)
-	id := d.accounts.ID(n)
-	wr := &d.writers[n%len(d.writers)]
+	idx, hdr := d.writeTarget(s.Value.(*vu))
+	id := d.accounts.ID(idx)
+	wr := &d.writers[idx%len(d.writers)]
 	begun := wr.started.Add(1)
 	alone := wr.inFlight.Add(1) == 1
 	name := newName(s)
-	body := []byte(`{"profile":{"name":"` + name + `"}}`)
-	resp, err := c.Do(&loadgen.Request{Name: "PUT " + d.api + "/{id}", Method: "PUT", Path: d.api + "/" + id, Header: hdr, Body: body, Expect: []int{200}})
+	err := d.putName(c, s, idx, hdr, name)
 	wr.inFlight.Add(-1)
-	v.noteHint(resp)
 	if err != nil {
 		return err
 	}
-	resp, err = c.Do(&loadgen.Request{Name: "GET " + d.api + "/{id} (after write)", Path: d.api + "/" + id, Header: hdr, Expect: []int{200}})
+	begin := time.Now()
+	resp, err := c.Do(&loadgen.Request{Name: "GET " + d.api + "/{id} (after write)", Path: d.api + "/" + id, Header: hdr, Expect: []int{200}})
+	if d.hist != nil {
+		status, body := answer(resp)
+		d.hist.read(s.ID, id, true, begin, status, body)
+	}
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ type resultInput struct {
 	// target is set for a run against a deployment the lab did not start
 	// (target.go); it has no measurements.
 	target *targetInput
+	consistency  *reports.Consistency     // nil when the run did not check
 }
 
 // buildResult maps what the load generator and the topology measured into
@@ -83,7 +84,10 @@ func buildResult(in resultInput) reports.Result {
 		res.Generator = &reports.Generator{Workers: lr.Workers, Seed: lr.Seed, StartDelayMS: (&loadgen.Stats{Latency: lr.StartDelay}).Percentiles()}
 	}
 
-	outcomes, _ := scenarios.Evaluate(sc.Thresholds, observed(lr))
+	res.Consistency = in.consistency
+	obs := observed(lr)
+	obs.Consistency = observedConsistency(in.consistency)
+	outcomes, _ := scenarios.Evaluate(sc.Thresholds, obs)
 	for _, o := range outcomes {
 		tr := reports.ThresholdResult{Threshold: o.Threshold.String(), Pass: o.Pass, Unit: o.Threshold.Metric.Unit()}
 		if !o.NoData {

@@ -46,6 +46,9 @@ type Measured struct {
 	// LinkFaults say what happened to each network fault on a link, as
 	// lines for the report's notes.
 	LinkFaults []string
+	// Consistency is the check of the clients' histories, when the
+	// scenario asks for one (scenarios.Scenario.ChecksConsistency).
+	Consistency *reports.Consistency
 }
 
 // Up brings c.Definition's topology up and prepares the scenario's driver.
@@ -172,7 +175,34 @@ func (s *Session) WarmUp(ctx context.Context) error {
 // sampling the topology.
 func (s *Session) Measure(ctx context.Context) (*Measured, error) {
 	fmt.Fprintf(s.out, "running %s for %s: %s\n", s.sc.Name, s.sc.Duration, s.sc.Executor)
-	return s.measure(ctx, mainExecutor(s.sc), s.faults, s.linkFaults)
+	if !s.sc.ChecksConsistency() {
+		return s.measure(ctx, mainExecutor(s.sc), s.faults, s.linkFaults)
+	}
+	h := newHistory()
+	s.drv.hist = h
+	m, err := s.measure(ctx, mainExecutor(s.sc), s.faults, s.linkFaults)
+	s.drv.hist = nil
+	if err != nil {
+		return nil, err
+	}
+	if m.Consistency, err = s.checkConsistency(ctx, h, m.Load.Start); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// checkConsistency reads every user the run wrote once more, then checks
+// the run's history (consistency.go).
+func (s *Session) checkConsistency(ctx context.Context, h *history, start time.Time) (*reports.Consistency, error) {
+	begin := time.Now()
+	finals, err := s.drv.readFinal(ctx, s.top.EntryURL, h)
+	if err != nil {
+		return nil, fmt.Errorf("check consistency: %w", err)
+	}
+	c := checkConsistency(h, finals, start)
+	fmt.Fprintf(s.out, "consistency: %d writes, %d reads, %d final reads in %.1fs: %d lost, %d read-your-writes and %d monotonic violations; anonymous staleness p99 %.1f ms\n",
+		c.Writes, c.OwnReads+c.AnonymousReads, c.FinalReads, time.Since(begin).Seconds(), c.LostWrites, c.ReadYourWrites, c.Monotonic, c.Staleness.P99)
+	return c, nil
 }
 
 // MeasureRate runs the scenario's mix at a constant arrival rate for d,
@@ -227,6 +257,7 @@ func (s *Session) Result(ctx context.Context, m *Measured) reports.Result {
 	res := buildResult(resultInput{
 		phase: s.cfg.Definition.Phase, topology: s.cfg.Definition.Description, scenario: s.sc,
 		argv: s.cfg.Argv, machine: reports.DetectMachine(ctx), load: m.Load, measurements: m.Topology,
+		consistency: m.Consistency,
 	})
 	res.Faults = m.Faults
 	res.Notes = append(res.Notes, m.LinkFaults...)
@@ -274,4 +305,21 @@ func warmupExecutor(sc *scenarios.Scenario) loadgen.Executor {
 		return loadgen.ConstantVUs{VUs: sc.Executor.VUs, Duration: sc.Warmup}
 	}
 	return loadgen.ConstantArrivalRate{Rate: sc.Executor.Rate, Duration: sc.Warmup, Pool: pool(sc)}
+}
+
+// Use switches the session to scenario sc on the same topology, so that
+// several scenarios can share one bring-up (as the fault scenarios' test
+// does). The simulated clients keep their tokens when sc seeds no fewer
+// users; Seed is not run again, so sc must need no more users than were
+// seeded.
+func (s *Session) Use(sc *scenarios.Scenario) error {
+	old := s.drv
+	s.sc = sc
+	if err := s.prepare(); err != nil {
+		return err
+	}
+	if old != nil && len(old.tokens) > 0 && sc.Users >= old.users {
+		s.drv.tokens = old.tokens
+	}
+	return nil
 }

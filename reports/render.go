@@ -163,6 +163,9 @@ func buildDocument(r *Result, o *options) document {
 	if len(r.Faults) > 0 {
 		d.sections = append(d.sections, faultsSection(r))
 	}
+	if r.Consistency != nil {
+		d.sections = append(d.sections, consistencySection(r))
+	}
 	if len(r.Notes) > 0 {
 		d.sections = append(d.sections, section{title: "Notes", items: r.Notes})
 	}

@@ -114,6 +114,62 @@ type Result struct {
 	// (loadgen.Result's JSON form), written by shards and merges so that
 	// results can be merged exactly (see Merge).
 	Load *loadgen.Result `json:"load,omitempty"`
+	// Consistency is the check of the clients' histories, in runs with
+	// faults or that ask for it (docs/consistency.md).
+	Consistency *Consistency `json:"consistency,omitempty"`
+}
+
+// Consistency is what the check of a run's client histories found: each
+// acknowledged write (with the version it created), each read (with what
+// it saw), and a final read of every user written, after the run.
+type Consistency struct {
+	// Writes counts the acknowledged writes checked; Indeterminate the
+	// writes whose answer was lost (timed out, or 5xx): they may or may
+	// not have been applied.
+	Writes        int64 `json:"writes"`
+	Indeterminate int64 `json:"indeterminate_writes"`
+	// OwnReads are reads of a client's own user with its token;
+	// AnonymousReads reads of the public view without one. FailedReads
+	// counts reads of either kind that got no 200.
+	OwnReads       int64 `json:"own_reads"`
+	AnonymousReads int64 `json:"anonymous_reads"`
+	FailedReads    int64 `json:"failed_reads"`
+	// ReadYourWrites counts own reads that showed a version older than a
+	// write of that user acknowledged before the read began.
+	ReadYourWrites int64 `json:"read_your_writes_violations"`
+	// Monotonic counts own reads that showed an older version than an
+	// earlier read of the same client and user had (the earlier one ended
+	// before the later one began). AnonymousMonotonic counts the same
+	// among anonymous reads, which the server does not promise (another
+	// instance's L1 may be an invalidation's flight behind): for
+	// information.
+	Monotonic          int64 `json:"monotonic_read_violations"`
+	AnonymousMonotonic int64 `json:"anonymous_monotonic_read_violations"`
+	// FinalReads counts the users read after the run (their owner's view,
+	// with a token); FinalReadFailures those that could not be read.
+	FinalReads        int64 `json:"final_reads"`
+	FinalReadFailures int64 `json:"final_read_failures"`
+	// LostWrites counts acknowledged writes that the final read shows
+	// neither applied nor superseded (its version is older).
+	LostWrites int64 `json:"lost_writes"`
+	// LateOverwrites counts users whose final value came from a write
+	// that never got an answer and was sent before the last acknowledged
+	// write was acknowledged: a write that landed late, over newer ones.
+	LateOverwrites int64 `json:"late_overwrites"`
+	// Staleness is, per acknowledged write followed by anonymous reads of
+	// its user, how long after its acknowledgement such reads still began
+	// and showed an older version (0 when none did).
+	Staleness Staleness `json:"anonymous_staleness_ms"`
+	// Examples describe the first violations found, for the reader.
+	Examples []string `json:"examples,omitempty"`
+}
+
+// Staleness summarises anonymous staleness, in milliseconds.
+type Staleness struct {
+	Samples int64   `json:"samples"`
+	P50     float64 `json:"p50"`
+	P99     float64 `json:"p99"`
+	Max     float64 `json:"max"`
 }
 
 // Fault is one scenario fault, e.g. "kill redis" at 10 s.

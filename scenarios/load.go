@@ -200,6 +200,8 @@ type rawScenario struct {
 	Keys        *rawKeys     `yaml:"keys"`
 	Thresholds  []string     `yaml:"thresholds"`
 	Faults      []rawFault   `yaml:"faults"`
+	// CheckConsistency: see Scenario.CheckConsistency.
+	CheckConsistency bool `yaml:"check_consistency"`
 }
 
 type rawFault struct {
@@ -244,7 +246,7 @@ type rawKeys struct {
 func knownFields(typeName string) string {
 	switch strings.TrimPrefix(typeName, "scenarios.") {
 	case "rawScenario":
-		return "name, description, executor, duration, warmup, users, max_workers, connections, mix, keys, thresholds, faults"
+		return "name, description, executor, duration, warmup, users, max_workers, connections, mix, keys, thresholds, faults, check_consistency"
 	case "rawFault":
 		return "at, component, link, action, for, latency, rate_kbps, direction"
 	case "rawExecutor":
@@ -273,7 +275,7 @@ func (r *rawScenario) scenario() (*Scenario, []issue) {
 		}
 		return d
 	}
-	s := &Scenario{Name: r.Name, Description: strings.TrimSpace(r.Description)}
+	s := &Scenario{Name: r.Name, Description: strings.TrimSpace(r.Description), CheckConsistency: r.CheckConsistency}
 
 	if r.Executor == nil {
 		add("executor", "required (a mapping with type: %s)", kindList())

@@ -44,6 +44,25 @@ type Scenario struct {
 	Thresholds []Threshold
 	// Faults disturb the topology during the measured run, in order of At.
 	Faults []Fault
+	// CheckConsistency has the run record every client's history and
+	// check it afterwards (the result's consistency section). Runs with
+	// faults check it whether or not it is set.
+	CheckConsistency bool
+}
+
+// ChecksConsistency reports whether a run of s records and checks its
+// clients' histories: when it asks to, or when it has faults.
+// A threshold on the check asks for it too.
+func (s *Scenario) ChecksConsistency() bool {
+	if s.CheckConsistency || len(s.Faults) > 0 {
+		return true
+	}
+	for _, t := range s.Thresholds {
+		if t.Metric.consistency() {
+			return true
+		}
+	}
+	return false
 }
 
 // Fault is one disturbance of a running topology: at At after the start of

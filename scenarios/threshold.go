@@ -21,7 +21,39 @@ const (
 	MetricMean   Metric = "mean"
 	MetricErrors Metric = "errors"
 	MetricRate   Metric = "rate"
+
+	// Consistency metrics, from the run's consistency check (see
+	// Observed.Consistency): counts, and staleness durations.
+	MetricLostWrites         Metric = "lost_writes"
+	MetricRYWViolations      Metric = "ryw_violations"
+	MetricMonotonicViolation Metric = "monotonic_violations"
+	MetricLateOverwrites     Metric = "late_overwrites"
+	MetricFinalReadFailures  Metric = "final_read_failures"
+	MetricStalenessP99       Metric = "staleness_p99"
+	MetricStalenessMax       Metric = "staleness_max"
 )
+
+// consistency reports whether m is judged on the consistency check.
+func (m Metric) consistency() bool {
+	switch m {
+	case MetricLostWrites, MetricRYWViolations, MetricMonotonicViolation, MetricLateOverwrites,
+		MetricFinalReadFailures, MetricStalenessP99, MetricStalenessMax:
+		return true
+	}
+	return false
+}
+
+// duration reports whether m's bound is written as a duration.
+func (m Metric) duration() bool {
+	return m.latency() || m == MetricStalenessP99 || m == MetricStalenessMax
+}
+
+// Consistency is what a run's consistency check counted (see lab's
+// consistency check and result.json's consistency section).
+type Consistency struct {
+	LostWrites, RYWViolations, MonotonicViolations, LateOverwrites, FinalReadFailures int64
+	StalenessP99, StalenessMax                                                        time.Duration
+}
 
 func (m Metric) latency() bool {
 	switch m {
@@ -34,21 +66,24 @@ func (m Metric) latency() bool {
 // Unit is the unit of the metric's values in Outcome: "ms", "%" or "req/s".
 func (m Metric) Unit() string {
 	switch {
-	case m.latency():
+	case m.duration():
 		return "ms"
 	case m == MetricErrors:
 		return "%"
+	case m.consistency():
+		return "count"
 	}
 	return "req/s"
 }
 
 // Threshold is a pass/fail criterion such as "p99 < 50ms", "errors < 0.1%",
-// "rate > 1000" or, for one operation, "get-user.p99 < 20ms".
+// "rate > 1000", for one operation "get-user.p99 < 20ms", or on the
+// consistency check "lost_writes == 0" or "staleness_p99 < 1s".
 type Threshold struct {
 	// Op restricts the threshold to one operation; "" means all of them.
 	Op     Op
 	Metric Metric
-	// Cmp is one of "<", "<=", ">", ">=".
+	// Cmp is one of "<", "<=", ">", ">=", "==".
 	Cmp string
 	// Bound is the limit in the metric's unit: milliseconds for latencies,
 	// percent for errors, requests per second for rate.
@@ -59,8 +94,11 @@ type Threshold struct {
 
 // ParseThreshold parses "[OP.]METRIC CMP VALUE": METRIC is p50, p90, p99,
 // p999 (or p99.9), max or mean with a duration VALUE ("50ms"), errors with a
-// percentage ("0.1%"), or rate with requests per second ("1000"); CMP is <,
-// <=, > or >=.
+// percentage ("0.1%"), or rate with requests per second ("1000"); or, for
+// the whole run only, a consistency count (lost_writes, ryw_violations,
+// monotonic_violations, late_overwrites, final_read_failures) with a
+// number, or staleness_p99 or staleness_max with a duration. CMP is <, <=,
+// >, >= or ==.
 func ParseThreshold(s string) (Threshold, error) {
 	var t Threshold
 	left, cmp, right, ok := splitCmp(s)
@@ -82,10 +120,19 @@ func ParseThreshold(s string) (Threshold, error) {
 		return t, fmt.Errorf("%q: unknown operation %q (want %s)", s, t.Op, opList())
 	}
 	t.Metric = Metric(metric)
+	if t.Metric.consistency() && t.Op != "" {
+		return t, fmt.Errorf("%q: %s is judged on the whole run, not on one operation", s, t.Metric)
+	}
 	switch {
-	case t.Metric.latency():
+	case t.Metric.consistency() && !t.Metric.duration():
+		n, err := strconv.ParseInt(right, 10, 64)
+		if err != nil || n < 0 {
+			return t, fmt.Errorf("%q: %s needs a count such as 0, got %q", s, t.Metric, right)
+		}
+		t.Bound = float64(n)
+	case t.Metric.duration():
 		d, err := time.ParseDuration(right)
-		if err != nil || d <= 0 {
+		if err != nil || d <= 0 && !t.Metric.consistency() {
 			return t, fmt.Errorf("%q: %s needs a positive duration such as 50ms, got %q", s, t.Metric, right)
 		}
 		t.Latency = d
@@ -105,7 +152,7 @@ func ParseThreshold(s string) (Threshold, error) {
 		}
 		t.Bound = f
 	default:
-		return t, fmt.Errorf("%q: unknown metric %q (want p50, p90, p99, p999, max, mean, errors or rate)", s, metric)
+		return t, fmt.Errorf("%q: unknown metric %q (want p50, p90, p99, p999, max, mean, errors, rate, lost_writes, ryw_violations, monotonic_violations, late_overwrites, final_read_failures, staleness_p99 or staleness_max)", s, metric)
 	}
 	return t, nil
 }
@@ -113,14 +160,17 @@ func ParseThreshold(s string) (Threshold, error) {
 // splitCmp splits "p99 < 50ms" at its comparison operator.
 func splitCmp(s string) (left, cmp, right string, ok bool) {
 	i := strings.IndexAny(s, "<>")
-	if i < 0 {
-		return "", "", "", false
-	}
-	cmp = s[i : i+1]
 	j := i + 1
-	if j < len(s) && s[j] == '=' {
-		cmp += "="
-		j++
+	if e := strings.Index(s, "=="); e >= 0 && (i < 0 || e < i) {
+		i, j, cmp = e, e+2, "=="
+	} else if i < 0 {
+		return "", "", "", false
+	} else {
+		cmp = s[i : i+1]
+		if j < len(s) && s[j] == '=' {
+			cmp += "="
+			j++
+		}
 	}
 	left, right = strings.TrimSpace(s[:i]), strings.TrimSpace(s[j:])
 	if left == "" || right == "" || strings.ContainsAny(right, "<>=") ||
@@ -138,7 +188,7 @@ func (t Threshold) String() string {
 	}
 	fmt.Fprintf(&b, "%s %s ", t.Metric, t.Cmp)
 	switch {
-	case t.Metric.latency():
+	case t.Metric.duration():
 		b.WriteString(t.Latency.String())
 	case t.Metric == MetricErrors:
 		b.WriteString(strconv.FormatFloat(t.Bound, 'f', -1, 64) + "%")
@@ -170,6 +220,9 @@ type Observed struct {
 	// Ops counts each operation as a whole: its latency runs from the
 	// operation's scheduled start to its last response.
 	Ops map[Op]Stats
+	// Consistency is the run's consistency check; nil when the run did
+	// not check (its consistency thresholds then have no data, and fail).
+	Consistency *Consistency
 }
 
 // Outcome is one threshold's verdict on a run.
@@ -187,6 +240,31 @@ type Outcome struct {
 // Evaluate judges o by t.
 func (t Threshold) Evaluate(o Observed) Outcome {
 	out := Outcome{Threshold: t}
+	if t.Metric.consistency() {
+		c := o.Consistency
+		if c == nil {
+			out.NoData = true
+			return out
+		}
+		switch t.Metric {
+		case MetricLostWrites:
+			out.Value = float64(c.LostWrites)
+		case MetricRYWViolations:
+			out.Value = float64(c.RYWViolations)
+		case MetricMonotonicViolation:
+			out.Value = float64(c.MonotonicViolations)
+		case MetricLateOverwrites:
+			out.Value = float64(c.LateOverwrites)
+		case MetricFinalReadFailures:
+			out.Value = float64(c.FinalReadFailures)
+		case MetricStalenessP99:
+			out.Value = float64(c.StalenessP99) / float64(time.Millisecond)
+		case MetricStalenessMax:
+			out.Value = float64(c.StalenessMax) / float64(time.Millisecond)
+		}
+		out.Pass = compare(out.Value, t.Cmp, t.Bound)
+		return out
+	}
 	st := o.Total
 	if t.Op != "" {
 		var ok bool
@@ -220,17 +298,25 @@ func (t Threshold) Evaluate(o Observed) Outcome {
 		out.NoData = true
 		return out
 	}
-	switch t.Cmp {
-	case "<":
-		out.Pass = out.Value < t.Bound
-	case "<=":
-		out.Pass = out.Value <= t.Bound
-	case ">":
-		out.Pass = out.Value > t.Bound
-	case ">=":
-		out.Pass = out.Value >= t.Bound
-	}
+	out.Pass = compare(out.Value, t.Cmp, t.Bound)
 	return out
+}
+
+// compare judges "value cmp bound".
+func compare(value float64, cmp string, bound float64) bool {
+	switch cmp {
+	case "<":
+		return value < bound
+	case "<=":
+		return value <= bound
+	case ">":
+		return value > bound
+	case ">=":
+		return value >= bound
+	case "==":
+		return value == bound
+	}
+	return false
 }
 
 // Evaluate judges o by every threshold; ok is false if any failed.
@@ -255,6 +341,8 @@ func (o Outcome) Observed() string {
 		return time.Duration(o.Value * float64(time.Millisecond)).Round(time.Microsecond).String()
 	case "%":
 		return strconv.FormatFloat(o.Value, 'g', 3, 64) + "%"
+	case "count":
+		return strconv.FormatFloat(o.Value, 'f', 0, 64)
 	}
 	return strconv.FormatFloat(o.Value, 'f', 1, 64) + " req/s"
 }

@@ -27,6 +27,9 @@ func TestParseThreshold(t *testing.T) {
 		{in: "rate >= 99.5/s", want: Threshold{Metric: MetricRate, Cmp: ">=", Bound: 99.5}, String: "rate >= 99.5"},
 		{in: "get-user.p99 < 20ms", want: Threshold{Op: OpGetUser, Metric: MetricP99, Cmp: "<", Bound: 20, Latency: 20 * time.Millisecond}},
 		{in: "update-user.errors < 1%", want: Threshold{Op: OpUpdateUser, Metric: MetricErrors, Cmp: "<", Bound: 1}},
+		{in: "lost_writes == 0", want: Threshold{Metric: MetricLostWrites, Cmp: "==", Bound: 0}},
+		{in: "ryw_violations<=2", want: Threshold{Metric: MetricRYWViolations, Cmp: "<=", Bound: 2}, String: "ryw_violations <= 2"},
+		{in: "staleness_p99 < 1s", want: Threshold{Metric: MetricStalenessP99, Cmp: "<", Bound: 1000, Latency: time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -54,20 +57,23 @@ func TestParseThreshold(t *testing.T) {
 
 func TestParseThresholdErrors(t *testing.T) {
 	tests := map[string]string{
-		"no operator":         "want [OP.]METRIC < VALUE",
-		"p99 << 5ms":          "want [OP.]METRIC < VALUE",
-		"p99 < 5 ms":          "want [OP.]METRIC < VALUE",
-		"p99 <":               "want [OP.]METRIC < VALUE",
-		"< 5ms":               "want [OP.]METRIC < VALUE",
-		"p98 < 5ms":           `unknown metric "p98"`,
-		"p99 < 5":             "p99 needs a positive duration such as 50ms",
-		"p99 < -5ms":          "p99 needs a positive duration",
-		"errors < 0.1":        "errors needs a percentage",
-		"errors < 101%":       "errors needs a percentage",
-		"rate > fast":         "rate needs requests per second",
-		"rate > -1":           "rate needs requests per second",
-		"get-users.p99 < 5ms": `unknown operation "get-users"`,
-		".p99 < 5ms":          `empty operation`,
+		"no operator":               "want [OP.]METRIC < VALUE",
+		"p99 << 5ms":                "want [OP.]METRIC < VALUE",
+		"p99 < 5 ms":                "want [OP.]METRIC < VALUE",
+		"p99 <":                     "want [OP.]METRIC < VALUE",
+		"< 5ms":                     "want [OP.]METRIC < VALUE",
+		"p98 < 5ms":                 `unknown metric "p98"`,
+		"p99 < 5":                   "p99 needs a positive duration such as 50ms",
+		"p99 < -5ms":                "p99 needs a positive duration",
+		"errors < 0.1":              "errors needs a percentage",
+		"errors < 101%":             "errors needs a percentage",
+		"rate > fast":               "rate needs requests per second",
+		"rate > -1":                 "rate needs requests per second",
+		"get-users.p99 < 5ms":       `unknown operation "get-users"`,
+		".p99 < 5ms":                `empty operation`,
+		"get-user.lost_writes == 0": "judged on the whole run",
+		"lost_writes == -1":         "lost_writes needs a count",
+		"lost_writes == 0.5":        "lost_writes needs a count",
 	}
 	for in, want := range tests {
 		t.Run(in, func(t *testing.T) {
@@ -136,4 +142,29 @@ func TestEvaluate(t *testing.T) {
 			t.Errorf("Evaluate(p99 < 50ms, rate > 2000) = %v, %v; want the second to fail", outs, ok)
 		}
 	})
+}
+
+// Consistency thresholds judge the run's consistency check, and have no
+// data (so fail) in a run that did not check.
+func TestEvaluateConsistency(t *testing.T) {
+	lost, _ := ParseThreshold("lost_writes == 0")
+	stale, _ := ParseThreshold("staleness_p99 < 1s")
+	if out := lost.Evaluate(Observed{}); !out.NoData || out.Pass {
+		t.Errorf("lost_writes == 0 without a check = %+v, want no data and a failure", out)
+	}
+	clean := Observed{Consistency: &Consistency{StalenessP99: 300 * time.Millisecond}}
+	for _, th := range []Threshold{lost, stale} {
+		if out := th.Evaluate(clean); !out.Pass {
+			t.Errorf("%s on a clean check = %s, want PASS", th, out)
+		}
+	}
+	bad := Observed{Consistency: &Consistency{LostWrites: 2, StalenessP99: 1500 * time.Millisecond}}
+	for _, th := range []Threshold{lost, stale} {
+		if out := th.Evaluate(bad); out.Pass {
+			t.Errorf("%s on %+v = %s, want FAIL", th, *bad.Consistency, out)
+		}
+	}
+	if out := lost.Evaluate(bad); out.Observed() != "2" {
+		t.Errorf("Observed() = %q, want \"2\"", out.Observed())
+	}
 }

@@ -8,14 +8,15 @@ import (
 // Error codes. One table in the HTTP layer maps them to statuses; stores and
 // caches only ever speak these.
 const (
-	ECONFLICT     = "conflict"     // unique email or username taken
-	EINTERNAL     = "internal"     // a bug or a failed dependency
-	EINVALID      = "invalid"      // input fails validation (422)
-	EBADREQUEST   = "bad_request"  // input is not well-formed (400)
-	ENOTFOUND     = "not_found"    // no such user or record
-	EUNAUTHORIZED = "unauthorized" // missing or bad credentials
-	EFORBIDDEN    = "forbidden"    // authenticated but not allowed
-	EUNAVAILABLE  = "unavailable"  // a dependency is down or draining
+	ECONFLICT     = "conflict"            // unique email or username taken
+	EINTERNAL     = "internal"            // a bug or a failed dependency
+	EINVALID      = "invalid"             // input fails validation (422)
+	EBADREQUEST   = "bad_request"         // input is not well-formed (400)
+	ENOTFOUND     = "not_found"           // no such user or record
+	EUNAUTHORIZED = "unauthorized"        // missing or bad credentials
+	EFORBIDDEN    = "forbidden"           // authenticated but not allowed
+	EUNAVAILABLE  = "unavailable"         // a dependency is down or draining
+	EPRECONDITION = "precondition_failed" // If-Match names a version that is no longer current (412)
 )
 
 // FieldError names one field that failed validation.

@@ -38,6 +38,10 @@ type UserUpdate struct {
 	PasswordHash *string
 	Name         *string
 	Avatar       *string
+	// IfVersion, when set, applies the update only if the user's Version
+	// is this one: EPRECONDITION otherwise (a compare-and-set for
+	// If-Match).
+	IfVersion *int64
 }
 
 // Record is one piece of application data a user owns.

@@ -53,6 +53,8 @@ func problemType(status int) string {
 		return "urn:scalelab:problem:unsupported-media-type"
 	case http.StatusUnprocessableEntity:
 		return "urn:scalelab:problem:validation"
+	case http.StatusPreconditionFailed:
+		return "urn:scalelab:problem:precondition-failed"
 	case http.StatusTooManyRequests:
 		return "urn:scalelab:problem:rate-limited"
 	case http.StatusServiceUnavailable:
@@ -101,6 +103,8 @@ func errorStatus(code string) int {
 		return http.StatusServiceUnavailable
 	case server.EQUOTA:
 		return http.StatusConflict
+	case server.EPRECONDITION:
+		return http.StatusPreconditionFailed
 	}
 	return http.StatusInternalServerError
 }

@@ -31,17 +31,22 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 	switch cfg.API {
 	case APIUsers:
 		// Unversioned API (phases 1–2, no auth).
-		apiRoute(http.MethodPost, "/api/users", a.handleCreateUser())
+		apiRoute(http.MethodPost, "/api/users", a.idempotent(a.handleCreateUser()))
 		apiRoute(http.MethodGet, "/api/users/:id", a.handleGetUser())
 		apiRoute(http.MethodHead, "/api/users/:id", a.handleGetUser())
-		apiRoute(http.MethodPut, "/api/users/:id", a.handleUpdateUser())
-		apiRoute(http.MethodDelete, "/api/users/:id", a.handleDeleteUser())
+		apiRoute(http.MethodPut, "/api/users/:id", a.idempotent(a.handleUpdateUser()))
+		apiRoute(http.MethodDelete, "/api/users/:id", a.idempotent(a.handleDeleteUser()))
 	default:
 		// Versioned API (phases 3–4): auth, rate limits, CDN-friendly
 		// caching. Every GET also answers HEAD (RFC 9110 §9.1; net/http
 		// drops the body).
 		v1 := func(method, path string, h httprouter.Handle) {
-			h = a.comp.compress(path, a.writeHints(h))
+			h = a.writeHints(h)
+			if method != http.MethodGet && path != "/api/v1/auth/token" {
+				// Writes: safe retries with Idempotency-Key (idempotency.go).
+				h = a.idempotent(h)
+			}
+			h = a.comp.compress(path, h)
 			apiRoute(method, path, a.limit(h))
 			if method == http.MethodGet {
 				apiRoute(http.MethodHead, path, a.limit(h))
@@ -70,5 +75,5 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 	if cfg.API == APIUsers {
 		return r
 	}
-	return withBatchRoute(r, m.instrument(http.MethodPost, batchRoute, a.admit(a.limit(a.writeHints(a.handleCreateRecords())))))
+	return withBatchRoute(r, m.instrument(http.MethodPost, batchRoute, a.admit(a.limit(a.idempotent(a.writeHints(a.handleCreateRecords()))))))
 }

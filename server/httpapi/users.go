@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -104,11 +105,13 @@ func (a *api) createUser(ctx context.Context, body userRequest) (*server.User, e
 }
 
 // updateUser validates and applies a change, then invalidates the caches.
-func (a *api) updateUser(ctx context.Context, id string, c server.UserChange) (*server.User, error) {
+// With ifVersion, only if the user is still at that version
+// (EPRECONDITION otherwise).
+func (a *api) updateUser(ctx context.Context, id string, c server.UserChange, ifVersion *int64) (*server.User, error) {
 	if fields := c.Validate(); len(fields) > 0 {
 		return nil, invalid(fields)
 	}
-	upd := server.UserUpdate{Email: c.Email, Username: c.Username, Name: c.Name, Avatar: c.Avatar}
+	upd := server.UserUpdate{Email: c.Email, Username: c.Username, Name: c.Name, Avatar: c.Avatar, IfVersion: ifVersion}
 	if c.Password != nil {
 		hash, err := a.hasher.Hash(ctx, *c.Password)
 		if err != nil {
@@ -121,13 +124,26 @@ func (a *api) updateUser(ctx context.Context, id string, c server.UserChange) (*
 	if u != nil {
 		version = u.Version
 	}
-	a.invalidate(ctx, id, version) // also on error: the write may have committed
+	if !notApplied(err) {
+		a.invalidate(ctx, id, version) // also on other errors: the write may have committed
+	}
 	return u, err
 }
 
+// notApplied reports whether err, a write's error, says the write was not
+// applied and never will be: the store answers EUNAVAILABLE for a write it
+// never sent (the primary taken for down) or whose deadline passed
+// without a commit (server/postgres's write deadlines). Such a write needs
+// no invalidation, and one without a version would send every read of the
+// user to the primary, which is what is unavailable: anonymous reads of
+// every user whose write failed during a primary pause failed with it.
+func notApplied(err error) bool { return server.ErrorCode(err) == server.EUNAVAILABLE }
+
 func (a *api) deleteUser(ctx context.Context, id string) error {
 	err := a.store.DeleteUser(ctx, id)
-	a.invalidate(ctx, id, 0)
+	if !notApplied(err) {
+		a.invalidate(ctx, id, 0)
+	}
 	return err
 }
 
@@ -316,12 +332,17 @@ func (a *api) handleUpdateUser() httprouter.Handle {
 			herr.write(w)
 			return
 		}
-		u, err := a.updateUser(r.Context(), id, body.change())
+		ifVersion, err := a.ifMatch(r, id)
 		if err != nil {
 			writeError(w, r, a.log, err)
 			return
 		}
-		writeJSON(w, r, a.log, http.StatusOK, fullView(u))
+		u, err := a.updateUser(r.Context(), id, body.change(), ifVersion)
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		writeUserWithTag(w, r, a.log, u)
 	}
 }
 
@@ -339,6 +360,57 @@ func (a *api) handleDeleteUser() httprouter.Handle {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// ifMatch returns the version of user id that the request's If-Match
+// names, for a compare-and-set update (nil without If-Match), or
+// EPRECONDITION when it names none that is current. A client that read the
+// user (ETag) and writes with If-Match never overwrites a change it has not
+// seen: a late or retried write of an old view fails with 412 instead.
+func (a *api) ifMatch(r *http.Request, id string) (*int64, error) {
+	header := r.Header.Get("If-Match")
+	if header == "" {
+		return nil, nil
+	}
+	// From the primary: the version compared must be the current one.
+	u, err := a.store.User(server.WithPrimary(r.Context()), id)
+	if err != nil {
+		return nil, err
+	}
+	full, err := marshalJSON(fullView(u))
+	if err != nil {
+		return nil, fmt.Errorf("encode user %s: %w", id, err)
+	}
+	if !strongETagMatch(header, etag(full)) {
+		return nil, server.Errorf(server.EPRECONDITION, "If-Match names no current version of the user; read it again")
+	}
+	return &u.Version, nil
+}
+
+// strongETagMatch reports whether an If-Match header matches tag (strong
+// comparison, RFC 9110 §13.1.1: a weak tag never matches).
+func strongETagMatch(header, tag string) bool {
+	if strings.TrimSpace(header) == "*" {
+		return true
+	}
+	for _, t := range strings.Split(header, ",") {
+		if strings.TrimSpace(t) == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// writeUserWithTag answers a write with the user's own view and its ETag,
+// for the client's next If-Match.
+func writeUserWithTag(w http.ResponseWriter, r *http.Request, log *slog.Logger, u *server.User) {
+	body, err := marshalJSON(fullView(u))
+	if err != nil {
+		writeError(w, r, log, fmt.Errorf("encode user %s: %w", u.ID, err))
+		return
+	}
+	w.Header().Set("ETag", etag(body))
+	writeBody(w, http.StatusOK, body)
 }
 
 // etagMatch reports whether an If-None-Match header matches tag (weak

@@ -410,16 +410,21 @@ func (a *api) handleV1UpdateUser() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
+		ifVersion, err := a.ifMatch(r, id)
+		if err != nil {
+			a.writeV1Error(w, r, err)
+			return
+		}
 		var u *server.User
 		err = a.ownerWrite(r.Context(), id, func(ctx context.Context) (err error) {
-			u, err = a.updateUser(ctx, id, body.change())
+			u, err = a.updateUser(ctx, id, body.change(), ifVersion)
 			return err
 		})
 		if err != nil {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		writeJSON(w, r, a.log, http.StatusOK, fullView(u))
+		writeUserWithTag(w, r, a.log, u)
 	}
 }
 

@@ -18,8 +18,21 @@ const defaultHedgeAfter = 100 * time.Millisecond
 // answered within HedgeAfter (paused, partitioned, or stuck behind a lock),
 // the same read is sent to another usable replica that has reached the
 // read's position, or else to the primary, and the first answer wins; the
-// other attempt is cancelled. A replica that fails outright is handled as
-// read does (the read runs again on the primary).
+// other attempts are cancelled.
+//
+// Not every result is an answer:
+//
+//   - a failure (the replica broke, or the primary is taken for down) lets
+//     the attempts still in flight answer, and when none is, the read goes
+//     to the next source: another usable replica, then the primary;
+//   - "not found" (ENOTFOUND) from a replica that is not known to be
+//     current (see current) may only mean that it has not replayed the
+//     row's insert yet: the primary was paused before it shipped the WAL,
+//     say, while the router's lag, frozen while the primary is out, still
+//     calls the replica usable. It wins no race: the read waits for the
+//     other attempt, or asks a current source, and if no current source
+//     answers (the primary is down) the read fails with the primary's
+//     error instead of answering "not found" for a row that may exist.
 //
 // Unlike read's, fn returns its result instead of setting variables it
 // closes over: two attempts may run at once, and each must write only its
@@ -52,88 +65,170 @@ func readHedged[T any](ctx context.Context, db *DB, op string, fn func(ctx conte
 		return v, err
 	}
 
-	type result struct {
-		v       T
-		err     error
-		served  bool // an answer (a domain error is one), not a failure
-		replica *replica
-	}
-	results := make(chan result, 2) // buffered: the loser never blocks
-	attempt := func(actx context.Context, on *replica) {
-		var q querier = db.primary
-		if on != nil {
-			q = on.pool
-		}
-		v, err := fn(actx, q)
-		served := err == nil || server.ErrorCode(err) != server.EINTERNAL || ctx.Err() != nil
-		if !served && on != nil && actx.Err() == nil {
-			on.failed(err)
-		}
-		results <- result{v: v, err: err, served: served, replica: on}
-	}
-	firstCtx, cancelFirst := context.WithCancel(ctx)
-	defer cancelFirst()
-	go attempt(firstCtx, r)
+	h := &hedge[T]{db: db, ctx: ctx, fn: fn, tried: map[*replica]bool{}, results: make(chan attemptResult[T], len(db.replicas)+1)}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel() // the losers
+	h.actx = actx
+	h.launch(r)
 
 	timer := time.NewTimer(db.hedgeAfter)
 	defer timer.Stop()
-	hedgeCtx, cancelHedge := context.WithCancel(ctx)
-	defer cancelHedge()
-	running := 1
-	var last result
-	hedged := false
-	for running > 0 {
+	slowHedged := false
+	var unsure, failed *attemptResult[T]
+	for {
 		select {
-		case res := <-results:
-			running--
-			if res.served {
+		case res := <-h.results:
+			h.running--
+			switch res.kind {
+			case answered:
 				db.count(op, start, res.replica)
 				return res.v, res.err
+			case notFoundBehind:
+				unsure = &res
+			default:
+				failed = &res
 			}
-			last = res
-			if !hedged {
-				// The replica failed before the budget ran out: on the
-				// primary now, as read does.
-				hedged = true
-				timer.Stop()
+			if h.running > 0 {
+				continue // another attempt may still answer
+			}
+			// Nothing in flight: the next source, a current one if what
+			// is missing is an answer to "not found".
+			next, ok := h.next(unsure != nil)
+			if !ok {
+				return h.giveUp(unsure, failed)
+			}
+			if unsure != nil && res.kind == notFoundBehind {
+				db.fallbacks[fallbackNotFound].Inc()
+			} else {
 				db.fallbacks[fallbackError].Inc()
-				running++
-				go attempt(hedgeCtx, nil)
 			}
+			h.launch(next)
 		case <-timer.C:
-			if hedged {
+			if slowHedged || h.running == 0 {
 				continue
 			}
-			hedged = true
-			other := db.hedgeTarget(ctx, r)
-			db.fallbacks[fallbackSlow].Inc()
-			running++
-			go attempt(hedgeCtx, other)
+			slowHedged = true
+			if next, ok := h.next(false); ok {
+				db.fallbacks[fallbackSlow].Inc()
+				h.launch(next)
+			}
 		case <-ctx.Done():
 			var zero T
 			return zero, ctx.Err()
 		}
 	}
-	return last.v, last.err
 }
 
-// hedgeTarget picks where a read that replica r is slow to answer goes
-// too: another usable replica that has replayed the read's position, else
-// the primary (nil).
-func (db *DB) hedgeTarget(ctx context.Context, r *replica) *replica {
-	if server.UsePrimary(ctx) {
-		return nil
+// outcome classifies one attempt's result.
+type outcome int
+
+const (
+	answered       outcome = iota // a row, a domain error, or the caller gave up: the read's result
+	notFoundBehind                // ENOTFOUND from a replica not known to be current
+	attemptFailed                 // the source failed; another may answer
+)
+
+type attemptResult[T any] struct {
+	v       T
+	err     error
+	kind    outcome
+	replica *replica // nil: the primary
+}
+
+// hedge is one hedged read's attempts.
+type hedge[T any] struct {
+	db      *DB
+	ctx     context.Context // the caller's
+	actx    context.Context // the attempts', cancelled when the read returns
+	fn      func(ctx context.Context, q querier) (T, error)
+	results chan attemptResult[T] // buffered for every source: a loser never blocks
+	running int
+	tried   map[*replica]bool
+	primary bool // the primary was tried
+}
+
+// launch starts an attempt on replica on (nil: the primary).
+func (h *hedge[T]) launch(on *replica) {
+	if on == nil {
+		h.primary = true
+	} else {
+		h.tried[on] = true
 	}
-	pos := server.MinPosition(ctx)
-	for _, c := range db.replicas {
-		if c == r {
-			continue
+	h.running++
+	// Whether the replica is known to be current is decided before the
+	// read: its snapshot is at least as new as the position sampled now.
+	current := on == nil || h.db.current(on.state.Load())
+	go func() {
+		var q querier = h.db.primary
+		if on != nil {
+			q = on.pool
 		}
-		if st := c.state.Load(); db.usable(st) && st.replay >= pos {
-			return c
+		v, err := h.fn(h.actx, q)
+		res := attemptResult[T]{v: v, err: err, replica: on, kind: classify(h.ctx, err, on, current)}
+		if res.kind == attemptFailed && on != nil && h.actx.Err() == nil {
+			on.failed(err)
+		}
+		h.results <- res
+	}()
+}
+
+// classify says whether err, from an attempt on replica on (nil: the
+// primary), is the read's answer.
+func classify(ctx context.Context, err error, on *replica, current bool) outcome {
+	switch code := server.ErrorCode(err); {
+	case err == nil, ctx.Err() != nil:
+		return answered
+	case code == server.ENOTFOUND && !current:
+		return notFoundBehind
+	case code == server.EINTERNAL:
+		return attemptFailed
+	case code == server.EUNAVAILABLE && on == nil:
+		// The primary is taken for down: a replica may still answer.
+		return attemptFailed
+	}
+	return answered
+}
+
+// next picks the next source of a read after the sources tried so far: a
+// usable replica that has replayed the read's position (and, with
+// needCurrent, everything the primary is known to have written), else the
+// primary; ok is false when none is left.
+func (h *hedge[T]) next(needCurrent bool) (r *replica, ok bool) {
+	db := h.db
+	if !server.UsePrimary(h.ctx) {
+		pos := server.MinPosition(h.ctx)
+		for _, c := range db.replicas {
+			if h.tried[c] {
+				continue
+			}
+			st := c.state.Load()
+			if db.usable(st) && st.replay >= pos && (!needCurrent || db.current(st)) {
+				return c, true
+			}
 		}
 	}
-	return nil
+	if !h.primary {
+		return nil, true
+	}
+	return nil, false
+}
+
+// giveUp is the result of a read that no source answered: the last
+// failure (the primary down, say) rather than a "not found" that no
+// current source confirmed.
+func (h *hedge[T]) giveUp(unsure, failed *attemptResult[T]) (T, error) {
+	if failed != nil {
+		return failed.v, failed.err
+	}
+	return unsure.v, unsure.err
+}
+
+// current reports whether a replica in state st has replayed everything
+// the primary is known to have written (its last probed position, and the
+// positions of this instance's writes): its "not found" is then as good as
+// the primary's.
+func (db *DB) current(st *replicaState) bool {
+	return st.healthy && st.replay >= db.primary.known()
 }
 
 // count records a read served by r (nil: the primary).

@@ -464,6 +464,8 @@ func (db *DB) recordPosition(ctx context.Context) {
 	if err = errors.Join(err, perr); err != nil {
 		db.log.Warn("write committed but its WAL position is unknown: the caller's next reads go to the primary", "err", err)
 		p = server.PositionUnknown
+	} else {
+		db.primary.seen(p)
 	}
 	server.RecordPosition(ctx, p)
 }

@@ -97,7 +97,7 @@ func (db *DB) CreateRecords(ctx context.Context, userID string, rs []*server.Rec
 // deadlock. fn gets the usage before and returns it after; recordTx stores
 // it before committing. An unknown user is ENOTFOUND.
 func (db *DB) recordTx(ctx context.Context, userID string, fn func(tx pgx.Tx, u server.Usage) (server.Usage, error)) error {
-	return pgx.BeginFunc(ctx, db.primary, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, db.primary.writes(), func(tx pgx.Tx) error {
 		var before server.Usage
 		err := tx.QueryRow(ctx, `SELECT records_count, records_bytes FROM users WHERE id = $1::uuid FOR UPDATE`, userID).
 			Scan(&before.Records, &before.Bytes)
@@ -141,11 +141,9 @@ func (db *DB) Record(ctx context.Context, userID, id string) (*server.Record, er
 	if !server.ValidID(userID) || !server.ValidID(id) {
 		return nil, errRecordNotFound()
 	}
-	var r *server.Record
-	err := db.read(ctx, "record", func(q querier) (err error) {
-		r, err = scanRecord(q.QueryRow(ctx,
+	r, err := readHedged(ctx, db, "record", func(ctx context.Context, q querier) (*server.Record, error) {
+		return scanRecord(q.QueryRow(ctx,
 			`SELECT `+recordCols+` FROM records WHERE id = $1::uuid AND user_id = $2::uuid`, id, userID))
-		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load record %s: %w", id, err)
@@ -176,10 +174,8 @@ func (db *DB) Records(ctx context.Context, userID string, limit int, cursor stri
 	// records), and the next page must see at least as much.
 	ctx = server.WithMinPosition(ctx, after.pos)
 	withPos := len(db.replicas) > 0
-	var page *server.RecordPage
-	err = db.read(ctx, "records", func(q querier) (err error) {
-		page, err = records(ctx, q, userID, limit, after.id, withPos)
-		return err
+	page, err := readHedged(ctx, db, "records", func(ctx context.Context, q querier) (*server.RecordPage, error) {
+		return records(ctx, q, userID, limit, after.id, withPos)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list records of user %s: %w", userID, err)

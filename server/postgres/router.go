@@ -42,9 +42,10 @@ const (
 	fallbackPosition  = "position"      // none has replayed the read's server.MinPosition yet
 	fallbackError     = "replica_error" // the replica failed the read; it ran again on the primary
 	fallbackSlow      = "slow"          // the replica did not answer within HedgeAfter; the read was sent elsewhere too
+	fallbackNotFound  = "not_found"     // a replica not known to be current answered "not found"; a current source was asked
 )
 
-var fallbackReasons = []string{fallbackForced, fallbackUnhealthy, fallbackLag, fallbackPosition, fallbackError, fallbackSlow}
+var fallbackReasons = []string{fallbackForced, fallbackUnhealthy, fallbackLag, fallbackPosition, fallbackError, fallbackSlow, fallbackNotFound}
 
 // replica is one read replica: its pool, the router's latest view of it and
 // its metrics.
@@ -135,16 +136,20 @@ func (db *DB) read(ctx context.Context, op string, fn func(q querier) error) err
 			if recheck {
 				served, err = db.readChecked(ctx, r, fn)
 			} else {
-				served, err = db.readOn(ctx, r, r.pool, fn)
+				served, err = db.readOn(ctx, r, r.pool, db.current(r.state.Load()), fn)
 			}
 			if served {
 				r.queries.Inc()
 				db.replicaMetrics.Since(op, start)
 				return err
 			}
-			reason = fallbackPosition
-			if err != nil {
+			switch {
+			case server.ErrorCode(err) == server.ENOTFOUND:
+				reason = fallbackNotFound
+			case err != nil:
 				reason = fallbackError
+			default:
+				reason = fallbackPosition
 			}
 		}
 		db.fallbacks[reason].Inc()
@@ -194,14 +199,20 @@ func (db *DB) route(ctx context.Context) (r *replica, recheck bool, reason strin
 
 // readOn runs fn on a replica's pool or connection. served is false when
 // the read must run again on the primary (err then says why, for logs).
-func (db *DB) readOn(ctx context.Context, r *replica, q querier, fn func(q querier) error) (served bool, err error) {
+// current says whether the replica had replayed everything the primary is
+// known to have written when the read began (see DB.current): only then
+// is its "not found" an answer, and not a row it has yet to replay.
+func (db *DB) readOn(ctx context.Context, r *replica, q querier, current bool, fn func(q querier) error) (served bool, err error) {
 	err = fn(q)
-	if err == nil || server.ErrorCode(err) != server.EINTERNAL || ctx.Err() != nil {
-		// An answer (a domain error such as ENOTFOUND is one), or the
-		// caller gave up: the primary would not do better.
+	code := server.ErrorCode(err)
+	if ctx.Err() != nil || err == nil || code == server.ENOTFOUND && current || code != server.EINTERNAL && code != server.ENOTFOUND {
+		// An answer (a domain error is one), or the caller gave up: the
+		// primary would not do better.
 		return true, err
 	}
-	r.failed(err)
+	if code == server.EINTERNAL {
+		r.failed(err)
+	}
 	return false, err
 }
 
@@ -248,7 +259,7 @@ func (db *DB) readChecked(ctx context.Context, r *replica, fn func(q querier) er
 		return false, nil
 	}
 	r.checks["caught_up"].Inc()
-	return db.readOn(ctx, r, conn, fn)
+	return db.readOn(ctx, r, conn, replay >= db.primary.known(), fn)
 }
 
 // sawReplay raises the replica's known replay position to p, learned by a
@@ -397,6 +408,7 @@ func (rt *router) round(ctx context.Context, primary *probeConn, probes []*probe
 	}
 	if err == nil {
 		rt.history.add(lsn, time.Now())
+		rt.primaryHealth.seen(lsn)
 		if primary.failing {
 			rt.log.Info("router reaches the primary again")
 		}

@@ -22,7 +22,7 @@ func (db *DB) CreateUser(ctx context.Context, u *server.User) error {
 	if err := server.PrepareNewUser(u); err != nil {
 		return err
 	}
-	_, err := db.primary.Exec(ctx, `INSERT INTO users (`+userCols+`, email_key, username_key)
+	_, err := db.primary.writeExec(ctx, `INSERT INTO users (`+userCols+`, email_key, username_key)
 		VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::timestamptz, $8::timestamptz, $9, $10, $11)`,
 		u.ID, u.Email, u.Username, u.PasswordHash, u.Profile.Name, u.Profile.Avatar, u.CreatedAt, u.UpdatedAt, u.Version,
 		server.FoldKey(u.Email), server.FoldKey(u.Username))
@@ -69,14 +69,27 @@ func (db *DB) UpdateUser(ctx context.Context, id string, upd server.UserUpdate) 
 	if !server.ValidID(id) {
 		return nil, errUserNotFound()
 	}
-	u, err := scanUser(db.primary.QueryRow(ctx, `UPDATE users SET
+	var u *server.User
+	err := db.primary.writeRow(ctx, func(row pgx.Row) (err error) {
+		u, err = scanUser(row)
+		return err
+	}, `UPDATE users SET
 			email = coalesce($1, email), email_key = coalesce($2, email_key),
 			username = coalesce($3, username), username_key = coalesce($4, username_key),
 			password_hash = coalesce($5, password_hash), name = coalesce($6, name), avatar = coalesce($7, avatar),
 			updated_at = greatest($8::timestamptz, updated_at + interval '1 microsecond'), version = version + 1
-			WHERE id = $9::uuid RETURNING `+userCols,
+			WHERE id = $9::uuid AND ($10::bigint IS NULL OR version = $10) RETURNING `+userCols,
 		upd.Email, fold(upd.Email), upd.Username, fold(upd.Username), upd.PasswordHash, upd.Name, upd.Avatar,
-		server.Now(), id))
+		server.Now(), id, upd.IfVersion)
+	if server.ErrorCode(err) == server.ENOTFOUND && upd.IfVersion != nil {
+		var exists bool
+		if qerr := db.primary.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1::uuid)`, id).Scan(&exists); qerr != nil {
+			return nil, fmt.Errorf("update user %s: %w", id, qerr)
+		}
+		if exists {
+			err = server.Errorf(server.EPRECONDITION, "the user changed since the version If-Match names")
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("update user %s: %w", id, err)
 	}
@@ -90,7 +103,7 @@ func (db *DB) DeleteUser(ctx context.Context, id string) error {
 	if !server.ValidID(id) {
 		return errUserNotFound()
 	}
-	tag, err := db.primary.Exec(ctx, `DELETE FROM users WHERE id = $1::uuid`, id)
+	tag, err := db.primary.writeExec(ctx, `DELETE FROM users WHERE id = $1::uuid`, id)
 	if err != nil {
 		return fmt.Errorf("delete user %s: %w", id, err)
 	}

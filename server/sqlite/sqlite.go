@@ -240,7 +240,7 @@ func (s *stmts) prepare(ctx context.Context, writer, reader *sql.DB) error {
 			username = coalesce(?3, username), username_key = coalesce(?4, username_key),
 			password_hash = coalesce(?5, password_hash), name = coalesce(?6, name), avatar = coalesce(?7, avatar),
 			updated_at = max(?8, updated_at + 1), version = version + 1
-			WHERE id = ?9 RETURNING ` + userCols},
+			WHERE id = ?9 AND (?10 IS NULL OR version = ?10) RETURNING ` + userCols},
 		{writer, &s.deleteUser, `DELETE FROM users WHERE id = ?`},
 		{writer, &s.createRecord, `INSERT INTO records (` + recordCols + `) VALUES (?, ?, ?, ?, ?)`},
 		{writer, &s.updateRecord, `UPDATE records SET data = ?1, updated_at = max(?2, updated_at + 1)

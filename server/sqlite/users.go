@@ -60,7 +60,16 @@ func (db *DB) UpdateUser(ctx context.Context, id string, upd server.UserUpdate) 
 	}
 	u, err := scanUser(db.stmts.updateUser.QueryRowContext(ctx,
 		nullable(upd.Email), foldNullable(upd.Email), nullable(upd.Username), foldNullable(upd.Username),
-		nullable(upd.PasswordHash), nullable(upd.Name), nullable(upd.Avatar), micros(server.Now()), id))
+		nullable(upd.PasswordHash), nullable(upd.Name), nullable(upd.Avatar), micros(server.Now()), id, upd.IfVersion))
+	if server.ErrorCode(err) == server.ENOTFOUND && upd.IfVersion != nil {
+		var exists bool
+		if qerr := db.writer.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)`, id).Scan(&exists); qerr != nil {
+			return nil, fmt.Errorf("update user %s: %w", id, qerr)
+		}
+		if exists {
+			err = server.Errorf(server.EPRECONDITION, "the user changed since the version If-Match names")
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("update user %s: %w", id, err)
 	}

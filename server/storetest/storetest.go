@@ -71,6 +71,8 @@ func Run(t *testing.T, open func(t *testing.T) server.Store) {
 		{"DeleteUserCascadesToRecords", testDeleteUserCascades},
 		{"Seed", testSeed},
 		{"Ping", testPing},
+		{"UpdateUserIfVersion", testUpdateUserIfVersion},
+		{"IdempotencyKeys", testIdempotencyKeys},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
