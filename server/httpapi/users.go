@@ -194,11 +194,14 @@ func userLookupErr(id string, err error) error {
 // no older than that write (see ryw.go). When the primary must answer
 // (Redis trouble, or a write of unknown position) it skips L2 too: L2 may
 // hold an entry whose invalidation still waits for Redis, and a load
-// coalesced with other readers' could come from a replica.
-func (a *api) ownUserEntry(ctx context.Context, id string) (*UserEntry, error) {
+// coalesced with other readers' could come from a replica. It also returns
+// the context for the user's other reads of their own data (the owner
+// view's usage counters), which must be as fresh.
+func (a *api) ownUserEntry(ctx context.Context, id string) (*UserEntry, context.Context, error) {
 	rctx, fresh := a.ownReadContext(ctx, id)
 	if !fresh {
-		return a.userEntry(ctx, id)
+		e, err := a.userEntry(ctx, id)
+		return e, ctx, err
 	}
 	var e *UserEntry
 	var err error
@@ -207,7 +210,7 @@ func (a *api) ownUserEntry(ctx context.Context, id string) (*UserEntry, error) {
 	} else {
 		e, err = a.loadUserTiers(rctx, id)
 	}
-	return e, userLookupErr(id, err)
+	return e, rctx, userLookupErr(id, err)
 }
 
 // loadUserTiers is L1's loader: L2, then the database. Concurrent misses

@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"time"
 
 	"scalelab/server"
@@ -36,6 +39,68 @@ func fullView(u *server.User) userView {
 		CreatedAt: u.CreatedAt.UTC(),
 		UpdatedAt: u.UpdatedAt.UTC(),
 	}
+}
+
+// ownerView is the user's own view on /api/v1 (the answer to their GET,
+// PUT and sign-up): the full view and the usage counters that back the
+// quota (records stored and bytes of their data), as of the read. No public
+// view and nothing a shared cache keeps has them. The GET builds it from a
+// cached entry's bytes with withUsage (its test checks the two agree).
+type ownerView struct {
+	userView
+	RecordsCount int64 `json:"records_count"`
+	RecordsBytes int64 `json:"records_bytes"`
+}
+
+// ownerView returns what a write of user u answers: the owner's view, its
+// counters read from the primary after the write (zero for a new user).
+// Should that read fail, the write has still happened: the answer is then
+// the full view without them, rather than an error for a committed write.
+func (a *api) ownerView(ctx context.Context, u *server.User, created bool) any {
+	if _, ok := a.store.(usageReader); !ok {
+		return fullView(u)
+	}
+	var usage server.Usage
+	if !created {
+		var err error
+		if usage, _, err = a.usage(server.WithPrimary(ctx), u.ID); err != nil {
+			a.log.Warn("user written, but its usage counters could not be read: answering without them", "user", u.ID, "err", err)
+			return fullView(u)
+		}
+	}
+	return ownerView{userView: fullView(u), RecordsCount: usage.Records, RecordsBytes: usage.Bytes}
+}
+
+// usageReader is a store that keeps each user's usage counters (both
+// stores do, on the user's row).
+type usageReader interface {
+	Usage(ctx context.Context, userID string) (server.Usage, error)
+}
+
+// usage reads user id's counters for the owner's view; a store without
+// them (a test's) has none to show: ok is false.
+func (a *api) usage(ctx context.Context, id string) (u server.Usage, ok bool, err error) {
+	ur, ok := a.store.(usageReader)
+	if !ok {
+		return u, false, nil
+	}
+	u, err = ur.Usage(ctx, id)
+	return u, err == nil, err
+}
+
+// withUsage returns full, an encoded userView (a cached entry's Full),
+// encoded as the ownerView with usage: the counters change with every
+// record write, which leaves the user's cached entries alone, so they are
+// read apart on each of the owner's reads and added to the cached bytes.
+func withUsage(full []byte, usage server.Usage) []byte {
+	full = bytes.TrimRight(full, " \t\r\n")
+	b := make([]byte, 0, len(full)+64)
+	b = append(b, full[:len(full)-1]...) // up to the closing brace
+	b = append(b, `,"records_count":`...)
+	b = strconv.AppendInt(b, usage.Records, 10)
+	b = append(b, `,"records_bytes":`...)
+	b = strconv.AppendInt(b, usage.Bytes, 10)
+	return append(b, '}')
 }
 
 // UserEntry is what the L1 tier keeps for a user: the encoded response
