@@ -23,8 +23,8 @@ type resultInput struct {
 	measurements *topologies.Measurements // nil when sampling failed
 	// target is set for a run against a deployment the lab did not start
 	// (target.go); it has no measurements.
-	target *targetInput
-	consistency  *reports.Consistency     // nil when the run did not check
+	target      *targetInput
+	consistency *reports.Consistency // nil when the run did not check
 }
 
 // buildResult maps what the load generator and the topology measured into

@@ -249,10 +249,17 @@ func mustRecord(t testing.TB, s *v1Server, u *v1User, data string) string {
 
 func TestV1API(t *testing.T) {
 	t.Parallel()
+	setups := map[string]func(t *testing.T) []string{
+		// phase 4's layout (--partitions), against the same contract
+		"postgres-partitioned": func(t *testing.T) []string { return []string{"--db", postgresDSN(t), "--partitions", "16"} },
+	}
 	for name, dsn := range storeDSNs(t) {
+		setups[name] = func(t *testing.T) []string { return []string{"--db", dsn(t)} }
+	}
+	for name, args := range setups {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			s := startV1Server(t, "--db", dsn(t))
+			s := startV1Server(t, args(t)...)
 			t.Run("sign-up", func(t *testing.T) { testV1SignUp(t, s) })
 			t.Run("token", func(t *testing.T) { testV1Token(t, s) })
 			t.Run("bad tokens", func(t *testing.T) { testV1BadTokens(t, s) })
@@ -260,6 +267,7 @@ func TestV1API(t *testing.T) {
 			t.Run("user views", func(t *testing.T) { testV1UserViews(t, s) })
 			t.Run("user writes", func(t *testing.T) { testV1UserWrites(t, s) })
 			t.Run("records", func(t *testing.T) { testV1Records(t, s) })
+			t.Run("usage counters", func(t *testing.T) { testV1UsageCounters(t, s) })
 			t.Run("record bodies", func(t *testing.T) { testV1RecordBodies(t, s) })
 			t.Run("record access", func(t *testing.T) { testV1RecordAccess(t, s) })
 			t.Run("pagination", func(t *testing.T) { testV1Pagination(t, s) })
@@ -561,9 +569,9 @@ func testV1UserViews(t *testing.T, s *v1Server) {
 	// Own token: the full view, private.
 	own := do(t, "GET", url, nil, bearer(a.Token)...)
 	full := wantJSON(t, "GET self", own, http.StatusOK)
-	wantKeys(t, "GET self", full, "id", "email", "username", "profile", "created_at", "updated_at")
-	if full["email"] != a.Email || full["id"] != a.ID {
-		t.Errorf("GET self = %v, want the full view of %s", full, a.ID)
+	wantKeys(t, "GET self", full, "id", "email", "username", "profile", "created_at", "updated_at", "records_count", "records_bytes")
+	if full["email"] != a.Email || full["id"] != a.ID || full["records_count"] != 0.0 || full["records_bytes"] != 0.0 {
+		t.Errorf("GET self = %v, want the full view of %s with no records", full, a.ID)
 	}
 	wantCaching(t, "GET self", own, ccPrivate)
 	ownTag := own.Header.Get("ETag")

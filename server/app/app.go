@@ -76,6 +76,9 @@ type Config struct {
 	QuotaBytes      int64
 	// StatsRefresh is how often the stats views are refreshed (PostgreSQL).
 	StatsRefresh time.Duration
+	// Partitions is the PostgreSQL table layout: 0 plain tables, N users
+	// and records hash-partitioned N ways (see postgres.Options).
+	Partitions int
 	// API is the one API surface served: "v1" or "users".
 	API            string
 	InsecureListen bool
@@ -97,6 +100,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DB, "db", "sqlite:scalelab.db", "database: sqlite:PATH or postgres://URL")
 	fs.Var(&c.Replicas, "replica", "read replica postgres://URL (repeatable; phase 3)")
 	fs.Var(&c.Redis, "redis", "Redis ADDR[,ADDR...] for the L2 cache and shared rate limits (phase 3)")
+	fs.IntVar(&c.Partitions, "partitions", 0, "PostgreSQL layout: 0 = plain tables; N (2-1024) = users hash-partitioned by id and records by user_id into N partitions each. Chosen when the schema is created; a database with another layout is refused")
 	fs.DurationVar(&c.StatsRefresh, "stats-refresh", time.Minute, "refresh interval of the PostgreSQL views behind GET /api/v1/stats (one instance at a time); 0 = never")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", 5*time.Minute, "L1 in-process cache TTL; 0 turns L1 off")
 	fs.IntVar(&c.CacheMiB, "cache-size", 64, "L1 memory bound in MiB")
@@ -190,7 +194,8 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := OpenStore(ctx, StoreOptions{DSN: c.DB, MigrationDSN: c.MigrationDB, Replicas: c.Replicas, Registerer: reg, Logger: log, Quota: c.quota()})
+	store, err := OpenStore(ctx, StoreOptions{DSN: c.DB, MigrationDSN: c.MigrationDB, Replicas: c.Replicas, Registerer: reg, Logger: log, Quota: c.quota(),
+		Partitions: c.Partitions, RequireLayout: true})
 	if err != nil {
 		return nil, err
 	}

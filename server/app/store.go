@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -34,6 +35,11 @@ type StoreOptions struct {
 	Logger     *slog.Logger
 	// Quota bounds each user's stored records; the zero value none.
 	Quota server.Quota
+	// Partitions is the PostgreSQL table layout (postgres.Options); with
+	// RequireLayout a database of another layout is a configuration error,
+	// without it the store takes the database's layout (seed, worker).
+	Partitions    int
+	RequireLayout bool
 }
 
 // OpenStore opens the database o names.
@@ -51,13 +57,24 @@ func OpenStore(ctx context.Context, o StoreOptions) (SeedStore, error) {
 		if len(o.Replicas) > 0 {
 			return nil, configErrorf("--replica needs a PostgreSQL --db (postgres://URL); SQLite has no replicas")
 		}
+		if o.Partitions != 0 {
+			return nil, configErrorf("--partitions needs a PostgreSQL --db (postgres://URL)")
+		}
 		db, err := sqlite.Open(ctx, path, sqlite.Options{Registerer: o.Registerer, Logger: log, Quota: o.Quota})
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 		}
 		return db, nil
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		db, err := postgres.Open(ctx, dsn, postgres.Options{Registerer: o.Registerer, Logger: log, Replicas: o.Replicas, MigrationURL: o.MigrationDSN, Quota: o.Quota})
+		if p := o.Partitions; p < 0 || p == 1 || p > postgres.MaxPartitions {
+			return nil, configErrorf("--partitions %d: want 0 (plain tables) or 2 to %d", p, postgres.MaxPartitions)
+		}
+		db, err := postgres.Open(ctx, dsn, postgres.Options{Registerer: o.Registerer, Logger: log, Replicas: o.Replicas, MigrationURL: o.MigrationDSN, Quota: o.Quota,
+			Partitions: o.Partitions, RequireLayout: o.RequireLayout})
+		var layout *postgres.LayoutError
+		if errors.As(err, &layout) {
+			return nil, configErrorf("--partitions %d: %s: %v", o.Partitions, RedactDSN(dsn), layout)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open postgres database %s: %w", RedactDSN(dsn), err)
 		}

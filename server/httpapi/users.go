@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -211,11 +210,14 @@ func userLookupErr(id string, err error) error {
 // (Redis trouble, or a write of unknown position) it skips L2 too: L2 may
 // hold an entry whose invalidation still waits for Redis, and a load
 // coalesced with other readers' could come from a replica. h is the
-// request's header, for its write hints.
-func (a *api) ownUserEntry(ctx context.Context, h http.Header, id string) (*UserEntry, error) {
+// request's header, for its write hints. It also returns the context for
+// the user's other reads of their own data (the owner view's usage
+// counters), which must be as fresh.
+func (a *api) ownUserEntry(ctx context.Context, h http.Header, id string) (*UserEntry, context.Context, error) {
 	rctx, fresh := a.ownReadContext(ctx, h, id)
 	if !fresh {
-		return a.userEntry(ctx, id)
+		e, err := a.userEntry(ctx, id)
+		return e, ctx, err
 	}
 	var e *UserEntry
 	var err error
@@ -224,7 +226,7 @@ func (a *api) ownUserEntry(ctx context.Context, h http.Header, id string) (*User
 	} else {
 		e, err = a.loadUserTiers(rctx, id)
 	}
-	return e, userLookupErr(id, err)
+	return e, rctx, userLookupErr(id, err)
 }
 
 // loadUserTiers is L1's loader: L2, then the database. Concurrent misses
@@ -342,7 +344,7 @@ func (a *api) handleUpdateUser() httprouter.Handle {
 			writeError(w, r, a.log, err)
 			return
 		}
-		writeUserWithTag(w, r, a.log, u)
+		a.writeUserWithTag(w, r, u, false)
 	}
 }
 
@@ -381,10 +383,16 @@ func (a *api) ifMatch(r *http.Request, id string) (*int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode user %s: %w", id, err)
 	}
-	if !strongETagMatch(header, etag(full)) {
-		return nil, server.Errorf(server.EPRECONDITION, "If-Match names no current version of the user; read it again")
+	if strongETagMatch(header, etag(full)) {
+		return &u.Version, nil
 	}
-	return &u.Version, nil
+	// The owner's view in v1 carries the usage counters: its tag covers them.
+	if usage, ok, err := a.usage(server.WithPrimary(r.Context()), id); err != nil {
+		return nil, err
+	} else if ok && strongETagMatch(header, etag(withUsage(full, usage))) {
+		return &u.Version, nil
+	}
+	return nil, server.Errorf(server.EPRECONDITION, "If-Match names no current version of the user; read it again")
 }
 
 // strongETagMatch reports whether an If-Match header matches tag (strong
@@ -402,12 +410,24 @@ func strongETagMatch(header, tag string) bool {
 }
 
 // writeUserWithTag answers a write with the user's own view and its ETag,
-// for the client's next If-Match.
-func writeUserWithTag(w http.ResponseWriter, r *http.Request, log *slog.Logger, u *server.User) {
+// for the client's next If-Match. With counters (the v1 API), the view has
+// the owner's usage counters, read from the primary after the write; should
+// that read fail, the write has still happened: the answer then goes
+// without them.
+func (a *api) writeUserWithTag(w http.ResponseWriter, r *http.Request, u *server.User, counters bool) {
 	body, err := marshalJSON(fullView(u))
 	if err != nil {
-		writeError(w, r, log, fmt.Errorf("encode user %s: %w", u.ID, err))
+		writeError(w, r, a.log, fmt.Errorf("encode user %s: %w", u.ID, err))
 		return
+	}
+	if counters {
+		usage, ok, err := a.usage(server.WithPrimary(r.Context()), u.ID)
+		switch {
+		case err != nil:
+			a.log.Warn("user written, but its usage counters could not be read: answering without them", "user", u.ID, "err", err)
+		case ok:
+			body = withUsage(body, usage)
+		}
 	}
 	w.Header().Set("ETag", etag(body))
 	writeBody(w, http.StatusOK, body)

@@ -223,7 +223,7 @@ func (a *api) handleV1CreateUser() httprouter.Handle {
 		a.noteWrite(r.Context(), u.ID, rec.Position())
 		w.Header().Set("Location", "/api/v1/users/"+u.ID)
 		w.Header().Set("Cache-Control", cachePrivate)
-		writeJSON(w, r, a.log, http.StatusCreated, fullView(u))
+		writeJSON(w, r, a.log, http.StatusCreated, a.newOwnerView(u))
 	}
 }
 
@@ -351,8 +351,15 @@ func (a *api) handleV1GetUser() httprouter.Handle {
 			return
 		}
 		var e *UserEntry
-		if p != nil && p.UserID == id {
-			e, err = a.ownUserEntry(r.Context(), r.Header, id)
+		own := p != nil && p.UserID == id
+		var usage server.Usage
+		var withCounters bool
+		if own {
+			var rctx context.Context
+			e, rctx, err = a.ownUserEntry(r.Context(), r.Header, id)
+			if err == nil {
+				usage, withCounters, err = a.usage(rctx, id)
+			}
 			if server.ErrorCode(err) == server.ENOTFOUND {
 				// authenticate found the user through a cache the delete's
 				// invalidation had not reached yet; the caller's own read
@@ -368,7 +375,10 @@ func (a *api) handleV1GetUser() httprouter.Handle {
 		}
 		body, tag, cc := e.Public, e.PublicETag, cachePublic
 		switch {
-		case p != nil && p.UserID == id:
+		case own && withCounters:
+			body = withUsage(e.Full, usage)
+			tag, cc = etag(body), cachePrivate
+		case own:
 			body, tag, cc = e.Full, e.ETag, cachePrivate
 		case p != nil:
 			cc = cachePrivate
@@ -424,7 +434,7 @@ func (a *api) handleV1UpdateUser() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		writeUserWithTag(w, r, a.log, u)
+		a.writeUserWithTag(w, r, u, true)
 	}
 }
 

@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"time"
 
 	"scalelab/server"
@@ -36,6 +39,60 @@ func fullView(u *server.User) userView {
 		CreatedAt: u.CreatedAt.UTC(),
 		UpdatedAt: u.UpdatedAt.UTC(),
 	}
+}
+
+// ownerView is the user's own view on /api/v1 (the answer to their GET,
+// PUT and sign-up): the full view and the usage counters that back the
+// quota (records stored and bytes of their data), as of the read. No public
+// view and nothing a shared cache keeps has them. The GET builds it from a
+// cached entry's bytes with withUsage (its test checks the two agree).
+type ownerView struct {
+	userView
+	RecordsCount int64 `json:"records_count"`
+	RecordsBytes int64 `json:"records_bytes"`
+}
+
+// newOwnerView returns what a sign-up answers: the new user's own view,
+// with its usage counters (zero) when the store keeps them. An update
+// answers the same view, its counters read after the write
+// (writeUserWithTag).
+func (a *api) newOwnerView(u *server.User) any {
+	if _, ok := a.store.(usageReader); !ok {
+		return fullView(u)
+	}
+	return ownerView{userView: fullView(u)}
+}
+
+// usageReader is a store that keeps each user's usage counters (both
+// stores do, on the user's row).
+type usageReader interface {
+	Usage(ctx context.Context, userID string) (server.Usage, error)
+}
+
+// usage reads user id's counters for the owner's view; a store without
+// them (a test's) has none to show: ok is false.
+func (a *api) usage(ctx context.Context, id string) (u server.Usage, ok bool, err error) {
+	ur, ok := a.store.(usageReader)
+	if !ok {
+		return u, false, nil
+	}
+	u, err = ur.Usage(ctx, id)
+	return u, err == nil, err
+}
+
+// withUsage returns full, an encoded userView (a cached entry's Full),
+// encoded as the ownerView with usage: the counters change with every
+// record write, which leaves the user's cached entries alone, so they are
+// read apart on each of the owner's reads and added to the cached bytes.
+func withUsage(full []byte, usage server.Usage) []byte {
+	full = bytes.TrimRight(full, " \t\r\n")
+	b := make([]byte, 0, len(full)+64)
+	b = append(b, full[:len(full)-1]...) // up to the closing brace
+	b = append(b, `,"records_count":`...)
+	b = strconv.AppendInt(b, usage.Records, 10)
+	b = append(b, `,"records_bytes":`...)
+	b = strconv.AppendInt(b, usage.Bytes, 10)
+	return append(b, '}')
 }
 
 // UserEntry is what the L1 tier keeps for a user: the encoded response

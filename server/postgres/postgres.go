@@ -22,6 +22,15 @@
 // a client that carries its last write's position to any app instance
 // never reads older data, and still reads from replicas once they caught
 // up, which is usually within a millisecond.
+//
+// # Layouts
+//
+// The tables come in two layouts (docs/schema.md), chosen when Open creates
+// the schema of an empty database (Options.Partitions): plain tables, or
+// users hash-partitioned by id and records by user_id, with email and
+// username kept unique across partitions by the lookup tables user_emails
+// and user_usernames. Every statement that names a user names the
+// partition key, so it reads one partition (TestPartitionPruning).
 package postgres
 
 import (
@@ -32,6 +41,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -99,6 +110,41 @@ type Options struct {
 	// before it is sent to another replica or the primary too (see
 	// readHedged); 0 means 100 ms.
 	HedgeAfter time.Duration
+
+	// Partitions is the layout of the tables (docs/schema.md): 0 plain
+	// tables, 2 to MaxPartitions users hash-partitioned by id and records
+	// by user_id into that many partitions each. It is chosen when Open
+	// creates the schema of an empty database; a database keeps the layout
+	// it was created with, so on one that has a schema already Partitions
+	// is checked (RequireLayout) or ignored.
+	Partitions int
+	// RequireLayout makes Open fail with a *LayoutError when the database
+	// has another layout than Partitions asks for (the server's
+	// --partitions). Without it Open takes the layout the database has:
+	// for tools that work on either (seed, worker).
+	RequireLayout bool
+}
+
+// MaxPartitions is the most partitions Options.Partitions may ask for.
+const MaxPartitions = 1024
+
+// LayoutError is Open's answer when Options.RequireLayout asks for another
+// layout than the database has: a database keeps the layout it was created
+// with.
+type LayoutError struct {
+	Have, Want int // partitions; 0 is plain tables
+}
+
+func (e *LayoutError) Error() string {
+	return fmt.Sprintf("the database has %s, not %s: the layout is chosen when the schema is created (use a new database for the other layout)",
+		layoutName(e.Have), layoutName(e.Want))
+}
+
+func layoutName(partitions int) string {
+	if partitions == 0 {
+		return "plain tables"
+	}
+	return fmt.Sprintf("users and records hash-partitioned %d ways", partitions)
 }
 
 // DB is a server.Store on a PostgreSQL database and its read replicas.
@@ -106,6 +152,8 @@ type DB struct {
 	primary *primaryPool
 	log     *slog.Logger
 	quota   server.Quota
+	// partitions is the database's layout: 0 plain tables, N partitions.
+	partitions int
 
 	replicas    []*replica // read-only after Open
 	next        atomic.Uint64
@@ -124,7 +172,7 @@ var _ server.Store = (*DB)(nil)
 
 // ops are the operation labels of the query duration metric.
 var ops = []string{"create_user", "user", "user_by_login", "update_user", "delete_user",
-	"create_record", "create_records", "record", "records", "update_record", "delete_record", "stats"}
+	"create_record", "create_records", "record", "records", "update_record", "delete_record", "usage", "stats"}
 
 // migrationLockID is the advisory lock that serializes migrations of app
 // instances starting at once ("scalelab" in ASCII).
@@ -145,11 +193,15 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	where := fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
 
+	if p := opts.Partitions; p < 0 || p == 1 || p > MaxPartitions {
+		return nil, fmt.Errorf("open postgres %s: %d partitions: want 0 (plain tables) or 2 to %d", where, p, MaxPartitions)
+	}
 	migrationURL := opts.MigrationURL
 	if migrationURL == "" {
 		migrationURL = url
 	}
-	if err := migrate(ctx, migrationURL, opts.ExecMode, log); err != nil {
+	partitions, err := migrate(ctx, migrationURL, opts, log)
+	if err != nil {
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
 	}
 
@@ -161,7 +213,8 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
 	}
-	db := &DB{primary: newPrimaryPool(pool, log), log: log, quota: opts.Quota, maxLag: opts.MaxReplicaLag, maxLagBytes: opts.MaxReplicaLagBytes}
+	db := &DB{primary: newPrimaryPool(pool, log), log: log, quota: opts.Quota, partitions: partitions,
+		maxLag: opts.MaxReplicaLag, maxLagBytes: opts.MaxReplicaLagBytes}
 	if db.maxLag <= 0 {
 		db.maxLag = defaultMaxReplicaLag
 	}
@@ -301,20 +354,32 @@ func (db *DB) registerMetrics(reg prometheus.Registerer) error {
 }
 
 // migrate applies the embedded migrations through database/sql (goose's
-// interface) under an advisory lock.
-func migrate(ctx context.Context, url string, mode pgx.QueryExecMode, log *slog.Logger) error {
+// interface) under an advisory lock, in the layout the database has, or,
+// on an empty one, in the layout opts.Partitions asks for; it returns the
+// layout (the number of partitions, 0 for plain tables).
+//
+// The layouts share every migration but those that have a
+// NNNNN_name.partitioned.sql twin: the plain layout runs NNNNN_name.sql,
+// the partitioned one the twin, which reads the number of partitions from
+// the setting scalelab.partitions of its connection.
+func migrate(ctx context.Context, url string, opts Options, log *slog.Logger) (int, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return 0, fmt.Errorf("migrate: %w", err)
 	}
-	if mode != 0 {
-		cfg.DefaultQueryExecMode = mode
+	if opts.ExecMode != 0 {
+		cfg.DefaultQueryExecMode = opts.ExecMode
+	}
+	if opts.Partitions > 0 {
+		// Used only when this opens an empty database, which then gets
+		// this layout.
+		cfg.RuntimeParams["scalelab.partitions"] = strconv.Itoa(opts.Partitions)
 	}
 	sqlDB := stdlib.OpenDB(*cfg)
 	defer sqlDB.Close()
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return 0, fmt.Errorf("migrate: %w", err)
 	}
 	// The lock is held on a connection of its own around the whole of Up,
 	// not given to goose as its session locker: goose's Up first asks
@@ -324,33 +389,95 @@ func migrate(ctx context.Context, url string, mode pgx.QueryExecMode, log *slog.
 	// (pg_type_typname_nsp_index) before goose retried.
 	lockConn, err := sqlDB.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return 0, fmt.Errorf("migrate: %w", err)
 	}
 	defer lockConn.Close()
 	lock := advisoryLock{id: migrationLockID}
 	if err := lock.SessionLock(ctx, lockConn); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return 0, fmt.Errorf("migrate: %w", err)
 	}
 	defer func() {
 		if err := lock.SessionUnlock(context.WithoutCancel(ctx), lockConn); err != nil {
 			log.Warn("postgres migrations: release the lock", "err", err)
 		}
 	}()
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, fsys, goose.WithDisableGlobalRegistry(true))
+	// Under the lock: instances starting together on an empty database
+	// see the layout the first one created.
+	partitions, exists, err := layout(ctx, lockConn)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	switch {
+	case !exists:
+		partitions = opts.Partitions
+		log.Info("postgres: new schema", "layout", layoutName(partitions))
+	case partitions != opts.Partitions && opts.RequireLayout:
+		return 0, &LayoutError{Have: partitions, Want: opts.Partitions}
+	}
+	exclude, err := otherLayout(fsys, partitions > 0)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, fsys, goose.WithDisableGlobalRegistry(true), goose.WithExcludeNames(exclude))
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
 	}
 	start := time.Now()
 	results, err := p.Up(ctx)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return 0, fmt.Errorf("migrate: %w", err)
 	}
 	for _, r := range results {
 		log.Info("postgres migration applied", "version", r.Source.Version, "file", r.Source.Path, "took", r.Duration.Round(time.Microsecond))
 	}
 	log.Debug("postgres migrations checked", "applied", len(results), "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return partitions, nil
 }
+
+// partitionedSuffix ends the name of a migration of the partitioned layout
+// that replaces the plain layout's migration of the same name without it.
+const partitionedSuffix = ".partitioned.sql"
+
+// otherLayout returns the names of the migrations that the layout does
+// not run: the partitioned twins for the plain layout, the migrations that
+// have one for the partitioned layout.
+func otherLayout(fsys fs.FS, partitioned bool) ([]string, error) {
+	twins, err := fs.Glob(fsys, "*"+partitionedSuffix)
+	if err != nil {
+		return nil, err
+	}
+	if !partitioned {
+		return twins, nil
+	}
+	var plain []string
+	for _, t := range twins {
+		plain = append(plain, strings.TrimSuffix(t, partitionedSuffix)+".sql")
+	}
+	return plain, nil
+}
+
+// layout reports whether the schema exists (the users table does) and, if
+// so, into how many partitions users is hash-partitioned (0: a plain
+// table).
+func layout(ctx context.Context, conn *sql.Conn) (partitions int, exists bool, err error) {
+	var kind string
+	err = conn.QueryRowContext(ctx, `SELECT c.relkind::text, (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = c.oid)
+		FROM pg_class c WHERE c.oid = to_regclass('users')`).Scan(&kind, &partitions)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read the layout of table users: %w", err)
+	}
+	if kind != "p" {
+		partitions = 0
+	}
+	return partitions, true, nil
+}
+
+// Partitions returns the layout of the database's tables: 0 for plain
+// tables, else the number of hash partitions of users and of records.
+func (db *DB) Partitions() int { return db.partitions }
 
 // advisoryLock is a goose session locker that waits in pg_advisory_lock
 // (until ctx ends) instead of polling pg_try_advisory_lock as goose's own
@@ -484,11 +611,37 @@ func mapError(err error) error {
 			return &server.Error{Code: server.ECONFLICT, Field: "email", Message: "email is already taken"}
 		case "users_username_key":
 			return &server.Error{Code: server.ECONFLICT, Field: "username", Message: "username is already taken"}
-		case "users_pkey", "records_pkey":
+		case "user_emails_pkey":
+			return &server.Error{Code: server.ECONFLICT, Field: "email", Message: "email is already taken"}
+		case "user_usernames_pkey":
+			return &server.Error{Code: server.ECONFLICT, Field: "username", Message: "username is already taken"}
+		}
+		// A partition's index reports its own name: users_p3_pkey.
+		if t, ok := strings.CutSuffix(partitionParent(pe.ConstraintName), "_pkey"); ok && (t == "users" || t == "records") {
 			return &server.Error{Code: server.ECONFLICT, Field: "id", Message: "id already exists"}
 		}
 	case "23503": // foreign_key_violation: a record for a user that is gone
 		return server.Errorf(server.ENOTFOUND, "user not found")
 	}
 	return err
+}
+
+// partitionParent returns the name of the partitioned table's object that
+// a partition's object name (users_p3_pkey) stands for (users_pkey); other
+// names as they are.
+func partitionParent(name string) string {
+	for _, t := range []string{"users", "records"} {
+		rest, ok := strings.CutPrefix(name, t+"_p")
+		if !ok {
+			continue
+		}
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i > 0 && i < len(rest) && rest[i] == '_' {
+			return t + rest[i:]
+		}
+	}
+	return name
 }

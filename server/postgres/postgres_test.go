@@ -32,6 +32,9 @@ func mustOpen(t testing.TB, opts postgres.Options) *postgres.DB {
 
 func mustOpenURL(t testing.TB, url string, opts postgres.Options) *postgres.DB {
 	t.Helper()
+	if !opts.RequireLayout && opts.Partitions == 0 {
+		opts.Partitions = *testPartitions
+	}
 	db, err := postgres.Open(t.Context(), url, opts)
 	if err != nil {
 		t.Fatalf("Open() = %v", err)
@@ -84,7 +87,7 @@ func TestStoreExecModes(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer conn.Close(t.Context())
-				if _, err := conn.Exec(t.Context(), "TRUNCATE users, records"); err != nil {
+				if _, err := conn.Exec(t.Context(), "TRUNCATE users CASCADE"); err != nil { // records, lookup tables
 					t.Fatal(err)
 				}
 				return db

@@ -17,6 +17,24 @@ import (
 
 const recordCols = `id, user_id, data, created_at, updated_at`
 
+// The statements on records and usage counters that TestPartitionPruning
+// checks: each names the partition key (records.user_id, users.id), so in
+// the partitioned layout it reads one partition.
+const (
+	sqlLockUsage    = `SELECT records_count, records_bytes FROM users WHERE id = $1::uuid FOR UPDATE`
+	sqlSetUsage     = `UPDATE users SET records_count = $1, records_bytes = $2 WHERE id = $3::uuid`
+	sqlUsage        = `SELECT records_count, records_bytes FROM users WHERE id = $1::uuid`
+	sqlRecord       = `SELECT ` + recordCols + ` FROM records WHERE id = $1::uuid AND user_id = $2::uuid`
+	sqlRecordSize   = `SELECT octet_length(data::text) FROM records WHERE id = $1::uuid AND user_id = $2::uuid FOR UPDATE`
+	sqlUpdateRecord = `UPDATE records
+		SET data = $1::json, updated_at = greatest($2::timestamptz, updated_at + interval '1 microsecond')
+		WHERE id = $3::uuid AND user_id = $4::uuid RETURNING ` + recordCols
+	sqlDeleteRecord = `DELETE FROM records WHERE id = $1::uuid AND user_id = $2::uuid RETURNING octet_length(data::text)`
+	// sqlRecordsFirst and sqlRecordsAfter take the columns to read.
+	sqlRecordsFirst = `SELECT %s FROM records WHERE user_id = $1::uuid ORDER BY id DESC LIMIT $2`
+	sqlRecordsAfter = `SELECT %s FROM records WHERE user_id = $1::uuid AND id < $2::uuid ORDER BY id DESC LIMIT $3`
+)
+
 // CreateRecord inserts r for its owner r.UserID. It fills r.ID (a new
 // UUIDv7), r.CreatedAt and r.UpdatedAt when they are zero. r.Data is stored
 // as json (not jsonb), byte for byte, so it reads back exactly as given
@@ -99,8 +117,7 @@ func (db *DB) CreateRecords(ctx context.Context, userID string, rs []*server.Rec
 func (db *DB) recordTx(ctx context.Context, userID string, fn func(tx pgx.Tx, u server.Usage) (server.Usage, error)) error {
 	return pgx.BeginFunc(ctx, db.primary.writes(), func(tx pgx.Tx) error {
 		var before server.Usage
-		err := tx.QueryRow(ctx, `SELECT records_count, records_bytes FROM users WHERE id = $1::uuid FOR UPDATE`, userID).
-			Scan(&before.Records, &before.Bytes)
+		err := tx.QueryRow(ctx, sqlLockUsage, userID).Scan(&before.Records, &before.Bytes)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errUserNotFound()
 		}
@@ -112,23 +129,27 @@ func (db *DB) recordTx(ctx context.Context, userID string, fn func(tx pgx.Tx, u 
 			return err
 		}
 		if after != before {
-			_, err = tx.Exec(ctx, `UPDATE users SET records_count = $1, records_bytes = $2 WHERE id = $3::uuid`, after.Records, after.Bytes, userID)
+			_, err = tx.Exec(ctx, sqlSetUsage, after.Records, after.Bytes, userID)
 		}
 		return err
 	})
 }
 
-// Usage returns what user userID stores, from the counters on its row, as
-// the primary has them.
+// Usage returns what user userID stores, from the counters on its row (the
+// owner's view shows them). It is a read like User: served by a replica
+// unless ctx asks for the primary or a position (read-your-writes).
 func (db *DB) Usage(ctx context.Context, userID string) (server.Usage, error) {
 	var u server.Usage
 	if !server.ValidID(userID) {
 		return u, errUserNotFound()
 	}
-	err := db.primary.QueryRow(ctx, `SELECT records_count, records_bytes FROM users WHERE id = $1::uuid`, userID).Scan(&u.Records, &u.Bytes)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return u, errUserNotFound()
-	}
+	err := db.read(ctx, "usage", func(q querier) error {
+		err := q.QueryRow(ctx, sqlUsage, userID).Scan(&u.Records, &u.Bytes)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errUserNotFound()
+		}
+		return err
+	})
 	if err != nil {
 		return u, fmt.Errorf("load usage of user %s: %w", userID, err)
 	}
@@ -142,8 +163,7 @@ func (db *DB) Record(ctx context.Context, userID, id string) (*server.Record, er
 		return nil, errRecordNotFound()
 	}
 	r, err := readHedged(ctx, db, "record", func(ctx context.Context, q querier) (*server.Record, error) {
-		return scanRecord(q.QueryRow(ctx,
-			`SELECT `+recordCols+` FROM records WHERE id = $1::uuid AND user_id = $2::uuid`, id, userID))
+		return scanRecord(q.QueryRow(ctx, sqlRecord, id, userID))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load record %s: %w", id, err)
@@ -204,11 +224,9 @@ func records(ctx context.Context, q querier, userID string, limit int, after str
 	var rows pgx.Rows
 	var err error
 	if after == "" {
-		rows, err = q.Query(ctx, `SELECT `+cols+` FROM records
-			WHERE user_id = $1::uuid ORDER BY id DESC LIMIT $2`, userID, limit+1)
+		rows, err = q.Query(ctx, fmt.Sprintf(sqlRecordsFirst, cols), userID, limit+1)
 	} else {
-		rows, err = q.Query(ctx, `SELECT `+cols+` FROM records
-			WHERE user_id = $1::uuid AND id < $2::uuid ORDER BY id DESC LIMIT $3`, userID, after, limit+1)
+		rows, err = q.Query(ctx, fmt.Sprintf(sqlRecordsAfter, cols), userID, after, limit+1)
 	}
 	if err != nil {
 		return nil, err
@@ -252,7 +270,7 @@ func records(ctx context.Context, q querier, userID string, limit int, after str
 	if len(page.Items) == 0 {
 		// Tell "no records" from "no such user"; only empty pages pay.
 		var exists bool
-		if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1::uuid)`, userID).Scan(&exists); err != nil {
+		if err := q.QueryRow(ctx, sqlUserExists, userID).Scan(&exists); err != nil {
 			return nil, err
 		}
 		if !exists {
@@ -275,7 +293,7 @@ func (db *DB) UpdateRecord(ctx context.Context, userID, id string, data json.Raw
 	var r *server.Record
 	err := db.recordTx(ctx, userID, func(tx pgx.Tx, u server.Usage) (server.Usage, error) {
 		var old int64
-		err := tx.QueryRow(ctx, `SELECT octet_length(data::text) FROM records WHERE id = $1::uuid AND user_id = $2::uuid FOR UPDATE`, id, userID).Scan(&old)
+		err := tx.QueryRow(ctx, sqlRecordSize, id, userID).Scan(&old)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return u, errRecordNotFound()
 		}
@@ -286,10 +304,7 @@ func (db *DB) UpdateRecord(ctx context.Context, userID, id string, data json.Raw
 		if err := db.quota.Check(u, 0, delta); err != nil {
 			return u, err
 		}
-		r, err = scanRecord(tx.QueryRow(ctx, `UPDATE records
-			SET data = $1::json, updated_at = greatest($2::timestamptz, updated_at + interval '1 microsecond')
-			WHERE id = $3::uuid AND user_id = $4::uuid RETURNING `+recordCols,
-			string(data), server.Now(), id, userID))
+		r, err = scanRecord(tx.QueryRow(ctx, sqlUpdateRecord, string(data), server.Now(), id, userID))
 		if err != nil {
 			return u, err
 		}
@@ -313,8 +328,7 @@ func (db *DB) DeleteRecord(ctx context.Context, userID, id string) error {
 	}
 	err := db.recordTx(ctx, userID, func(tx pgx.Tx, u server.Usage) (server.Usage, error) {
 		var old int64
-		err := tx.QueryRow(ctx, `DELETE FROM records WHERE id = $1::uuid AND user_id = $2::uuid
-			RETURNING octet_length(data::text)`, id, userID).Scan(&old)
+		err := tx.QueryRow(ctx, sqlDeleteRecord, id, userID).Scan(&old)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return u, errRecordNotFound()
 		}

@@ -660,7 +660,7 @@ func testStoreWithReplicas(t *testing.T, c *cluster) {
 	storetest.Run(t, func(t *testing.T) server.Store {
 		reg := prometheus.NewRegistry()
 		db := c.openURL(t, url, replicas, postgres.Options{Registerer: reg})
-		exec(t, c.primary, url, "TRUNCATE users, records")
+		exec(t, c.primary, url, "TRUNCATE users CASCADE") // records, lookup tables
 		waitCaughtUp(t, db)
 		t.Cleanup(func() {
 			mu.Lock()

@@ -11,7 +11,7 @@ import (
 	"scalelab/server"
 )
 
-// seedRowsPerCopy rows go into one COPY, which commits on its own.
+// seedRowsPerCopy users go into one COPY (a batch).
 const seedRowsPerCopy = 100_000
 
 // Seed bulk-loads the seeded users server.SeedUser(i, passwordHash, now)
@@ -41,24 +41,9 @@ func (db *DB) Seed(ctx context.Context, users int, passwordHash string, progress
 		progress(have)
 	}
 	now := server.Now()
-	cols := []string{"id", "email", "email_key", "username", "username_key", "password_hash", "name", "avatar", "created_at", "updated_at", "version"}
 	for from := have; from < users; from += seedRowsPerCopy {
 		to := min(from+seedRowsPerCopy, users)
-		i := from
-		rows := pgx.CopyFromFunc(func() ([]any, error) {
-			if i == to {
-				return nil, nil
-			}
-			u := server.SeedUser(i, passwordHash, now)
-			i++
-			id, err := uuid.Parse(u.ID)
-			if err != nil {
-				return nil, err
-			}
-			return []any{id, u.Email, server.FoldKey(u.Email), u.Username, server.FoldKey(u.Username),
-				u.PasswordHash, u.Profile.Name, u.Profile.Avatar, u.CreatedAt, u.UpdatedAt, u.Version}, nil
-		})
-		if _, err := db.primary.CopyFrom(ctx, pgx.Identifier{"users"}, cols, rows); err != nil {
+		if err := db.seedBatch(ctx, from, to, passwordHash, now); err != nil {
 			return fmt.Errorf("seed users %d..%d: %w", from, to-1, mapError(err))
 		}
 		if progress != nil {
@@ -74,9 +59,64 @@ func (db *DB) Seed(ctx context.Context, users int, passwordHash string, progress
 	return nil
 }
 
+var seedCols = []string{"id", "email", "email_key", "username", "username_key", "password_hash", "name", "avatar", "created_at", "updated_at", "version"}
+
+// seedBatch inserts the seeded users from..to-1 with one COPY, which
+// commits on its own; in the partitioned layout, with their rows of the
+// lookup tables, one COPY each, in one transaction.
+func (db *DB) seedBatch(ctx context.Context, from, to int, passwordHash string, now time.Time) error {
+	logins := db.partitions > 0
+	var ids []uuid.UUID
+	var emails, usernames []string
+	i := from
+	rows := pgx.CopyFromFunc(func() ([]any, error) {
+		if i == to {
+			return nil, nil
+		}
+		u := server.SeedUser(i, passwordHash, now)
+		i++
+		id, err := uuid.Parse(u.ID)
+		if err != nil {
+			return nil, err
+		}
+		email, username := server.FoldKey(u.Email), server.FoldKey(u.Username)
+		if logins {
+			ids, emails, usernames = append(ids, id), append(emails, email), append(usernames, username)
+		}
+		return []any{id, u.Email, email, u.Username, username,
+			u.PasswordHash, u.Profile.Name, u.Profile.Avatar, u.CreatedAt, u.UpdatedAt, u.Version}, nil
+	})
+	if !logins {
+		_, err := db.primary.CopyFrom(ctx, pgx.Identifier{"users"}, seedCols, rows)
+		return err
+	}
+	return pgx.BeginFunc(ctx, db.primary, func(tx pgx.Tx) error {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"users"}, seedCols, rows); err != nil {
+			return err
+		}
+		for _, l := range []struct {
+			table, col string
+			keys       []string
+		}{{"user_emails", "email_key", emails}, {"user_usernames", "username_key", usernames}} {
+			k := 0
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{l.table}, []string{l.col, "user_id"}, pgx.CopyFromFunc(func() ([]any, error) {
+				if k == len(ids) {
+					return nil, nil
+				}
+				k++
+				return []any{l.keys[k-1], ids[k-1]}, nil
+			}))
+			if err != nil {
+				return fmt.Errorf("%s: %w", l.table, err)
+			}
+		}
+		return nil
+	})
+}
+
 // userExists reports whether a user with this id is on the primary.
 func (db *DB) userExists(ctx context.Context, id string) (bool, error) {
 	var exists bool
-	err := db.primary.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1::uuid)`, id).Scan(&exists)
+	err := db.primary.QueryRow(ctx, sqlUserExists, id).Scan(&exists)
 	return exists, err
 }
