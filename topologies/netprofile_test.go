@@ -67,7 +67,7 @@ func TestNetworkInDefinition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			def, err := Parse([]byte(tt.yaml), "x.yaml", serverFlags())
+			def, err := Parse([]byte(tt.yaml), "x.yaml", commandFlags())
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("Parse = %v, want an error containing %q", err, tt.err)
