@@ -99,6 +99,9 @@ type Result struct {
 	CacheSeries []CacheSecond `json:"cache_series,omitempty"`
 	// Network is the simulated distance between tiers (network.go).
 	Network *Network `json:"network,omitempty"`
+	// Queue is the job queue over the run, in a phase with queue workers
+	// (queue.go).
+	Queue *Queue `json:"queue,omitempty"`
 }
 
 // Fault is one scenario fault, e.g. "kill redis" at 10 s.
