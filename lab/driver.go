@@ -90,6 +90,7 @@ type vu struct {
 	token      []loadgen.Header
 	keys       scenarios.Generator
 	lastRecord string
+	lastLarge  string // the last record of write-large-record
 	created    int
 	serial     int64 // this client's number among the driver's (driver.clients)
 }
@@ -98,7 +99,8 @@ func newDriver(sc *scenarios.Scenario, apiPrefix string, users int, runTag strin
 	d := &driver{api: apiPrefix, v1: apiPrefix == "/api/v1/users", users: users, accounts: SeededUsers(users), keys: sc.Keys, runTag: runTag}
 	for _, w := range sc.Mix {
 		switch w.Op {
-		case scenarios.OpCreateRecord, scenarios.OpListRecords, scenarios.OpGetRecord, scenarios.OpWriteBatch, scenarios.OpWriteSingles:
+		case scenarios.OpCreateRecord, scenarios.OpListRecords, scenarios.OpGetRecord, scenarios.OpWriteBatch, scenarios.OpWriteSingles,
+			scenarios.OpWriteLargeRecord, scenarios.OpGetLargeRecord, scenarios.OpGetLargeRecordGzip, scenarios.OpGetLargeRecordZstd, scenarios.OpExport:
 			d.auth = true
 		case scenarios.OpUpdateUser, scenarios.OpReadAfterWrite:
 			d.auth = d.auth || d.v1
@@ -243,6 +245,18 @@ func (d *driver) op(op scenarios.Op) (opFunc, error) {
 		return d.writeBatch, nil
 	case scenarios.OpWriteSingles:
 		return d.writeSingles, nil
+	case scenarios.OpWriteLargeRecord:
+		return d.writeLargeRecord, nil
+	case scenarios.OpGetLargeRecord:
+		return d.getLargeRecord(""), nil
+	case scenarios.OpGetLargeRecordGzip:
+		return d.getLargeRecord("gzip"), nil
+	case scenarios.OpGetLargeRecordZstd:
+		return d.getLargeRecord("zstd"), nil
+	case scenarios.OpExport:
+		return d.export, nil
+	case scenarios.OpDeleteAccount:
+		return d.deleteAccount, nil
 	}
 	return nil, fmt.Errorf("operation %q: the driver does not implement it", op)
 }

@@ -16,7 +16,6 @@ package lab
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +24,7 @@ import (
 	"scalelab/reports"
 	"scalelab/scenarios"
 	"scalelab/server/app"
+	"scalelab/server/jobs"
 	"scalelab/topologies"
 )
 
@@ -96,15 +96,17 @@ func Run(ctx context.Context, c Config) (res reports.Result, err error) {
 	return s.Result(ctx, m), nil
 }
 
-// ServerFlags is the flag set of `scalelab server`, which the runner starts
-// for every app instance: phase files are checked against it.
-func ServerFlags() *flag.FlagSet {
-	fs, _ := app.FlagSet("server")
-	return fs
+// CommandFlags are the flag sets of `scalelab server` and `scalelab
+// worker`, which the runner starts for every app instance and queue
+// worker: phase files are checked against them.
+func CommandFlags() topologies.Flags {
+	server, _ := app.FlagSet("server")
+	worker, _ := jobs.WorkerFlagSet("worker")
+	return topologies.Flags{Server: server, Worker: worker}
 }
 
 // Phase returns the checked-in topology of phase n, checked against the
-// server's flags.
+// server's and the worker's flags.
 func Phase(n int) (*topologies.Definition, error) {
-	return topologies.Phase(n, ServerFlags())
+	return topologies.Phase(n, CommandFlags())
 }

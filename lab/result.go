@@ -117,6 +117,7 @@ func buildResult(in resultInput) reports.Result {
 			}
 			res.Components = append(res.Components, comp)
 		}
+		res.Queue = queueResult(m.Queue)
 		for _, p := range m.Problems {
 			res.Notes = append(res.Notes, "not measured: "+p)
 		}
@@ -238,4 +239,20 @@ func stats(s *loadgen.Stats, d time.Duration) scenarios.Stats {
 		Requests: s.Count, Errors: s.Errors, Rate: s.Rate(d),
 		P50: ms(p.P50), P90: ms(p.P90), P99: ms(p.P99), P999: ms(p.P999), Max: ms(p.Max), Mean: ms(p.Mean),
 	}
+}
+
+// queueResult maps the sampler's job queue figures into result.json's.
+func queueResult(q *topologies.QueueStats) *reports.Queue {
+	if q == nil {
+		return nil
+	}
+	out := &reports.Queue{DepthMax: q.DepthMax, DepthEnd: q.DepthEnd, Jobs: []reports.QueueJob{}}
+	for _, j := range q.Jobs {
+		out.Jobs = append(out.Jobs, reports.QueueJob{
+			Kind: j.Kind, Completed: int64(j.Completed), Failed: int64(j.Failed), Cancelled: int64(j.Cancelled), Started: int64(j.Started),
+			WaitMS: reports.JobLatency{P50: j.WaitMSP50, P99: j.WaitMSP99},
+			RunMS:  reports.JobLatency{P50: j.RunMSP50, P99: j.RunMSP99},
+		})
+	}
+	return out
 }

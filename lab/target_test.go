@@ -55,7 +55,7 @@ func TestTargetOnPhase1(t *testing.T) {
 		t.Fatalf("Run: %v\n%s", err, out)
 	}
 
-	top := topotest.Up(t, 1, lab.ServerFlags())
+	top := topotest.Up(t, 1, lab.CommandFlags())
 	usersFile := filepath.Join(t.TempDir(), "users.json")
 	out.Reset()
 	target, err := lab.RunTarget(ctx, lab.TargetConfig{

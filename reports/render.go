@@ -160,6 +160,9 @@ func buildDocument(r *Result, o *options) document {
 	if len(r.Backends) > 0 {
 		d.sections = append(d.sections, backendsSection(r))
 	}
+	if r.Queue != nil {
+		d.sections = append(d.sections, queueSection(r))
+	}
 	if len(r.Faults) > 0 {
 		d.sections = append(d.sections, faultsSection(r))
 	}

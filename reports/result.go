@@ -117,6 +117,9 @@ type Result struct {
 	// Consistency is the check of the clients' histories, in runs with
 	// faults or that ask for it (docs/consistency.md).
 	Consistency *Consistency `json:"consistency,omitempty"`
+	// Queue is the job queue over the run, in a phase with queue workers
+	// (queue.go).
+	Queue *Queue `json:"queue,omitempty"`
 }
 
 // Consistency is what the check of a run's client histories found: each

@@ -46,13 +46,13 @@ func TestLoadBad(t *testing.T) {
 		"unknown-executor":         `testdata/unknown-executor.bad.yaml:3: executor.type: unknown executor "per-vu-iterations" (want constant-arrival-rate, ramping-arrival-rate, constant-vus)`,
 		"unknown-field":            `testdata/unknown-field.bad.yaml:5: duraton: unknown field (want one of name, description, executor, duration, warmup, users, max_workers, connections, mix, keys, thresholds, faults, check_consistency)`,
 		"unknown-nested-field":     `testdata/unknown-nested-field.bad.yaml:10: keys.thetha: unknown field (want one of distribution, theta, scrambled, hot_keys, hot_fraction, hot_op_fraction)`,
-		"unknown-op":               `testdata/unknown-op.bad.yaml:9: mix[1].op: unknown operation "delete-user" (want get-user, update-user, create-user, read-after-write, create-record, list-records, get-record, write-batch, write-singles)`,
+		"unknown-op":               `testdata/unknown-op.bad.yaml:9: mix[1].op: unknown operation "delete-user" (want get-user, update-user, create-user, read-after-write, create-record, list-records, get-record, write-batch, write-singles, write-large-record, get-large-record, get-large-record-gzip, get-large-record-zstd, export, delete-account)`,
 		"unused-executor-field":    `testdata/unused-executor-field.bad.yaml:5: executor.vus: not used by constant-arrival-rate`,
 		"wrong-type":               `testdata/wrong-type.bad.yaml:6: users: want an integer, got "many"`,
 		"zero-weights":             `testdata/zero-weights.bad.yaml:6: mix: weights sum to 0: give at least one operation a positive weight`,
 		"several-errors": `testdata/several-errors.bad.yaml:4: executor.rate: must be > 0
 testdata/several-errors.bad.yaml:6: warmup: must be >= 0
-testdata/several-errors.bad.yaml:10: mix[1].op: unknown operation "fetch-user" (want get-user, update-user, create-user, read-after-write, create-record, list-records, get-record, write-batch, write-singles)`,
+testdata/several-errors.bad.yaml:10: mix[1].op: unknown operation "fetch-user" (want get-user, update-user, create-user, read-after-write, create-record, list-records, get-record, write-batch, write-singles, write-large-record, get-large-record, get-large-record-gzip, get-large-record-zstd, export, delete-account)`,
 	}
 
 	// Every bad file has an expectation, and every expectation a file.

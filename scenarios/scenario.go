@@ -267,20 +267,38 @@ const (
 	// OpWriteSingles adds 100 records to a user one request after another:
 	// the same work as OpWriteBatch, for comparison (API v1).
 	OpWriteSingles Op = "write-singles"
+	// OpWriteLargeRecord adds a record of 8–64 KiB of JSON to a user
+	// (API v1).
+	OpWriteLargeRecord Op = "write-large-record"
+	// OpGetLargeRecord reads the client's last large record without
+	// Accept-Encoding; the -gzip and -zstd variants ask for that encoding
+	// (API v1). Together they show the bytes compression saves.
+	OpGetLargeRecord     Op = "get-large-record"
+	OpGetLargeRecordGzip Op = "get-large-record-gzip"
+	OpGetLargeRecordZstd Op = "get-large-record-zstd"
+	// OpExport asks for an export of a user's records (POST …/exports,
+	// 202): the job queue does the work (API v1, phase 4).
+	OpExport Op = "export"
+	// OpDeleteAccount signs a new user up, gives it 1000 records in ten
+	// batches and deletes it: a deletion the server may defer to the job
+	// queue (202). It never deletes a seeded user (API v1).
+	OpDeleteAccount Op = "delete-account"
 )
 
 // Ops lists the operation vocabulary.
 func Ops() []Op {
 	return []Op{OpGetUser, OpUpdateUser, OpCreateUser, OpReadAfterWrite,
-		OpCreateRecord, OpListRecords, OpGetRecord, OpWriteBatch, OpWriteSingles}
+		OpCreateRecord, OpListRecords, OpGetRecord, OpWriteBatch, OpWriteSingles,
+		OpWriteLargeRecord, OpGetLargeRecord, OpGetLargeRecordGzip, OpGetLargeRecordZstd, OpExport, OpDeleteAccount}
 }
 
 // Valid reports whether o is in the vocabulary.
 func (o Op) Valid() bool { return slices.Contains(Ops(), o) }
 
 // UsesKeys reports whether o picks an existing user with the key
-// distribution. Only create-user does not: it makes a new one.
-func (o Op) UsesKeys() bool { return o.Valid() && o != OpCreateUser }
+// distribution. Only create-user and delete-account do not: they make a
+// new one.
+func (o Op) UsesKeys() bool { return o.Valid() && o != OpCreateUser && o != OpDeleteAccount }
 
 // WeightedOp is one entry of an operation mix.
 type WeightedOp struct {

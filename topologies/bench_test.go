@@ -21,7 +21,7 @@ func BenchmarkUpDown(b *testing.B) {
 	}
 	for phase := 1; phase <= 4; phase++ {
 		b.Run(fmt.Sprintf("phase-%d", phase), func(b *testing.B) {
-			def, err := topologies.Phase(phase, serverFlags())
+			def, err := topologies.Phase(phase, commandFlags())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -28,6 +28,7 @@ type builder struct {
 
 	appPorts                              []int
 	metricsPorts                          []int // each app's --metrics-addr port
+	workerPorts                           []int // each worker's --metrics-addr port
 	haproxyPort, statsPort, varnishPort   int
 	varnishAdmin, promPort, pgbouncerPort int
 	exporters                             []exporterPlan // see exporters.go
@@ -144,6 +145,9 @@ func (b *builder) plan() error {
 		b.add(name, append(slices.Clone(dataDeps), netDeps...), func(ctx context.Context) error { return b.startApp(ctx, i) })
 		apps = append(apps, name)
 	}
+	if err := b.planWorkers(append(slices.Clone(dataDeps), netDeps...)); err != nil {
+		return err
+	}
 	front := apps
 	if def.HAProxy != nil {
 		b.add("haproxy", append(slices.Clone(apps), netDeps...), b.startHAProxy)
@@ -259,6 +263,7 @@ func (b *builder) startPrometheus(ctx context.Context) error {
 	if b.def.HAProxy != nil {
 		jobs = append(jobs, promJob{Name: "haproxy", Targets: []promTarget{{Addr: loopback(b.statsPort), Component: "haproxy"}}})
 	}
+	jobs = append(jobs, b.workerJob()...)
 	jobs = append(jobs, b.exporterJobs()...)
 	p, err := newPrometheus(dir, b.def.Prometheus, b.promPort, jobs, b.log)
 	if err != nil {

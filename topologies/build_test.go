@@ -1,22 +1,23 @@
 package topologies
 
 import (
-	"flag"
 	"slices"
 	"testing"
 
 	"scalelab/server/app"
+	"scalelab/server/jobs"
 )
 
-// serverFlags is the flag set phase files are checked against.
-func serverFlags() *flag.FlagSet {
-	fs, _ := app.FlagSet("server")
-	return fs
+// commandFlags are the flag sets phase files are checked against.
+func commandFlags() Flags {
+	server, _ := app.FlagSet("server")
+	worker, _ := jobs.WorkerFlagSet("worker")
+	return Flags{Server: server, Worker: worker}
 }
 
 // plan lists one step per component, each after what it needs.
 func TestPlanPhase4(t *testing.T) {
-	def, err := Phase(4, serverFlags())
+	def, err := Phase(4, commandFlags())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,13 +33,19 @@ func TestPlanPhase4(t *testing.T) {
 		deps[s.name] = s.deps
 	}
 	want := []string{"prometheus", "primary", "replica-1", "replica-2", "pgbouncer", "redis", "redis-cluster",
-		"app-1", "app-2", "app-3", "haproxy", "varnish",
+		"app-1", "app-2", "app-3", "worker-1", "haproxy", "varnish",
 		"postgres-exporter", "redis-exporter", "redis-cluster-exporter", "varnish-exporter", "prometheus-targets"}
 	if !slices.Equal(names, want) {
 		t.Errorf("steps = %q, want %q", names, want)
 	}
 	if d := deps["haproxy"]; !slices.Equal(d, []string{"app-1", "app-2", "app-3"}) {
 		t.Errorf("haproxy waits for %q, want the three apps", d)
+	}
+	if d := deps["worker-1"]; !slices.Contains(d, "primary") || slices.Contains(d, "app-1") {
+		t.Errorf("worker-1 waits for %q, want the data tier (the primary) and no app", d)
+	}
+	if len(top.WorkerMetricsURLs) != 1 {
+		t.Errorf("WorkerMetricsURLs = %q, want one", top.WorkerMetricsURLs)
 	}
 	if top.EntryURL == "" || top.EntryURL == top.AppURLs[0] {
 		t.Errorf("entry %q, want Varnish's URL, not app-1's", top.EntryURL)

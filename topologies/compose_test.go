@@ -13,7 +13,7 @@ import (
 // config files are what `scalelab compose --phase N` writes today.
 func TestComposeFilesMatch(t *testing.T) {
 	for _, phase := range []int{1, 2, 3} {
-		def, err := topologies.Phase(phase, serverFlags())
+		def, err := topologies.Phase(phase, commandFlags())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +38,7 @@ func TestComposeFilesMatch(t *testing.T) {
 // TestComposePhase4Unsupported pins the message until phase 4's components
 // run in containers.
 func TestComposePhase4Unsupported(t *testing.T) {
-	def, err := topologies.Phase(4, serverFlags())
+	def, err := topologies.Phase(4, commandFlags())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,7 @@ type Definition struct {
 	Redis        *RedisDef        `yaml:"redis"`
 	RedisCluster *RedisClusterDef `yaml:"redis_cluster"`
 	Apps         *AppsDef         `yaml:"apps"`
+	Workers      *WorkersDef      `yaml:"workers"`
 	HAProxy      *HAProxyDef      `yaml:"haproxy"`
 	Varnish      *VarnishDef      `yaml:"varnish"`
 	Prometheus   *PrometheusDef   `yaml:"prometheus"`
@@ -122,40 +123,53 @@ type PrometheusDef struct {
 	Exporters bool `yaml:"exporters"`
 }
 
-// Phase returns the checked-in definition of phase n, its app flags
-// checked against server, the flag set of `scalelab server`
-// (app.FlagSet("server")).
-func Phase(n int, server *flag.FlagSet) (*Definition, error) {
+// Flags are the flag sets of the scalelab commands a topology starts: a
+// definition's app flags are checked against Server's, its worker flags
+// against Worker's. They are arguments, not imports of the server (see
+// Parse).
+type Flags struct {
+	// Server is the flag set of `scalelab server` (app.FlagSet("server")).
+	Server *flag.FlagSet
+	// Worker is the flag set of `scalelab worker`
+	// (jobs.WorkerFlagSet("worker")); needed only by a definition with
+	// workers.
+	Worker *flag.FlagSet
+}
+
+// Phase returns the checked-in definition of phase n, its app and worker
+// flags checked against flags.
+func Phase(n int, flags Flags) (*Definition, error) {
 	name := fmt.Sprintf("phase-%d.yaml", n)
 	b, err := phaseFiles.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("no topology for phase %d", n)
 	}
-	return Parse(b, "topologies/"+name, server)
+	return Parse(b, "topologies/"+name, flags)
 }
 
 // LoadFile reads a definition from a YAML file; see Parse.
-func LoadFile(path string, server *flag.FlagSet) (*Definition, error) {
+func LoadFile(path string, flags Flags) (*Definition, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load topology: %w", err)
 	}
-	return Parse(b, path, server)
+	return Parse(b, path, flags)
 }
 
 // Parse decodes a definition strictly (unknown fields are errors), applies
-// defaults and validates it. Every app flag must be one that server, the
-// flag set of `scalelab server`, defines: the runner passes them to the
-// server binary built from the same tree, so a misspelt flag fails here,
-// with its line, rather than when the apps start. Parse only looks flags
-// up; it sets none. name is used in error messages (name:line: …).
+// defaults and validates it. Every app flag must be one that flags.Server,
+// the flag set of `scalelab server`, defines, and every worker flag one of
+// flags.Worker (`scalelab worker`): the runner passes them to the binary
+// built from the same tree, so a misspelt flag fails here, with its line,
+// rather than when the processes start. Parse only looks flags up; it sets
+// none. name is used in error messages (name:line: …).
 //
-// The flag set is an argument, not an import of scalelab/server/app: the
+// The flag sets are arguments, not imports of scalelab/server/...: the
 // server's own tests use this package's topotest, so importing the server
 // here would be an import cycle, and the runner would link the whole
-// server for one flag set.
-func Parse(b []byte, name string, server *flag.FlagSet) (*Definition, error) {
-	if server == nil {
+// server for two flag sets.
+func Parse(b []byte, name string, flags Flags) (*Definition, error) {
+	if flags.Server == nil {
 		return nil, fmt.Errorf("%s: no server flag set to check the app flags against", name)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -168,10 +182,13 @@ func Parse(b []byte, name string, server *flag.FlagSet) (*Definition, error) {
 		return nil, yamlError(name, err)
 	}
 	if def.Apps != nil {
-		def.Apps.flagLines = flagLines(b, len(def.Apps.Flags))
+		def.Apps.flagLines = flagLines(b, "apps", len(def.Apps.Flags))
+	}
+	if def.Workers != nil {
+		def.Workers.flagLines = flagLines(b, "workers", len(def.Workers.Flags))
 	}
 	def.setDefaults()
-	if err := def.validate(server); err != nil {
+	if err := def.validate(flags); err != nil {
 		if le, ok := err.(lineError); ok {
 			return nil, fmt.Errorf("%s:%d: %w", name, le.line, le.err)
 		}
@@ -204,16 +221,17 @@ func yamlError(name string, err error) error {
 	return errors.New(strings.Join(out, "\n"))
 }
 
-// flagLines returns the line of each of the n entries of apps.flags; the
-// strict decode already succeeded, so the document is well-formed.
-func flagLines(b []byte, n int) []int {
+// flagLines returns the line of each of the n entries of section.flags
+// (apps or workers); the strict decode already succeeded, so the document
+// is well-formed.
+func flagLines(b []byte, section string, n int) []int {
 	lines := make([]int, n)
 	var doc yaml.Node
 	if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
 		return lines
 	}
-	apps := mapValue(doc.Content[0], "apps")
-	flags := mapValue(apps, "flags")
+	sec := mapValue(doc.Content[0], section)
+	flags := mapValue(sec, "flags")
 	if flags == nil {
 		return lines
 	}
@@ -254,6 +272,9 @@ func (d *Definition) setDefaults() {
 	}
 	if a := d.Apps; a != nil {
 		a.Count = cmpOr(a.Count, 1)
+	}
+	if w := d.Workers; w != nil {
+		w.Count = cmpOr(w.Count, 1)
 	}
 	if h := d.HAProxy; h != nil {
 		h.Balance = cmpOr(h.Balance, "roundrobin")
@@ -298,13 +319,16 @@ type lineError struct {
 
 func (e lineError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
 
-// validate checks the definition; an error about an app flag is a
-// lineError.
-func (d *Definition) validate(server *flag.FlagSet) error {
+// validate checks the definition; an error about an app or worker flag is
+// a lineError.
+func (d *Definition) validate(flags Flags) error {
 	if err := d.validateFields(); err != nil {
 		return err
 	}
-	return d.validateFlags(server)
+	if err := d.validateFlags(flags.Server); err != nil {
+		return err
+	}
+	return d.validateWorkers(flags.Worker)
 }
 
 func (d *Definition) validateFields() error {
@@ -384,27 +408,14 @@ func (d *Definition) validateFlags(server *flag.FlagSet) error {
 	hasDB := false
 	for i, f := range d.Apps.Flags {
 		at := func(format string, a ...any) error {
-			err := fmt.Errorf("apps.flags[%d]: %s", i, fmt.Sprintf(format, a...))
-			if i < len(d.Apps.flagLines) && d.Apps.flagLines[i] > 0 {
-				return lineError{d.Apps.flagLines[i], err}
-			}
-			return err
+			return flagError("apps", d.Apps.flagLines, i, fmt.Sprintf(format, a...))
 		}
-		if !flagRe.MatchString(f) {
-			return at("%q, want --name or --name=value", f)
-		}
-		if _, err := expandFlag(f, vars); err != nil {
+		name, err := checkFlag(f, vars, server, "server")
+		if err != nil {
 			return at("%v", err)
 		}
-		name, _, hasValue := strings.Cut(strings.TrimPrefix(f, "--"), "=")
-		fl := server.Lookup(name)
-		switch {
-		case fl == nil:
-			return at("%q: scalelab server has no flag --%s", f, name)
-		case name == "addr":
+		if name == "addr" {
 			return at("%q: the runner sets --addr (each app gets a free port)", f)
-		case !hasValue && !isBoolFlag(fl):
-			return at("%q: --%s needs a value (--%s=…)", f, name, name)
 		}
 		hasDB = hasDB || name == "db"
 	}
@@ -412,6 +423,37 @@ func (d *Definition) validateFlags(server *flag.FlagSet) error {
 		return errors.New("apps.flags: no --db: the definition must say where the apps' data lives")
 	}
 	return nil
+}
+
+// checkFlag checks one flag's form, its variables against vars and its
+// name against fs, the flag set of `scalelab <command>`; it returns the
+// flag's name.
+func checkFlag(f string, vars flagVars, fs *flag.FlagSet, command string) (string, error) {
+	if !flagRe.MatchString(f) {
+		return "", fmt.Errorf("%q, want --name or --name=value", f)
+	}
+	if _, err := expandFlag(f, vars); err != nil {
+		return "", err
+	}
+	name, _, hasValue := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+	fl := fs.Lookup(name)
+	switch {
+	case fl == nil:
+		return "", fmt.Errorf("%q: scalelab %s has no flag --%s", f, command, name)
+	case !hasValue && !isBoolFlag(fl):
+		return "", fmt.Errorf("%q: --%s needs a value (--%s=…)", f, name, name)
+	}
+	return name, nil
+}
+
+// flagError is an error about entry i of section.flags, at its line when
+// known.
+func flagError(section string, lines []int, i int, msg string) error {
+	err := fmt.Errorf("%s.flags[%d]: %s", section, i, msg)
+	if i < len(lines) && lines[i] > 0 {
+		return lineError{lines[i], err}
+	}
+	return err
 }
 
 func isBoolFlag(f *flag.Flag) bool {
@@ -455,6 +497,10 @@ func (d *Definition) placeholderVars() flagVars {
 	}
 	return v
 }
+
+// appOnlyVars are the variables of one app instance, which worker flags
+// have their own of (see workerVars).
+var appOnlyVars = []string{"app.name", "app.dir", "app.addr", "app.url", "app.metrics_addr"}
 
 // expandFlag expands ${name} variables in one flag. A variable with
 // several values (${replicas.url}) makes as many flags, one per value.

@@ -25,7 +25,7 @@ func TestPhasesLoad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("phase-%d", tt.phase), func(t *testing.T) {
-			def, err := Phase(tt.phase, serverFlags())
+			def, err := Phase(tt.phase, commandFlags())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,13 +44,13 @@ func TestPhasesLoad(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Phase(9, serverFlags()); err == nil {
+	if _, err := Phase(9, commandFlags()); err == nil {
 		t.Errorf("Phase(9) succeeded, want an error")
 	}
 }
 
 func TestPhase4Defaults(t *testing.T) {
-	def, err := Phase(4, serverFlags())
+	def, err := Phase(4, commandFlags())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +59,22 @@ func TestPhase4Defaults(t *testing.T) {
 	}
 	if c := def.RedisCluster; c.Masters != 3 || c.ReplicasPerMaster != 1 || c.NodeTimeout != 2*time.Second {
 		t.Errorf("redis_cluster = %+v, want 3 masters, 1 replica each, 2s node timeout", c)
+	}
+	if w := def.Workers; w == nil || w.Count != 1 {
+		t.Errorf("workers = %+v, want one worker", w)
+	}
+}
+
+// TestWorkersNeedWorkerFlags: a definition with workers cannot be checked
+// without the worker's flag set, and says so.
+func TestWorkersNeedWorkerFlags(t *testing.T) {
+	flags := commandFlags()
+	flags.Worker = nil
+	if _, err := Phase(4, flags); err == nil || !strings.Contains(err.Error(), "no worker flag set") {
+		t.Errorf("Phase(4) without the worker's flags = %v, want an error saying so", err)
+	}
+	if _, err := Phase(3, flags); err != nil {
+		t.Errorf("Phase(3) without the worker's flags = %v, want no error (it has no workers)", err)
 	}
 }
 
@@ -71,7 +87,10 @@ func TestBadDefinitions(t *testing.T) {
 		"addr-flag":                          `testdata/addr-flag.bad.yaml:5: apps.flags[1]: "--addr=127.0.0.1:8080": the runner sets --addr`,
 		"flag-without-value":                 `testdata/flag-without-value.bad.yaml:5: apps.flags[1]: "--cache-ttl": --cache-ttl needs a value`,
 		"no-db":                              "testdata/no-db.bad.yaml: apps.flags: no --db",
-		"worker-command":                     "testdata/worker-command.bad.yaml:5: field workers not found",
+		"worker-command":                     "testdata/worker-command.bad.yaml:7: field command not found",
+		"worker-misspelt-flag":               `testdata/worker-misspelt-flag.bad.yaml:10: workers.flags[1]: "--concurency=2": scalelab worker has no flag --concurency`,
+		"worker-without-postgres":            "workers: need a postgres section",
+		"worker-app-variable":                "testdata/worker-app-variable.bad.yaml:10: workers.flags[1]: unknown variable ${app.name}",
 		"no-apps":                            "apps: every topology runs at least one app instance",
 		"entry-without-component":            "entry: varnish, but there is no varnish section",
 		"pgbouncer-without-postgres":         "pgbouncer: needs a postgres section",
@@ -96,7 +115,7 @@ func TestBadDefinitions(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".bad.yaml")
 		t.Run(name, func(t *testing.T) {
-			_, err := LoadFile(f, serverFlags())
+			_, err := LoadFile(f, commandFlags())
 			if err == nil {
 				t.Fatalf("LoadFile(%q) succeeded, want an error", f)
 			}

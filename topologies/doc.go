@@ -7,10 +7,11 @@
 // A topology is described in YAML (phase-1.yaml … phase-4.yaml are
 // embedded; Phase loads one, LoadFile another), loaded strictly: an unknown
 // field, or an app flag that `scalelab server`'s flag set (given by the
-// caller, app.FlagSet("server")) does not define, is an error with the
-// file and line. Up brings it up:
+// caller, app.FlagSet("server")) does not define, or a worker flag that
+// `scalelab worker`'s does not, is an error with the file and line. Up
+// brings it up:
 //
-//	def, _ := topologies.Phase(3, serverFlags)
+//	def, _ := topologies.Phase(3, topologies.Flags{Server: serverFlags, Worker: workerFlags})
 //	top, err := topologies.Up(ctx, def, topologies.Options{Binary: "bin/scalelab", Logger: log})
 //	if err != nil { … }            // everything Up started is already stopped
 //	defer top.Down(context.WithoutCancel(ctx))

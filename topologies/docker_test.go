@@ -37,7 +37,7 @@ func TestDockerPhase3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	def, err := topologies.Phase(3, serverFlags())
+	def, err := topologies.Phase(3, commandFlags())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ haproxy: {}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			def, err := topologies.Parse([]byte(tt.yaml), tt.name, serverFlags())
+			def, err := topologies.Parse([]byte(tt.yaml), tt.name, commandFlags())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +92,7 @@ haproxy: {}
 // every component by the PIDs recorded there.
 func TestDownFromTopologyJSON(t *testing.T) {
 	t.Parallel()
-	top := topotest.Up(t, 3, serverFlags())
+	top := topotest.Up(t, 3, commandFlags())
 	before := readTopologyJSON(t, top.Dir)
 	runs, err := topologies.ListRuns(filepath.Dir(top.Dir))
 	if err != nil || len(runs) != 1 || runs[0] != top.Dir {

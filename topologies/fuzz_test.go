@@ -18,7 +18,7 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Add([]byte("phase: 3\napps:\n  count: -1\n"))
-	flags := serverFlags()
+	flags := commandFlags()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := Parse(data, "fuzz.yaml", flags)
 		if err == nil && d == nil {

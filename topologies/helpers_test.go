@@ -1,7 +1,6 @@
 package topologies_test
 
 import (
-	"flag"
 	"net"
 	"os"
 	"strconv"
@@ -9,12 +8,15 @@ import (
 	"time"
 
 	"scalelab/server/app"
+	"scalelab/server/jobs"
+	"scalelab/topologies"
 )
 
-// serverFlags is the flag set phase files are checked against.
-func serverFlags() *flag.FlagSet {
-	fs, _ := app.FlagSet("server")
-	return fs
+// commandFlags are the flag sets phase files are checked against.
+func commandFlags() topologies.Flags {
+	server, _ := app.FlagSet("server")
+	worker, _ := jobs.WorkerFlagSet("worker")
+	return topologies.Flags{Server: server, Worker: worker}
 }
 
 // processExists reports whether pid names a live, non-zombie process.

@@ -41,6 +41,8 @@ type Measurements struct {
 	Problems []string
 	// CacheSeries counts each tier's lookups per sampling interval.
 	CacheSeries []CacheInterval
+	// Queue is the job queue over the run; nil without workers.
+	Queue *QueueStats
 }
 
 // ReplicaLag summarizes one replica's lag over the run, from the samples
@@ -153,6 +155,7 @@ type Sampler struct {
 	// cpuBaseline is set once the first CPU sample is taken.
 	cpuBaseline bool
 	base        counters
+	jobsBase    *jobCounters // nil without workers
 	problems    []string
 	snapshots   []counters // taken each interval, for CacheSeries
 }
@@ -225,6 +228,7 @@ func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sam
 		s.lag[r.Name()] = &lagSeries{}
 	}
 	s.base = s.readCounters(ctx, s.problem)
+	s.jobsBase = s.readJobCounters(ctx)
 	s.sampleCPU()
 	sctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
@@ -452,10 +456,11 @@ func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 		}
 	}
 	final := s.readCounters(ctx, s.problem)
+	queue := s.queueStats(ctx, s.jobsBase, s.readJobCounters(ctx), end.Sub(s.start))
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := &Measurements{Start: s.start, End: end, Problems: s.problems}
+	m := &Measurements{Start: s.start, End: end, Problems: s.problems, Queue: queue}
 	for _, r := range s.top.Replicas() {
 		l := s.lag[r.Name()]
 		if l == nil {

@@ -71,7 +71,7 @@ func TestNetworkInDefinition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			def, err := Parse([]byte(tt.yaml), "x.yaml", serverFlags())
+			def, err := Parse([]byte(tt.yaml), "x.yaml", commandFlags())
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("Parse = %v, want an error containing %q", err, tt.err)
@@ -175,7 +175,7 @@ func TestReadPath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint("phase-", tt.phase, "/", len(tt.links), "-links"), func(t *testing.T) {
-			def, err := Phase(tt.phase, serverFlags())
+			def, err := Phase(tt.phase, commandFlags())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +194,7 @@ func TestLinkSettings(t *testing.T) {
   "*": {timeout: 5m}
   haproxy->app-*: {latency: 1ms, timeout: 30s}
   haproxy->app-2: {jitter: 0s, bandwidth_kbps: 1000}
-`), "x.yaml", serverFlags())
+`), "x.yaml", commandFlags())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestLinkSettings(t *testing.T) {
 		{"app->redis: {delay: 1ms}", `field delay not found`},
 	}
 	for _, tt := range bad {
-		_, err := Parse([]byte(base+"links:\n  "+tt.links+"\n"), "x.yaml", serverFlags())
+		_, err := Parse([]byte(base+"links:\n  "+tt.links+"\n"), "x.yaml", commandFlags())
 		if err == nil || !strings.Contains(err.Error(), tt.err) {
 			t.Errorf("links %s: Parse = %v, want an error containing %q", tt.links, err, tt.err)
 		}

@@ -117,7 +117,10 @@ type Topology struct {
 	AppURLs  []string `json:"app_urls"`
 	// AppMetricsURLs are the apps' metrics listeners (their /metrics),
 	// in the order of AppURLs.
-	AppMetricsURLs    []string `json:"app_metrics_urls,omitempty"`
+	AppMetricsURLs []string `json:"app_metrics_urls,omitempty"`
+	// WorkerMetricsURLs are the queue workers' metrics listeners (their
+	// /metrics and /readyz), worker-1 first.
+	WorkerMetricsURLs []string `json:"worker_metrics_urls,omitempty"`
 	PrimaryURL        string   `json:"primary_url,omitempty"`
 	ReplicaURLs       []string `json:"replica_urls,omitempty"`
 	PgBouncerURL      string   `json:"pgbouncer_url,omitempty"`
@@ -164,6 +167,7 @@ type runtime struct {
 	redis     *Redis
 	cluster   *RedisCluster
 	apps      []*App
+	workers   []*Worker
 	haproxy   *HAProxy
 	varnish   *Varnish
 	prom      *Prometheus

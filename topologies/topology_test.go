@@ -14,7 +14,7 @@ import (
 
 // phase4 is shared by the tests that disturb a full topology and put it
 // back as they found it.
-var phase4 = topotest.Shared{Phase: 4, ServerFlags: serverFlags()}
+var phase4 = topotest.Shared{Phase: 4, Flags: commandFlags()}
 
 func TestMain(m *testing.M) { os.Exit(phase4.Main(m)) }
 
@@ -28,7 +28,7 @@ func TestUpDown(t *testing.T) {
 		t.Run(fmt.Sprintf("phase-%d", phase), func(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
-			top := topotest.Up(t, phase, serverFlags())
+			top := topotest.Up(t, phase, commandFlags())
 			t.Logf("phase %d up in %v (%s)", phase, time.Since(start).Round(time.Millisecond), top.Dir)
 			mustGet(t, top.EntryURL+"/healthz")
 			if phase == 3 && top.EntryURL != top.HAProxyURL {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -71,11 +72,14 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("worker: connect %s: %w", app.RedactDSN(c.DB), err)
 	}
 	defer pool.Close()
-	q, err := jobs.New(pool, jobs.Options{Records: store, Concurrency: c.Concurrency, Registerer: reg, Logger: log})
+	q, err := jobs.New(pool, jobs.Options{Records: store, Deleter: store, Concurrency: c.Concurrency, Registerer: reg, Logger: log})
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 
+	// /readyz on the metrics listener answers 200 once jobs are worked:
+	// what the topology runner waits for.
+	var ready atomic.Bool
 	var metrics *http.Server
 	merrc := make(chan error, 1)
 	if c.MetricsAddr != "" {
@@ -83,8 +87,17 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return fmt.Errorf("worker: listen on --metrics-addr %s: %w", c.MetricsAddr, err)
 		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if !ready.Load() {
+				http.Error(w, "not working jobs yet", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
 		metrics = &http.Server{
-			Handler:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
@@ -101,6 +114,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if err := q.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	ready.Store(true)
 	fmt.Fprintf(stdout, "scalelab worker running %d jobs at once\n", c.Concurrency)
 	log.Info("worker started", "db", app.RedactDSN(c.DB), "concurrency", c.Concurrency)
 	select {

@@ -74,6 +74,8 @@ type Config struct {
 	SignupLimit     int
 	QuotaRecords    int64
 	QuotaBytes      int64
+	// AsyncDeleteRecords: see registerQueueFlags.
+	AsyncDeleteRecords int64
 	// StatsRefresh is how often the stats views are refreshed (PostgreSQL).
 	StatsRefresh time.Duration
 	// Partitions is the PostgreSQL table layout: 0 plain tables, N users
@@ -125,6 +127,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DegradedL1TTL, "l1-ttl-degraded", time.Second, "while Redis (the invalidation channel) is down, L1 entries older than this are loaded again: the bound on stale reads then")
 	fs.Var(&c.PurgeURLs, "purge-url", "CDN base URL to send PURGE to after writes, e.g. Varnish (repeatable; phase 4)")
 	c.registerBudgetFlags(fs)
+	c.registerQueueFlags(fs)
 	fs.Var(&c.TrustedProxies, "trusted-proxy", "CIDR of a proxy whose X-Forwarded-For is believed for client addresses (repeatable)")
 }
 
@@ -200,7 +203,7 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 		return nil, err
 	}
 	s.defer_(func() { store.Close() })
-	queue, closeQueue, err := openQueue(ctx, c, reg, log)
+	queue, closeQueue, err := openQueue(ctx, c, store, reg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +259,13 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 	if len(c.PurgeURLs) > 0 {
 		// Repeat: a CDN fetch in flight during a purge can store the old
 		// view after it; the repeat bounds that to half a second.
-		purger, err = cache.NewPurger(cache.PurgerOptions{BaseURLs: c.PurgeURLs, Repeat: 500 * time.Millisecond, Registerer: reg, Logger: log})
+		opts := cache.PurgerOptions{BaseURLs: c.PurgeURLs, Repeat: 500 * time.Millisecond, Registerer: reg, Logger: log}
+		if queue != nil {
+			// A purge that fails for seconds goes to the job queue,
+			// which outlives this instance and retries for an hour.
+			opts.Handoff = queue.EnqueuePurge
+		}
+		purger, err = cache.NewPurger(opts)
 		if err != nil {
 			return nil, configErrorf("--purge-url: %v", err)
 		}

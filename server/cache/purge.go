@@ -22,8 +22,12 @@ import (
 // A purge must never fail or slow the write that caused it, so Purge only
 // puts the path on a bounded queue and returns; one worker goroutine, owned
 // by the Purger (Start, Close), sends the requests and retries failures
-// with exponential backoff. A full queue drops the purge; a purge that
-// keeps failing is given up. Both are counted
+// with exponential backoff. A purge that keeps failing (the CDN is down)
+// is handed over to the job queue when PurgerOptions.Handoff is set (phase
+// 4: a River job that `scalelab worker` retries for the hour the CDN may
+// keep the old copy, and that survives this instance), and counted
+// "queued". Without a Handoff, or when the handoff fails, it is given up;
+// a full queue drops the purge. Both are counted
 // (scalelab_cdn_purges_total{result="dropped"|"failed"}) and then the CDN
 // serves the old public view until its s-maxage runs out: the bound on
 // staleness that the Cache-Control header states anyway.
@@ -44,6 +48,7 @@ type Purger struct {
 	maxWait  time.Duration
 	timeout  time.Duration
 	repeat   time.Duration
+	handoff  func(ctx context.Context, target, host string) error
 	log      *slog.Logger
 	results  *prometheus.CounterVec
 
@@ -78,6 +83,12 @@ type PurgerOptions struct {
 	// it succeeded (see Purger); 0 sends each once. It must outlast a CDN
 	// fetch and an invalidation's way to every instance.
 	Repeat time.Duration
+	// Handoff, when set, takes a purge that failed every attempt (or
+	// still waits for a retry at Close), e.g. to insert it into a durable
+	// job queue (jobs.Queue.EnqueuePurge), with the full URL to purge and
+	// the Host header (Host, or ""). It runs on the Purger's worker
+	// goroutine, bounded by Timeout.
+	Handoff func(ctx context.Context, target, host string) error
 	// Client sends the requests; a client that follows no redirects when
 	// nil.
 	Client *http.Client
@@ -135,9 +146,9 @@ func NewPurger(o PurgerOptions) (*Purger, error) {
 	}
 	results := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scalelab_cdn_purges_total",
-		Help: "CDN purge requests by result: ok, retry (a failed try that will be retried), failed (given up), dropped (queue full or closed).",
+		Help: "CDN purge requests by result: ok, retry (a failed try that will be retried), queued (failed every try, handed over to the job queue), failed (given up), dropped (queue full or closed).",
 	}, []string{"result"})
-	for _, r := range []string{"ok", "retry", "failed", "dropped"} {
+	for _, r := range []string{"ok", "retry", "queued", "failed", "dropped"} {
 		results.WithLabelValues(r) // show zeros from the start
 	}
 	if o.Registerer != nil {
@@ -154,6 +165,7 @@ func NewPurger(o PurgerOptions) (*Purger, error) {
 		maxWait:  o.MaxBackoff,
 		timeout:  o.Timeout,
 		repeat:   o.Repeat,
+		handoff:  o.Handoff,
 		log:      o.Logger,
 		results:  results,
 		queue:    make(chan purgeJob, o.QueueSize),
@@ -198,8 +210,9 @@ func (p *Purger) Purge(path string) {
 }
 
 // Close stops accepting purges, lets the worker send those already queued
-// (first tries only: retries still waiting are given up) and waits for it
-// until ctx ends, when it abandons the rest.
+// (first tries only: retries still waiting are handed over, or given up
+// without a Handoff) and waits for it until ctx ends, when it abandons the
+// rest.
 func (p *Purger) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -233,8 +246,16 @@ func (p *Purger) run(ctx context.Context) {
 	timer.Stop()
 	defer timer.Stop()
 	giveUp := func() {
-		for range retries {
-			p.results.WithLabelValues("failed").Inc()
+		// The handoff runs even when ctx ended: it is what keeps the
+		// waiting purges from being lost with this instance.
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
+		defer cancel()
+		for _, j := range retries {
+			if j.repeat {
+				p.results.WithLabelValues("failed").Inc()
+				continue
+			}
+			p.handOver(hctx, j, errors.New("the purger stopped before its retry"))
 		}
 	}
 	for {
@@ -278,15 +299,15 @@ func (p *Purger) try(ctx context.Context, j purgeJob, retries *retryHeap) {
 		}
 	case ctx.Err() != nil:
 		p.results.WithLabelValues("failed").Inc()
-	case errors.Is(err, errPermanent) || j.attempt >= p.attempts:
+	case errors.Is(err, ErrPurgeRefused):
 		p.results.WithLabelValues("failed").Inc()
-		p.log.Warn("cdn purge failed; the CDN serves the old copy until it expires",
-			"url", j.base+j.path, "attempts", j.attempt, "err", err)
-	case retries.Len() >= cap(p.queue):
-		// As many retries wait as the queue holds: the CDN is down, and
-		// keeping more would only grow memory.
-		p.results.WithLabelValues("failed").Inc()
-		p.log.Warn("cdn purge failed; too many retries waiting", "url", j.base+j.path, "err", err)
+		p.log.Warn("cdn purge refused; the CDN serves the old copy until it expires", "url", j.base+j.path, "err", err)
+	case j.attempt >= p.attempts, retries.Len() >= cap(p.queue):
+		// Out of attempts, or as many retries wait as the queue holds
+		// (the CDN is down, and keeping more would only grow memory).
+		hctx, cancel := context.WithTimeout(ctx, p.timeout)
+		p.handOver(hctx, j, err)
+		cancel()
 	default:
 		p.results.WithLabelValues("retry").Inc()
 		wait := min(p.backoff<<(j.attempt-1), p.maxWait)
@@ -295,23 +316,49 @@ func (p *Purger) try(ctx context.Context, j purgeJob, retries *retryHeap) {
 	}
 }
 
-var errPermanent = errors.New("not retryable")
+// handOver gives a purge that failed (with err) to the Handoff, or gives
+// it up without one.
+func (p *Purger) handOver(ctx context.Context, j purgeJob, err error) {
+	target := j.base + j.path
+	if p.handoff == nil {
+		p.results.WithLabelValues("failed").Inc()
+		p.log.Warn("cdn purge failed; the CDN serves the old copy until it expires",
+			"url", target, "attempts", j.attempt, "err", err)
+		return
+	}
+	if herr := p.handoff(ctx, target, p.host); herr != nil {
+		p.results.WithLabelValues("failed").Inc()
+		p.log.Warn("cdn purge failed, and handing it to the job queue failed too; the CDN serves the old copy until it expires",
+			"url", target, "attempts", j.attempt, "err", err, "handoff_err", herr)
+		return
+	}
+	p.results.WithLabelValues("queued").Inc()
+	p.log.Info("cdn purge failed; handed to the job queue", "url", target, "attempts", j.attempt, "err", err)
+}
 
-// send makes one PURGE request. 2xx is success, and so is 404 (nothing
-// cached under that URL: some CDNs say so). 408, 429 and 5xx are worth a
-// retry; any other status means the CDN refuses purges (a VCL without a
-// PURGE rule answers 405) and retrying cannot help.
+// ErrPurgeRefused marks a purge the CDN refused: retrying cannot help.
+var ErrPurgeRefused = errors.New("refused, not retryable")
+
 func (p *Purger) send(ctx context.Context, target string) error {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
+	return PurgeOnce(ctx, p.client, target, p.host)
+}
+
+// PurgeOnce makes one PURGE request of target (the CDN node's base URL and
+// the path), with Host header host when not "". 2xx is success, and so is
+// 404 (nothing cached under that URL: some CDNs say so). 408, 429 and 5xx
+// are worth a retry; any other status means the CDN refuses purges (a VCL
+// without a PURGE rule answers 405), and the error is ErrPurgeRefused.
+func PurgeOnce(ctx context.Context, client *http.Client, target, host string) error {
 	req, err := http.NewRequestWithContext(ctx, "PURGE", target, nil)
 	if err != nil {
-		return fmt.Errorf("purge %s: %w: %w", target, errPermanent, err)
+		return fmt.Errorf("purge %s: %w: %w", target, ErrPurgeRefused, err)
 	}
-	if p.host != "" {
-		req.Host = p.host
+	if host != "" {
+		req.Host = host
 	}
-	resp, err := p.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("purge %s: %w", target, err)
 	}
@@ -323,7 +370,7 @@ func (p *Purger) send(ctx context.Context, target string) error {
 	case c == http.StatusRequestTimeout, c == http.StatusTooManyRequests, c >= 500:
 		return fmt.Errorf("purge %s: %s", target, resp.Status)
 	default:
-		return fmt.Errorf("purge %s: %s: %w", target, resp.Status, errPermanent)
+		return fmt.Errorf("purge %s: %s: %w", target, resp.Status, ErrPurgeRefused)
 	}
 }
 

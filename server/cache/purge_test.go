@@ -270,3 +270,86 @@ func TestNewPurgerRejects(t *testing.T) {
 		}
 	}
 }
+
+// handoffs records what a Purger hands over.
+type handoffs struct {
+	mu   sync.Mutex
+	got  []string // "target host"
+	fail error
+}
+
+func (h *handoffs) handoff(_ context.Context, target, host string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fail != nil {
+		return h.fail
+	}
+	h.got = append(h.got, target+" "+host)
+	return nil
+}
+
+func (h *handoffs) list() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.got...)
+}
+
+// TestPurgeHandoff: a purge that fails every attempt goes to the Handoff
+// (the job queue in phase 4) with its full URL and Host, counted queued;
+// a handoff that fails counts the purge failed; a refused purge is never
+// handed over (retrying cannot help); at Close, retries still waiting are
+// handed over rather than lost.
+func TestPurgeHandoff(t *testing.T) {
+	t.Run("out of attempts", func(t *testing.T) {
+		cdn := newFakeCDN(t, 503, 503, 503)
+		h := &handoffs{}
+		p := mustPurger(t, PurgerOptions{BaseURLs: []string{cdn.URL}, Host: "api.test", Attempts: 2, Handoff: h.handoff})
+		p.Purge("/u/1")
+		waitFor(t, 5*time.Second, "the handoff", func() bool { return purges(p, "queued") >= 1 })
+		if got, want := h.list(), []string{cdn.URL + "/u/1 api.test"}; len(got) != 1 || got[0] != want[0] {
+			t.Errorf("handed over %q, want %q", got, want)
+		}
+		if n, f := len(cdn.requests()), purges(p, "failed"); n != 2 || f != 0 {
+			t.Errorf("CDN got %d requests and failed = %v; want 2 and 0", n, f)
+		}
+	})
+	t.Run("handoff fails", func(t *testing.T) {
+		cdn := newFakeCDN(t, 503, 503)
+		h := &handoffs{fail: context.DeadlineExceeded}
+		p := mustPurger(t, PurgerOptions{BaseURLs: []string{cdn.URL}, Attempts: 2, Handoff: h.handoff})
+		p.Purge("/u/1")
+		settled(t, p, 1)
+		if q, f := purges(p, "queued"), purges(p, "failed"); q != 0 || f != 1 {
+			t.Errorf("queued, failed = %v, %v; want 0, 1", q, f)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		cdn := newFakeCDN(t, 405)
+		h := &handoffs{}
+		p := mustPurger(t, PurgerOptions{BaseURLs: []string{cdn.URL}, Handoff: h.handoff})
+		p.Purge("/u/1")
+		settled(t, p, 1)
+		if got := h.list(); len(got) != 0 {
+			t.Errorf("a refused purge was handed over: %q", got)
+		}
+	})
+	t.Run("at close", func(t *testing.T) {
+		cdn := newFakeCDN(t, 503)
+		h := &handoffs{}
+		p, err := NewPurger(PurgerOptions{BaseURLs: []string{cdn.URL}, Backoff: time.Hour, Handoff: h.handoff})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Start(context.Background())
+		p.Purge("/u/1")
+		waitFor(t, 5*time.Second, "the first try", func() bool { return purges(p, "retry") >= 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.list(); len(got) != 1 || got[0] != cdn.URL+"/u/1 " {
+			t.Errorf("handed over at Close: %q, want the waiting retry", got)
+		}
+	})
+}

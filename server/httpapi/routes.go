@@ -67,6 +67,7 @@ func routes(a *api, cfg Config, m *httpMetrics) http.Handler {
 		v1(http.MethodPost, "/api/v1/users/:id/exports", a.handleCreateExport())
 		v1(http.MethodGet, "/api/v1/users/:id/exports/:job_id", a.handleGetExport())
 		v1(http.MethodGet, "/api/v1/users/:id/exports/:job_id/file", a.handleGetExportFile())
+		v1(http.MethodGet, "/api/v1/deletions/:ticket", a.handleGetDeletion())
 	}
 
 	// Operations: never shed, never rate limited.

@@ -495,9 +495,23 @@ func (a *api) handleV1DeleteUser() httprouter.Handle {
 			a.writeV1Error(w, r, err)
 			return
 		}
-		err = a.ownerWrite(r.Context(), id, func(ctx context.Context) error { return a.deleteUser(ctx, id) })
+		// A user with many records is gone at once and its records go
+		// later, through the job queue: 202 and the status's URL.
+		var ticket string
+		err = a.ownerWrite(r.Context(), id, func(ctx context.Context) error {
+			t, later, err := a.deleteUserLater(ctx, id)
+			if later || err != nil {
+				ticket = t
+				return err
+			}
+			return a.deleteUser(ctx, id)
+		})
 		if err != nil {
 			a.writeV1Error(w, r, err)
+			return
+		}
+		if ticket != "" {
+			a.acceptDeletion(w, r, ticket)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)

@@ -48,7 +48,7 @@ func TestExportThroughAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	worker, err := jobs.New(pool, jobs.Options{Records: db, Concurrency: 1})
+	worker, err := jobs.New(pool, jobs.Options{Records: db, Deleter: db, Concurrency: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,10 @@
 // processes. The API server uses a Queue to insert and look up jobs; a
 // worker process uses one with Concurrency > 0 to work them.
 //
-// The one job so far is a data export: every record of a user as one
-// gzip-compressed JSON document, kept in the table scalelab_exports.
+// The jobs: a data export (every record of a user as one gzip-compressed
+// JSON document, kept in the table scalelab_exports); the deletion of a
+// deleted user's records, in batches (the user itself is gone at once);
+// and CDN purges that the API server could not send within seconds.
 package jobs
 
 import (
@@ -13,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,13 +75,20 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 
 // Options configure a Queue.
 type Options struct {
-	// Records is where exports read from; needed only with Concurrency.
+	// Records is where exports read from, Deleter what deletes a deleted
+	// user's records; both needed only with Concurrency.
 	Records server.RecordStore
+	Deleter RecordDeleter
 	// Concurrency is how many jobs this process works at once; 0 makes
 	// a Queue that only inserts and looks up jobs (the API server's).
 	Concurrency int
-	Registerer  prometheus.Registerer
-	Logger      *slog.Logger
+	// Detacher and DeferRecords make DeleteUserLater defer the records of
+	// a user with at least DeferRecords of them to a job; without them
+	// (or with DeferRecords 0) every deletion is left to the caller.
+	Detacher     UserDetacher
+	DeferRecords int64
+	Registerer   prometheus.Registerer
+	Logger       *slog.Logger
 }
 
 // Queue inserts jobs, and with Options.Concurrency works them.
@@ -88,8 +98,11 @@ type Queue struct {
 	log     *slog.Logger
 	metrics *metrics
 	working bool
-	done    chan struct{} // closed when the event loop ends
-	cancel  func()        // ends the event subscription
+	// detacher and deferRecords: see Options.
+	detacher     UserDetacher
+	deferRecords int64
+	done         chan struct{} // closed when the event loop ends
+	cancel       func()        // ends the event subscription
 }
 
 // New returns a Queue on pool. Call Migrate first.
@@ -100,14 +113,18 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
-	q := &Queue{pool: pool, log: opts.Logger, working: opts.Concurrency > 0}
+	q := &Queue{pool: pool, log: opts.Logger, working: opts.Concurrency > 0, detacher: opts.Detacher, deferRecords: opts.DeferRecords}
 	cfg := &river.Config{Logger: opts.Logger}
 	if q.working {
-		if opts.Records == nil {
-			return nil, errors.New("jobs: a working queue needs Records")
+		if opts.Records == nil || opts.Deleter == nil {
+			return nil, errors.New("jobs: a working queue needs Records and Deleter")
 		}
 		workers := river.NewWorkers()
 		river.AddWorker(workers, &exportWorker{records: opts.Records, pool: pool})
+		river.AddWorker(workers, &deleteRecordsWorker{records: opts.Deleter})
+		river.AddWorker(workers, &purgeWorker{client: &http.Client{
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}})
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Concurrency}}
 	}
@@ -167,7 +184,7 @@ func (q *Queue) EnqueueExport(ctx context.Context, userID string) (int64, error)
 	return res.Job.ID, nil
 }
 
-// Export statuses, as the API reports them.
+// Job statuses (of exports and deletions), as the API reports them.
 const (
 	StatusQueued  = "queued"
 	StatusRunning = "running"
@@ -198,14 +215,15 @@ func (q *Queue) ExportStatus(ctx context.Context, userID string, id int64) (*Exp
 	if err != nil || args.UserID != userID {
 		return nil, server.Errorf(server.ENOTFOUND, "export %d not found", id)
 	}
-	st := &ExportStatus{JobID: id, UserID: userID, Status: exportStatus(job.State)}
+	st := &ExportStatus{JobID: id, UserID: userID, Status: jobStatus(job.State)}
 	if n := len(job.Errors); n > 0 {
 		st.Error = job.Errors[n-1].Error
 	}
 	return st, nil
 }
 
-func exportStatus(s rivertype.JobState) string {
+// jobStatus is a job's state as the API reports it.
+func jobStatus(s rivertype.JobState) string {
 	switch s {
 	case rivertype.JobStateRunning, rivertype.JobStateRetryable:
 		return StatusRunning

@@ -77,7 +77,7 @@ func TestExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewPedanticRegistry()
-	worker, err := jobs.New(pool, jobs.Options{Records: db, Concurrency: 2, Registerer: reg})
+	worker, err := jobs.New(pool, jobs.Options{Records: db, Deleter: db, Concurrency: 2, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

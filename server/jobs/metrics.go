@@ -40,18 +40,23 @@ func newMetrics(reg prometheus.Registerer, pool *pgxpool.Pool, working bool) *me
 	}
 	m.wait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "scalelab_job_queue_wait_seconds",
-		Help:    "Time from a job being available to a worker starting it (queue latency), by kind.",
+		Help:    "Time from a job being available (enqueued, or its retry due) to a worker starting it: the queue's latency, by kind.",
 		Buckets: jobBuckets,
 	}, []string{"kind"})
 	m.run = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "scalelab_job_run_seconds",
-		Help:    "Time a job's worker ran, by kind.",
+		Help:    "Time a job's worker ran, from start to done (or failed), by kind.",
 		Buckets: jobBuckets,
 	}, []string{"kind"})
 	m.finished = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scalelab_jobs_finished_total",
 		Help: "Job attempts that ended, by kind and outcome (completed, failed, cancelled).",
 	}, []string{"kind", "outcome"})
+	for _, kind := range []string{(ExportArgs{}).Kind(), (DeleteRecordsArgs{}).Kind(), (PurgeArgs{}).Kind()} {
+		for _, outcome := range []string{"completed", "failed", "cancelled"} {
+			m.finished.WithLabelValues(kind, outcome) // show zeros from the start
+		}
+	}
 	reg.MustRegister(m.wait, m.run, m.finished)
 	return m
 }

@@ -21,13 +21,15 @@ import (
 //
 // It brings up the package's one phase-4 topology for its subtests.
 func TestCDN(t *testing.T) {
-	top := topotest.Up(t, 4, serverFlags())
+	top := topotest.Up(t, 4, commandFlags())
 	if top.EntryURL != top.VarnishURL {
 		t.Fatalf("phase 4 entry point = %s, want Varnish's %s", top.EntryURL, top.VarnishURL)
 	}
 	t.Run("public views cached, private not, purged on write", func(t *testing.T) { testCDNPurge(t, top) })
 	t.Run("purges under concurrent readers", func(t *testing.T) { testCDNPurgeRace(t, top) })
 	t.Run("a purge covers every Host", func(t *testing.T) { testCDNPurgeEveryHost(t, top) })
+	t.Run("a purge the CDN missed goes to the job queue", func(t *testing.T) { testCDNPurgeQueued(t, top) })
+	t.Run("a user with many records is deleted through the job queue", func(t *testing.T) { testDeferredDelete(t, top) })
 }
 
 // The same public URL reached under several Host names (the address the

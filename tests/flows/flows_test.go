@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,6 +27,7 @@ import (
 	"scalelab/topologies/topotest"
 
 	"scalelab/server/app"
+	"scalelab/server/jobs"
 )
 
 // phase3 is the one phase-3 topology (HAProxy, three apps, a primary with
@@ -35,14 +35,15 @@ import (
 // another, never in parallel: several pause replicas or kill Redis, and
 // each leaves the topology as it found it. The CDN test brings up its own
 // phase 4.
-var phase3 = topotest.Shared{Phase: 3, ServerFlags: serverFlags()}
+var phase3 = topotest.Shared{Phase: 3, Flags: commandFlags()}
 
 func TestMain(m *testing.M) { os.Exit(phase3.Main(m)) }
 
-// serverFlags is the flag set the phase files are checked against.
-func serverFlags() *flag.FlagSet {
-	fs, _ := app.FlagSet("server")
-	return fs
+// commandFlags are the flag sets the phase files are checked against.
+func commandFlags() topologies.Flags {
+	server, _ := app.FlagSet("server")
+	worker, _ := jobs.WorkerFlagSet("worker")
+	return topologies.Flags{Server: server, Worker: worker}
 }
 
 // client talks to the topologies. It keeps enough idle connections for the

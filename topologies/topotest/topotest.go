@@ -17,7 +17,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -72,14 +71,14 @@ func RedisCluster(tb testing.TB) *topologies.RedisCluster {
 }
 
 // Up brings phase n up for this test alone (with the scalelab binary from
-// Binary) and takes it down when the test ends. serverFlags is the flag set
-// of `scalelab server` (app.FlagSet("server")) that the phase file is
-// checked against; this package cannot import the server (server tests
-// import it). Postgres runs without fsync. The run's folder is kept when
+// Binary) and takes it down when the test ends. flags are the flag sets
+// of `scalelab server` and `scalelab worker` (app.FlagSet("server"),
+// jobs.WorkerFlagSet("worker")) that the phase file is checked against;
+// this package cannot import the server (server tests import it). Postgres runs without fsync. The run's folder is kept when
 // the test failed, for its logs.
-func Up(tb testing.TB, phase int, serverFlags *flag.FlagSet) *topologies.Topology {
+func Up(tb testing.TB, phase int, flags topologies.Flags) *topologies.Topology {
 	tb.Helper()
-	top, cleanup, err := up(phase, serverFlags)
+	top, cleanup, err := up(phase, flags)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -94,16 +93,16 @@ func Up(tb testing.TB, phase int, serverFlags *flag.FlagSet) *topologies.Topolog
 // Shared brings one phase up at most once per test binary, for tests that
 // can share it (they must leave it as they found it). Use it from TestMain:
 //
-//	var phase4 = topotest.Shared{Phase: 4, ServerFlags: serverFlags()}
+//	var phase4 = topotest.Shared{Phase: 4, Flags: commandFlags()}
 //
 //	func TestMain(m *testing.M) { os.Exit(phase4.Main(m)) }
 //
 //	func TestX(t *testing.T) { top := phase4.Topology(t); … }
 type Shared struct {
 	Phase int
-	// ServerFlags is the flag set the phase file is checked against, as
-	// for Up.
-	ServerFlags *flag.FlagSet
+	// Flags are the flag sets the phase file is checked against, as for
+	// Up.
+	Flags topologies.Flags
 
 	once    sync.Once
 	top     *topologies.Topology
@@ -144,7 +143,7 @@ func (s *Shared) Topology(tb testing.TB) *topologies.Topology {
 	if !main {
 		tb.Fatal("topotest: Shared needs TestMain to take it down: func TestMain(m *testing.M) { os.Exit(s.Main(m)) }")
 	}
-	s.once.Do(func() { s.top, s.cleanup, s.err = up(s.Phase, s.ServerFlags) })
+	s.once.Do(func() { s.top, s.cleanup, s.err = up(s.Phase, s.Flags) })
 	if s.err != nil {
 		tb.Fatal(s.err)
 	}
@@ -172,11 +171,11 @@ func Logger() *slog.Logger {
 // directory (whose parents the postgres user can search, unlike
 // t.TempDir()'s). cleanup takes it down and removes the directory unless
 // keep is set.
-func up(phase int, serverFlags *flag.FlagSet) (*topologies.Topology, func(keep bool) error, error) {
+func up(phase int, flags topologies.Flags) (*topologies.Topology, func(keep bool) error, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	reapOrphans(ctx)
-	def, err := topologies.Phase(phase, serverFlags)
+	def, err := topologies.Phase(phase, flags)
 	if err != nil {
 		return nil, nil, err
 	}
