@@ -99,6 +99,15 @@ type Result struct {
 	CacheSeries []CacheSecond `json:"cache_series,omitempty"`
 	// Network is the simulated distance between tiers (network.go).
 	Network *Network `json:"network,omitempty"`
+	// Runtime is where the topology's components ran: "process" (local
+	// processes) or "docker" (containers); absent in results written
+	// before it was recorded.
+	Runtime string `json:"runtime,omitempty"`
+	// UpS and DownS are how long the topology took to come up (readiness
+	// checks included) and to be torn down, in seconds; absent when not
+	// measured.
+	UpS   float64 `json:"topology_up_s,omitempty"`
+	DownS float64 `json:"topology_down_s,omitempty"`
 }
 
 // Fault is one scenario fault, e.g. "kill redis" at 10 s.
