@@ -67,7 +67,7 @@ func upDocker(ctx context.Context, def *Definition, opts Options) (t *Topology, 
 		log = discardLogger()
 	}
 	if opts.Timeout == 0 {
-		opts.Timeout = 3 * time.Minute
+		opts.Timeout = 5 * time.Minute // container starts are slower than processes' on a loaded machine
 	}
 	if p := cmpOr(opts.Network, def.Network); p != NetworkNone {
 		// The links of the other profiles are toxiproxy proxies on the
@@ -186,7 +186,17 @@ func (dr *dockerRun) teardown(ctx context.Context) error {
 	return removeRun(ctx, dr.pool, dr.runID)
 }
 
+// removeBudget is how long removing a run's containers may take when the
+// caller's context is already spent (a graceful stop that ran out of
+// time): the removal is what leaves nothing behind, so it always runs.
+const removeBudget = time.Minute
+
 func removeRun(ctx context.Context, pool *dockertest.Pool, runID string) error {
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), removeBudget)
+		defer cancel()
+	}
 	var errs []error
 	filter := map[string][]string{"label": {labelRun + "=" + runID}}
 	cs, err := pool.Client.ListContainers(dc.ListContainersOptions{All: true, Filters: filter, Context: ctx})

@@ -208,12 +208,14 @@ func TestDockerPhase4(t *testing.T) {
 	os.Chmod(dir, 0o755)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// Generous: on a loaded machine container starts take long; Up
+	// removes everything it started if it fails.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	start := time.Now()
 	top, err := topologies.Up(ctx, def, topologies.Options{
 		Binary: bin, Dir: dir, Runtime: topologies.RuntimeDocker, DockerHost: d.Host(),
-		FastPostgres: true, Logger: topotest.Logger(),
+		FastPostgres: true, Logger: topotest.Logger(), Timeout: 6 * time.Minute,
 	})
 	if err != nil {
 		t.Fatalf("Up(phase 4, docker) = %v", err)
