@@ -103,6 +103,9 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 		if swarm {
 			one := 1
 			s.Deploy.Replicas = &one
+			// Swarm stops a task whose health check keeps failing, and
+			// Postgres then exits 0: restart whatever the exit status.
+			s.Deploy.RestartPolicy.Condition = "any"
 		} else {
 			s.Restart = "on-failure"
 		}
@@ -118,7 +121,7 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 	var dataDeps []string
 	if p := def.Postgres; p != nil {
 		s := svc("primary", "postgres", DefaultInfraImage, postgresCmd(def, "primary", "primary", def.Postgres.Database, false))
-		s.Healthcheck = &composeHealth{Test: []string{"CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres"}, Interval: "2s", Timeout: "3s", Retries: 30}
+		s.Healthcheck = &composeHealth{Test: []string{"CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres"}, Interval: "5s", Timeout: "15s", Retries: 20, StartPeriod: "2m"}
 		dataDeps = append(dataDeps, "primary")
 		for i := range p.Replicas {
 			name := fmt.Sprintf("replica-%d", i+1)
@@ -137,20 +140,20 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 		s.User = "postgres" // pgbouncer refuses to run as root
 		addConfig(s, "pgbouncer.ini", ini)
 		addConfig(s, "userlist.txt", []byte(pgbouncerUsers))
-		s.Healthcheck = &composeHealth{Test: []string{"CMD", "pg_isready", "-h", "127.0.0.1", "-p", fmt.Sprint(pgbouncerPort), "-U", "postgres"}, Interval: "2s", Timeout: "3s", Retries: 30}
+		s.Healthcheck = &composeHealth{Test: []string{"CMD", "pg_isready", "-h", "127.0.0.1", "-p", fmt.Sprint(pgbouncerPort), "-U", "postgres"}, Interval: "5s", Timeout: "15s", Retries: 20, StartPeriod: "2m"}
 		dependsOn(s, "primary")
 		dataDeps = append(dataDeps, "pgbouncer")
 	}
 	if def.Redis != nil {
 		s := svc("redis", "redis", DefaultInfraImage, redisCmd(def))
-		s.Healthcheck = &composeHealth{Test: []string{"CMD", "redis-cli", "ping"}, Interval: "2s", Timeout: "3s", Retries: 30}
+		s.Healthcheck = &composeHealth{Test: []string{"CMD", "redis-cli", "ping"}, Interval: "5s", Timeout: "15s", Retries: 20, StartPeriod: "2m"}
 		dataDeps = append(dataDeps, "redis")
 	}
 	if c := def.RedisCluster; c != nil {
 		nodes := clusterNodeNames(c)
 		for _, n := range nodes {
 			s := svc(n, "redis", DefaultInfraImage, redisClusterCmd(def))
-			s.Healthcheck = &composeHealth{Test: []string{"CMD", "redis-cli", "ping"}, Interval: "2s", Timeout: "3s", Retries: 30}
+			s.Healthcheck = &composeHealth{Test: []string{"CMD", "redis-cli", "ping"}, Interval: "5s", Timeout: "15s", Retries: 20, StartPeriod: "2m"}
 			if swarm {
 				// The nodes MEET, and announce, their tasks' own
 				// addresses: no virtual IP in between.
@@ -160,6 +163,7 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 		// One-shot: joins the nodes once they answer (a no-op when the
 		// cluster exists), then exits.
 		s := svc("redis-cluster", "redis", DefaultInfraImage, []string{"bash", "-c", clusterCreateScript(c)})
+		s.Deploy.RestartPolicy.Condition = "on-failure" // done once it exits 0
 		dependsOn(s, nodes...)
 		dataDeps = append(dataDeps, "redis-cluster")
 	}
@@ -366,11 +370,15 @@ type composeRestart struct {
 	Condition string `yaml:"condition"`
 }
 
+// composeHealth is a service's health check. Generous: a check is a
+// docker exec, which takes seconds on a loaded machine, and Swarm kills a
+// task that stays unhealthy.
 type composeHealth struct {
-	Test     []string `yaml:"test,flow"`
-	Interval string   `yaml:"interval"`
-	Timeout  string   `yaml:"timeout"`
-	Retries  int      `yaml:"retries"`
+	Test        []string `yaml:"test,flow"`
+	Interval    string   `yaml:"interval"`
+	Timeout     string   `yaml:"timeout"`
+	Retries     int      `yaml:"retries"`
+	StartPeriod string   `yaml:"start_period"`
 }
 
 // ---------------------------------------------------------------- shared with the docker runtime
