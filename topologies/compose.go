@@ -82,7 +82,9 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 	}
 	publish := func(s *composeService, env string, dflt, port int) {
 		if swarm {
-			s.Ports = append(s.Ports, fmt.Sprintf("${%s:-%d}:%d", env, dflt, port))
+			// On the node that runs the task, on all its addresses (Swarm
+			// cannot bind one): no routing-mesh hop in front of the entry.
+			s.Ports = append(s.Ports, composePort{Target: port, Published: fmt.Sprintf("${%s:-%d}", env, dflt), Protocol: "tcp", Mode: "host"})
 			return
 		}
 		s.Ports = append(s.Ports, fmt.Sprintf("127.0.0.1:${%s:-%d}:%d", env, dflt, port))
@@ -237,7 +239,7 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 			s.Volumes[i] = strings.Replace(v, ":/etc/scalelab/grafana-datasource.yml", ":/etc/grafana/provisioning/datasources/scalelab.yml", 1)
 			s.Volumes[i] = strings.Replace(s.Volumes[i], ":/etc/scalelab/grafana-dashboards.yml", ":/etc/grafana/provisioning/dashboards/scalelab.yml", 1)
 		}
-		s.Ports = []string{"127.0.0.1:${SCALELAB_GRAFANA_PORT:-3000}:3000"}
+		s.Ports = []any{"127.0.0.1:${SCALELAB_GRAFANA_PORT:-3000}:3000"}
 	}
 	var out bytes.Buffer
 	name := base + ".compose.yaml"
@@ -317,6 +319,14 @@ type composeSubnetConfig struct {
 	Subnet string `yaml:"subnet"`
 }
 
+// composePort is a published port in the long syntax (a stack's).
+type composePort struct {
+	Target    int    `yaml:"target"`
+	Published string `yaml:"published"`
+	Protocol  string `yaml:"protocol"`
+	Mode      string `yaml:"mode"`
+}
+
 type composeConfigFile struct {
 	File string `yaml:"file"`
 }
@@ -334,7 +344,7 @@ type composeService struct {
 	User        string             `yaml:"user,omitempty"`
 	Volumes     []string           `yaml:"volumes,omitempty"`
 	Configs     []composeConfigRef `yaml:"configs,omitempty"`
-	Ports       []string           `yaml:"ports,omitempty"`
+	Ports       []any              `yaml:"ports,omitempty"` // "host:port:port" or a composePort
 	DependsOn   []string           `yaml:"depends_on,omitempty"`
 	Healthcheck *composeHealth     `yaml:"healthcheck,omitempty"`
 	Restart     string             `yaml:"restart,omitempty"`

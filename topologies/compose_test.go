@@ -59,7 +59,7 @@ func TestStackFile(t *testing.T) {
 	}
 	stack := string(files[0].Data)
 	for _, want := range []string{"driver: overlay", "configs:", "replicas: 1", "node.labels.scalelab.tier.db != false",
-		"endpoint_mode: dnsrr", "--trusted-proxy=10.213.0.0/16", "${SCALELAB_PORT:-8080}:6081"} {
+		"endpoint_mode: dnsrr", "--trusted-proxy=10.213.0.0/16", "target: 6081", "published: ${SCALELAB_PORT:-8080}", "mode: host"} {
 		if !strings.Contains(stack, want) {
 			t.Errorf("stack file lacks %q", want)
 		}

@@ -186,17 +186,16 @@ func (dr *dockerRun) teardown(ctx context.Context) error {
 	return removeRun(ctx, dr.pool, dr.runID)
 }
 
-// removeBudget is how long removing a run's containers may take when the
-// caller's context is already spent (a graceful stop that ran out of
-// time): the removal is what leaves nothing behind, so it always runs.
-const removeBudget = time.Minute
+// removeBudget is how long removing a run's containers and network may
+// take, whatever the graceful stop before it used of the caller's time:
+// the removal is what leaves nothing behind. Generous: on a loaded machine
+// a forced removal takes tens of seconds.
+const removeBudget = 3 * time.Minute
 
 func removeRun(ctx context.Context, pool *dockertest.Pool, runID string) error {
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), removeBudget)
-		defer cancel()
-	}
+	// Its own budget, whatever the graceful stop before it used.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeBudget)
+	defer cancel()
 	var errs []error
 	filter := map[string][]string{"label": {labelRun + "=" + runID}}
 	cs, err := pool.Client.ListContainers(dc.ListContainersOptions{All: true, Filters: filter, Context: ctx})
