@@ -65,7 +65,7 @@ images:
 # Container tests: behind the `containers` build tag so that make test does
 # not run them; one package at a time, since each may start its own daemon.
 test-containers: deps
-	$(WITH_DOCKER) bash -c './docker/images/build.sh && $(GO) test -tags containers -count=1 -p 1 -timeout 10m -run "Docker|Compose|Swarm|Ensure" ./internal/dockerd ./topologies'
+	$(WITH_DOCKER) bash -c './docker/images/build.sh && $(GO) test -tags containers -count=1 -p 1 -timeout 10m -run "Docker|Compose|Swarm|Ensure" ./internal/dockerd ./topologies ./lab'
 	@echo "container tests passed"
 
 # A daemon for people: started in the background on the lab's own socket

@@ -68,6 +68,11 @@ type Config struct {
 	// FastPostgres and DieWithParent are passed to topologies.Options (for
 	// tests).
 	FastPostgres, DieWithParent bool
+	// Runtime is where the components run (topologies.RuntimeProcess,
+	// the default, or RuntimeDocker); DockerHost is the Docker endpoint
+	// for RuntimeDocker ("" finds one, see topologies.Options).
+	Runtime    topologies.Runtime
+	DockerHost string
 }
 
 // Run brings the phase up, seeds, warms up, runs the scenario while
@@ -78,10 +83,16 @@ func Run(ctx context.Context, c Config) (res reports.Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	defer func() {
+	down := func() error {
 		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		err = errors.Join(err, s.Down(dctx))
+		return s.Down(dctx)
+	}
+	downDone := false
+	defer func() {
+		if !downDone {
+			err = errors.Join(err, down())
+		}
 	}()
 	if err := s.Seed(ctx); err != nil {
 		return res, err
@@ -93,7 +104,10 @@ func Run(ctx context.Context, c Config) (res reports.Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	return s.Result(ctx, m), nil
+	// Down before the result, which records how long it took.
+	downDone = true
+	derr := down()
+	return s.Result(ctx, m), derr
 }
 
 // CommandFlags are the flag sets of `scalelab server` and `scalelab

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,8 @@ type Session struct {
 	linkFaults []linkFault
 	out        io.Writer
 	log        *slog.Logger
+	// downS is how long Down took, once it ran.
+	downS float64
 }
 
 // Measured is what one measured run saw: the load generator's result, the
@@ -71,6 +74,7 @@ func Up(ctx context.Context, c Config) (*Session, error) {
 	top, err := topologies.Up(ctx, def, topologies.Options{
 		Binary: c.Binary, Dir: c.TopologyDir, Logger: s.log,
 		FastPostgres: c.FastPostgres, DieWithParent: c.DieWithParent,
+		Runtime: c.Runtime, DockerHost: c.DockerHost,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bring phase %d up: %w", def.Phase, err)
@@ -113,7 +117,8 @@ func (s *Session) prepare() error {
 func (s *Session) Down(ctx context.Context) error {
 	start := time.Now()
 	err := s.top.Down(ctx)
-	fmt.Fprintf(s.out, "topology down in %.1fs\n", time.Since(start).Seconds())
+	s.downS = time.Since(start).Seconds()
+	fmt.Fprintf(s.out, "topology down in %.1fs\n", s.downS)
 	if err != nil {
 		return fmt.Errorf("tear phase %d down: %w", s.cfg.Definition.Phase, err)
 	}
@@ -262,6 +267,8 @@ func (s *Session) Result(ctx context.Context, m *Measured) reports.Result {
 	res.Faults = m.Faults
 	res.Notes = append(res.Notes, m.LinkFaults...)
 	res.Network = networkResult(s.top.Network, s.top.Links, s.cfg.Definition.ReadPath(s.top.Links), &res)
+	res.Runtime = cmp.Or(s.top.Runtime, string(topologies.RuntimeProcess))
+	res.UpS, res.DownS = s.top.UpSeconds, s.downS
 	return res
 }
 

@@ -74,6 +74,9 @@ func buildDocument(r *Result, o *options) document {
 	} else {
 		d.facts = append(d.facts, fact{key: "Phase", value: phase})
 	}
+	if r.Runtime != "" {
+		d.facts = append(d.facts, fact{key: "Runtime", value: runtimeLine(r)})
+	}
 	scenario := orDash(r.Scenario)
 	if r.ScenarioDescription != "" {
 		scenario += " — " + r.ScenarioDescription
@@ -547,4 +550,23 @@ func groupDigits(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// runtimeLine says where the components ran and what bringing them up and
+// down cost.
+func runtimeLine(r *Result) string {
+	s := r.Runtime
+	switch r.Runtime {
+	case "process":
+		s = "process (every component a local process)"
+	case "docker":
+		s = "docker (every component a container of the local images, on one bridge network)"
+	}
+	if r.UpS > 0 {
+		s += fmt.Sprintf("; up in %.1f s", r.UpS)
+		if r.DownS > 0 {
+			s += fmt.Sprintf(", down in %.1f s", r.DownS)
+		}
+	}
+	return s
 }

@@ -120,6 +120,15 @@ type Result struct {
 	// Queue is the job queue over the run, in a phase with queue workers
 	// (queue.go).
 	Queue *Queue `json:"queue,omitempty"`
+	// Runtime is where the topology's components ran: "process" (local
+	// processes) or "docker" (containers); absent in results written
+	// before it was recorded.
+	Runtime string `json:"runtime,omitempty"`
+	// UpS and DownS are how long the topology took to come up (readiness
+	// checks included) and to be torn down, in seconds; absent when not
+	// measured.
+	UpS   float64 `json:"topology_up_s,omitempty"`
+	DownS float64 `json:"topology_down_s,omitempty"`
 }
 
 // Consistency is what the check of a run's client histories found: each

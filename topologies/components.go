@@ -241,7 +241,9 @@ func newVarnish(dir string, def *VarnishDef, port, adminPort, backendPort int, l
 	}
 	v := &Varnish{port: port, adminPort: adminPort, workDir: filepath.Join(dir, "work")}
 	vcl := filepath.Join(dir, "default.vcl")
-	if err := writeTemplate("default.vcl", vcl, map[string]any{"BackendPort": backendPort}); err != nil {
+	err = writeTemplate("default.vcl", vcl, map[string]any{"BackendHost": "127.0.0.1", "BackendPort": backendPort,
+		"Purgers": []string{`"127.0.0.1"`, `"localhost"`}})
+	if err != nil {
 		return nil, err
 	}
 	args := []string{"-F", "-a", v.Addr(), "-T", loopback(adminPort), "-n", v.workDir, "-f", vcl, "-s", def.Storage}
@@ -279,6 +281,12 @@ func varnishStats(ctx context.Context, workDir string) (map[string]uint64, error
 	if err != nil {
 		return nil, fmt.Errorf("varnishstat -n %s: %w", workDir, err)
 	}
+	return parseVarnishStats(out)
+}
+
+// parseVarnishStats reads `varnishstat -1 -j -f MAIN.*` into counters by
+// name without the MAIN. prefix.
+func parseVarnishStats(out []byte) (map[string]uint64, error) {
 	var doc struct {
 		Counters map[string]struct {
 			Value uint64 `json:"value"`
@@ -322,13 +330,13 @@ func newPgBouncer(dir string, def *PgBouncerDef, port, primaryPort int, db strin
 	b := &PgBouncer{port: port, db: db}
 	ini := filepath.Join(dir, "pgbouncer.ini")
 	err = writeTemplate("pgbouncer.ini", ini, map[string]any{
-		"PrimaryPort": primaryPort, "Port": port, "Dir": dir, "PoolMode": def.PoolMode,
+		"PrimaryHost": "127.0.0.1", "PrimaryPort": primaryPort, "ListenAddr": "127.0.0.1", "Port": port, "Dir": dir, "PoolMode": def.PoolMode,
 		"MaxClientConn": def.MaxClientConn, "DefaultPoolSize": def.DefaultPoolSize,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "userlist.txt"), []byte("\"postgres\" \"\"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "userlist.txt"), []byte(pgbouncerUsers), 0o644); err != nil {
 		return nil, fmt.Errorf("write pgbouncer userlist: %w", err)
 	}
 	if err := chownPostgres(dir); err != nil {
@@ -341,21 +349,29 @@ func newPgBouncer(dir string, def *PgBouncerDef, port, primaryPort int, db strin
 		stopSignal: syscall.SIGTERM, // immediate; the apps are stopped before it
 		stopGrace:  5 * time.Second,
 	}
-	b.ready = func(ctx context.Context) error {
-		cfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", b.Addr(), db))
-		if err != nil {
-			return err
-		}
-		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-		conn, err := pgx.ConnectConfig(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(context.WithoutCancel(ctx))
-		var one int
-		return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
-	}
+	b.ready = func(ctx context.Context) error { return pgbouncerReady(ctx, b.Addr(), db) }
 	return b, nil
+}
+
+// pgbouncerUsers is pgbouncer's auth_file: the postgres user, trusted as
+// Postgres trusts it.
+const pgbouncerUsers = "\"postgres\" \"\"\n"
+
+// pgbouncerReady checks once that pgbouncer at addr answers a query
+// through to the primary.
+func pgbouncerReady(ctx context.Context, addr, db string) error {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", addr, db))
+	if err != nil {
+		return err
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var one int
+	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
 }
 
 // ---------------------------------------------------------------- prometheus

@@ -2,6 +2,8 @@ package topologies
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"path"
@@ -21,32 +23,71 @@ type ComposeFile struct {
 }
 
 // Compose writes a phase's topology as a Compose file (version 3.8, which
-// Debian's docker-compose 1.29 runs and `docker stack deploy` deploys)
-// plus the configuration files it names, from the same definition the
-// runners use: the same components, settings, app flags and limits, on
-// the images `make images` builds. Services are named like the
-// components (primary, replica-1, redis, app-1, haproxy, prometheus), so
-// the app flags' ${…} variables become service addresses. The entry
-// point is published on 127.0.0.1:${SCALELAB_PORT:-8080}, Prometheus on
+// Debian's docker-compose 1.29 runs) plus the configuration files it
+// names, from the same definition the runners use: the same components,
+// settings, app flags and limits, on the images `make images` builds.
+// Services are named like the components (primary, replica-1, pgbouncer,
+// redis, redis-master-0, app-1, haproxy, varnish, prometheus), so the app
+// flags' ${…} variables become service addresses. The entry point is
+// published on 127.0.0.1:${SCALELAB_PORT:-8080}, Prometheus on
 // 127.0.0.1:${SCALELAB_PROMETHEUS_PORT:-9090}; the token secret comes from
 // SCALELAB_TOKEN_SECRET, which must be set.
-//
-// Phase 4's pgbouncer, Redis Cluster, Varnish and workers are not
-// generated yet: such a definition is an error.
-func Compose(def *Definition) ([]ComposeFile, error) {
-	if err := dockerSupported(def); err != nil {
-		return nil, err
-	}
+func Compose(def *Definition) ([]ComposeFile, error) { return compose(def, false) }
+
+// Stack writes the same topology as a Swarm stack file
+// (docker/phase-N.stack.yaml, for `docker stack deploy`): one replica per
+// component on an overlay network of the stack's own (stackSubnet), each
+// tier placed by node labels (tierOf), configuration files as Swarm
+// configs (the managers hand them to whichever node runs a task), the
+// Redis Cluster's nodes resolved to their tasks' addresses (dnsrr). Swarm
+// publishes the entry port on every address of every node (its routing
+// mesh). The config files are the Compose file's.
+func Stack(def *Definition) ([]ComposeFile, error) { return compose(def, true) }
+
+// stackSubnet is the overlay network of a stack: fixed, so that the apps
+// can trust the proxies on it (--trusted-proxy) and Varnish the apps'
+// PURGE requests.
+const stackSubnet = "10.213.0.0/16"
+
+// composeSubnet is where Docker puts a Compose project's bridge network
+// (its default address pools).
+const composeSubnet = "172.16.0.0/12"
+
+func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 	base := fmt.Sprintf("phase-%d", def.Phase)
 	cfgDir := base // docker/phase-N/ holds the config files
 	doc := composeDoc{Version: "3.8", Services: map[string]*composeService{}}
+	trusted := composeSubnet
+	if swarm {
+		trusted = stackSubnet
+		doc.Configs = map[string]composeConfigFile{}
+		doc.Networks = map[string]composeNetwork{"default": {Driver: "overlay", Attachable: true,
+			IPAM: &composeIPAM{Config: []composeSubnetConfig{{Subnet: stackSubnet}}}}}
+	}
 	var files []ComposeFile
-	// Config files are bind-mounted: docker-compose 1.29 ignores
-	// `configs:` outside Swarm. On a Swarm of several machines the files
-	// must therefore exist at the same path on every node (docs/containers.md).
-	addConfig := func(file string, data []byte) string {
-		files = append(files, ComposeFile{Path: path.Join(cfgDir, file), Data: data})
-		return "./" + path.Join(cfgDir, file) + ":/etc/scalelab/" + file + ":ro"
+	// Compose bind-mounts the config files (docker-compose 1.29 ignores
+	// `configs:` outside Swarm); a stack gives them as Swarm configs,
+	// named by their content (a config cannot change under a name).
+	addConfig := func(s *composeService, file string, data []byte) {
+		rel := path.Join(cfgDir, file)
+		files = append(files, ComposeFile{Path: rel, Data: data})
+		if !swarm {
+			s.Volumes = append(s.Volumes, "./"+rel+":/etc/scalelab/"+file+":ro")
+			return
+		}
+		sum := sha256.Sum256(data)
+		name := strings.NewReplacer(".", "_", "-", "_").Replace(file) + "_" + hex.EncodeToString(sum[:4])
+		doc.Configs[name] = composeConfigFile{File: "./" + rel}
+		s.Configs = append(s.Configs, composeConfigRef{Source: name, Target: "/etc/scalelab/" + file, Mode: 0o444})
+	}
+	publish := func(s *composeService, env string, dflt, port int) {
+		if swarm {
+			// On the node that runs the task, on all its addresses (Swarm
+			// cannot bind one): no routing-mesh hop in front of the entry.
+			s.Ports = append(s.Ports, composePort{Target: port, Published: fmt.Sprintf("${%s:-%d}", env, dflt), Protocol: "tcp", Mode: "host"})
+			return
+		}
+		s.Ports = append(s.Ports, fmt.Sprintf("127.0.0.1:${%s:-%d}:%d", env, dflt, port))
 	}
 	svc := func(name, kind, image string, cmd []string) *composeService {
 		s := &composeService{Image: image, Command: cmd, Hostname: name}
@@ -60,53 +101,128 @@ func Compose(def *Definition) ([]ComposeFile, error) {
 		}
 		s.Deploy.Placement = &composePlacement{Constraints: []string{"node.labels.scalelab.tier." + tierOf(kind) + " != false"}}
 		s.Deploy.RestartPolicy = &composeRestart{Condition: "on-failure"}
-		s.Restart = "on-failure"
 		s.Labels = map[string]string{"scalelab.phase": fmt.Sprint(def.Phase), "scalelab.component": name}
+		if swarm {
+			one := 1
+			s.Deploy.Replicas = &one
+			// Swarm stops a task whose health check keeps failing, and
+			// Postgres then exits 0: restart whatever the exit status.
+			s.Deploy.RestartPolicy.Condition = "any"
+		} else {
+			s.Restart = "on-failure"
+		}
 		doc.Services[name] = s
 		return s
 	}
+	dependsOn := func(s *composeService, deps ...string) {
+		if !swarm { // a stack starts every service at once
+			s.DependsOn = append(s.DependsOn, deps...)
+		}
+	}
 	host := func(name string) string { return name }
+	var dataDeps []string
 	if p := def.Postgres; p != nil {
 		s := svc("primary", "postgres", DefaultInfraImage, postgresCmd(def, "primary", "primary", def.Postgres.Database, false))
-		s.Healthcheck = &composeHealth{Test: []string{"CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres"}, Interval: "2s", Timeout: "3s", Retries: 30}
+		s.Healthcheck = &composeHealth{Test: []string{"CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres"}, Interval: "5s", Timeout: "15s", Retries: 20, StartPeriod: "2m"}
+		dataDeps = append(dataDeps, "primary")
 		for i := range p.Replicas {
 			name := fmt.Sprintf("replica-%d", i+1)
 			r := svc(name, "postgres", DefaultInfraImage, postgresCmd(def, "replica", name, host("primary"), false))
-			r.DependsOn = []string{"primary"}
+			dependsOn(r, "primary")
 			r.Healthcheck = s.Healthcheck
+			dataDeps = append(dataDeps, name)
 		}
+	}
+	if def.PgBouncer != nil {
+		ini, err := pgbouncerConfig(def, host("primary"))
+		if err != nil {
+			return nil, err
+		}
+		s := svc("pgbouncer", "pgbouncer", DefaultInfraImage, pgbouncerCmd())
+		s.User = "postgres" // pgbouncer refuses to run as root
+		addConfig(s, "pgbouncer.ini", ini)
+		addConfig(s, "userlist.txt", []byte(pgbouncerUsers))
+		s.Healthcheck = &composeHealth{Test: []string{"CMD", "pg_isready", "-h", "127.0.0.1", "-p", fmt.Sprint(pgbouncerPort), "-U", "postgres"}, Interval: "5s", Timeout: "15s", Retries: 20, StartPeriod: "2m"}
+		dependsOn(s, "primary")
+		dataDeps = append(dataDeps, "pgbouncer")
 	}
 	if def.Redis != nil {
 		s := svc("redis", "redis", DefaultInfraImage, redisCmd(def))
-		s.Healthcheck = &composeHealth{Test: []string{"CMD", "redis-cli", "ping"}, Interval: "2s", Timeout: "3s", Retries: 30}
+		s.Healthcheck = &composeHealth{Test: []string{"CMD", "redis-cli", "ping"}, Interval: "5s", Timeout: "15s", Retries: 20, StartPeriod: "2m"}
+		dataDeps = append(dataDeps, "redis")
+	}
+	if c := def.RedisCluster; c != nil {
+		nodes := clusterNodeNames(c)
+		for _, n := range nodes {
+			s := svc(n, "redis", DefaultInfraImage, redisClusterCmd(def))
+			s.Healthcheck = &composeHealth{Test: []string{"CMD", "redis-cli", "ping"}, Interval: "5s", Timeout: "15s", Retries: 20, StartPeriod: "2m"}
+			if swarm {
+				// The nodes MEET, and announce, their tasks' own
+				// addresses: no virtual IP in between.
+				s.Deploy.EndpointMode = "dnsrr"
+			}
+		}
+		// One-shot: joins the nodes once they answer (a no-op when the
+		// cluster exists), then exits.
+		s := svc("redis-cluster", "redis", DefaultInfraImage, []string{"bash", "-c", clusterCreateScript(c)})
+		s.Deploy.RestartPolicy.Condition = "on-failure" // done once it exits 0
+		dependsOn(s, nodes...)
+		dataDeps = append(dataDeps, "redis-cluster")
 	}
 	vars := containerVars(def, host, "${SCALELAB_TOKEN_SECRET:?set SCALELAB_TOKEN_SECRET to 32 or more random bytes, e.g. hex:...}")
-	deps := slices.Sorted(maps.Keys(doc.Services))
-	var servers []haproxyServer
+	var servers, apps []haproxyServer
 	for i := range def.Apps.Count {
 		name := fmt.Sprintf("app-%d", i+1)
-		args, err := appCmd(def, name, vars, "172.16.0.0/12")
+		args, err := appCmd(def, name, vars, trusted)
 		if err != nil {
 			return nil, err
 		}
 		s := svc(name, "app", DefaultAppImage, args)
-		s.DependsOn = deps
+		dependsOn(s, dataDeps...)
 		if def.Entry == "app" && i == 0 {
-			s.Ports = []string{fmt.Sprintf("127.0.0.1:${SCALELAB_PORT:-8080}:%d", appPort)}
+			publish(s, "SCALELAB_PORT", 8080, appPort)
 		}
 		servers = append(servers, haproxyServer{Name: name, Addr: fmt.Sprintf("%s:%d", host(name), appPort)})
+		apps = append(apps, haproxyServer{Name: name})
 	}
+	if w := def.Workers; w != nil {
+		for i := range w.Count {
+			name := fmt.Sprintf("worker-%d", i+1)
+			args, err := workerCmd(def, name, vars)
+			if err != nil {
+				return nil, err
+			}
+			s := svc(name, "worker", DefaultAppImage, args)
+			dependsOn(s, dataDeps...)
+		}
+	}
+	front := "app-1"
 	if def.HAProxy != nil {
 		cfg, err := renderTemplate("haproxy.cfg", haproxyData(def.HAProxy, servers))
 		if err != nil {
 			return nil, err
 		}
 		s := svc("haproxy", "haproxy", DefaultInfraImage, []string{"haproxy", "-db", "-f", "/etc/scalelab/haproxy.cfg"})
-		s.Volumes = []string{addConfig("haproxy.cfg", cfg)}
-		s.Ports = []string{fmt.Sprintf("127.0.0.1:${SCALELAB_PORT:-8080}:%d", haproxyPort)}
-		for _, sv := range servers {
-			s.DependsOn = append(s.DependsOn, sv.Name)
+		addConfig(s, "haproxy.cfg", cfg)
+		if def.Entry == "haproxy" {
+			publish(s, "SCALELAB_PORT", 8080, haproxyPort)
 		}
+		for _, a := range apps {
+			dependsOn(s, a.Name)
+		}
+		front = "haproxy"
+	}
+	if def.Varnish != nil {
+		vcl, err := varnishConfig(host(front), composeSubnet, stackSubnet)
+		if err != nil {
+			return nil, err
+		}
+		s := svc("varnish", "varnish", DefaultInfraImage, varnishCmd(def))
+		addConfig(s, "default.vcl", vcl)
+		if def.Entry == "varnish" {
+			publish(s, "SCALELAB_PORT", 8080, varnishPort)
+		}
+		dependsOn(s, front)
 	}
 	if def.Prometheus != nil {
 		jobs := promJobs(def, host)
@@ -115,44 +231,66 @@ func Compose(def *Definition) ([]ComposeFile, error) {
 			return nil, err
 		}
 		s := svc("prometheus", "prometheus", DefaultInfraImage, promCmd())
-		s.Volumes = []string{addConfig("prometheus.yml", cfg)}
-		s.Ports = []string{fmt.Sprintf("127.0.0.1:${SCALELAB_PROMETHEUS_PORT:-9090}:%d", promPort)}
+		addConfig(s, "prometheus.yml", cfg)
+		publish(s, "SCALELAB_PROMETHEUS_PORT", 9090, promPort)
 	}
-	if def.Prometheus != nil {
+	if def.Prometheus != nil && !swarm {
 		// Grafana with the lab's dashboard, for users who can pull its
 		// image (the lab's own images need no registry; this one does, so
-		// it starts only with --profile grafana).
+		// it starts only with --profile grafana). Not in a stack: Swarm
+		// has no profiles.
 		s := svc("grafana", "grafana", "grafana/grafana-oss:11.3.0", nil)
 		s.Profiles = []string{"grafana"}
 		s.DependsOn = []string{"prometheus"}
-		s.Volumes = []string{
-			addConfig("grafana-datasource.yml", []byte(grafanaDatasource)),
-			addConfig("grafana-dashboards.yml", []byte(grafanaDashboards)),
-			"../dashboards/scalelab.json:/var/lib/grafana/dashboards/scalelab.json:ro",
-		}
+		addConfig(s, "grafana-datasource.yml", []byte(grafanaDatasource))
+		addConfig(s, "grafana-dashboards.yml", []byte(grafanaDashboards))
+		s.Volumes = append(s.Volumes, "../dashboards/scalelab.json:/var/lib/grafana/dashboards/scalelab.json:ro")
 		for i, v := range s.Volumes[:2] {
 			// Grafana reads provisioning from its own folders.
 			s.Volumes[i] = strings.Replace(v, ":/etc/scalelab/grafana-datasource.yml", ":/etc/grafana/provisioning/datasources/scalelab.yml", 1)
 			s.Volumes[i] = strings.Replace(s.Volumes[i], ":/etc/scalelab/grafana-dashboards.yml", ":/etc/grafana/provisioning/dashboards/scalelab.yml", 1)
 		}
-		s.Ports = []string{"127.0.0.1:${SCALELAB_GRAFANA_PORT:-3000}:3000"}
+		s.Ports = []any{"127.0.0.1:${SCALELAB_GRAFANA_PORT:-3000}:3000"}
 	}
 	var out bytes.Buffer
-	fmt.Fprintf(&out, "# Generated by `scalelab compose --phase %d` from topologies/phase-%d.yaml; do not edit.\n", def.Phase, def.Phase)
-	fmt.Fprintf(&out, "# %s\n#\n", def.Description)
-	out.WriteString("# Images: `make images` (no registry needed). Run it from docker/:\n")
-	out.WriteString("#   SCALELAB_TOKEN_SECRET=hex:$(openssl rand -hex 32) docker-compose --compatibility -f " + base + ".compose.yaml -p " + base + " up -d\n")
-	if def.Prometheus != nil {
-		out.WriteString("# Grafana with the lab's dashboard (needs its image from a registry): add --profile grafana to up.\n")
+	name := base + ".compose.yaml"
+	if swarm {
+		name = base + ".stack.yaml"
+		fmt.Fprintf(&out, "# Generated by `scalelab compose --swarm --phase %d` from topologies/phase-%d.yaml; do not edit.\n", def.Phase, def.Phase)
+	} else {
+		fmt.Fprintf(&out, "# Generated by `scalelab compose --phase %d` from topologies/phase-%d.yaml; do not edit.\n", def.Phase, def.Phase)
 	}
-	out.WriteString("#   docker stack deploy -c " + base + ".compose.yaml " + base + "   (Swarm; see docs/containers.md)\n")
+	fmt.Fprintf(&out, "# %s\n#\n", def.Description)
+	if swarm {
+		out.WriteString("# Images: `make images` on every node (or docker save | docker load). On a manager, from docker/:\n")
+		out.WriteString("#   SCALELAB_TOKEN_SECRET=hex:$(openssl rand -hex 32) docker stack deploy --resolve-image never -c " + name + " " + base + "\n")
+		out.WriteString("# The entry port (SCALELAB_PORT, default 8080) is published on every node's every address; see docs/containers.md.\n")
+	} else {
+		out.WriteString("# Images: `make images` (no registry needed). Run it from docker/:\n")
+		out.WriteString("#   SCALELAB_TOKEN_SECRET=hex:$(openssl rand -hex 32) docker-compose --compatibility -f " + name + " -p " + base + " up -d\n")
+		if def.Prometheus != nil {
+			out.WriteString("# Grafana with the lab's dashboard (needs its image from a registry): add --profile grafana to up.\n")
+		}
+		out.WriteString("# For a Swarm: " + base + ".stack.yaml (`scalelab compose --swarm`; see docs/containers.md).\n")
+	}
 	enc := yaml.NewEncoder(&out)
 	enc.SetIndent(2)
 	if err := enc.Encode(doc); err != nil {
 		return nil, fmt.Errorf("compose phase %d: %w", def.Phase, err)
 	}
-	files = append([]ComposeFile{{Path: base + ".compose.yaml", Data: out.Bytes()}}, files...)
+	files = append([]ComposeFile{{Path: name, Data: out.Bytes()}}, dedupe(files)...)
 	return files, nil
+}
+
+// dedupe drops repeated config files (a stack names each once).
+func dedupe(files []ComposeFile) []ComposeFile {
+	var out []ComposeFile
+	for _, f := range files {
+		if !slices.ContainsFunc(out, func(g ComposeFile) bool { return g.Path == f.Path }) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // tierOf is the placement tier of a component kind: Swarm nodes labelled
@@ -172,27 +310,65 @@ func tierOf(kind string) string {
 }
 
 type composeDoc struct {
-	Version  string                     `yaml:"version"`
-	Services map[string]*composeService `yaml:"services"`
+	Version  string                       `yaml:"version"`
+	Services map[string]*composeService   `yaml:"services"`
+	Networks map[string]composeNetwork    `yaml:"networks,omitempty"`
+	Configs  map[string]composeConfigFile `yaml:"configs,omitempty"`
+}
+
+type composeNetwork struct {
+	Driver     string       `yaml:"driver,omitempty"`
+	Attachable bool         `yaml:"attachable,omitempty"`
+	IPAM       *composeIPAM `yaml:"ipam,omitempty"`
+}
+
+type composeIPAM struct {
+	Config []composeSubnetConfig `yaml:"config"`
+}
+
+type composeSubnetConfig struct {
+	Subnet string `yaml:"subnet"`
+}
+
+// composePort is a published port in the long syntax (a stack's).
+type composePort struct {
+	Target    int    `yaml:"target"`
+	Published string `yaml:"published"`
+	Protocol  string `yaml:"protocol"`
+	Mode      string `yaml:"mode"`
+}
+
+type composeConfigFile struct {
+	File string `yaml:"file"`
+}
+
+type composeConfigRef struct {
+	Source string `yaml:"source"`
+	Target string `yaml:"target"`
+	Mode   int    `yaml:"mode"`
 }
 
 type composeService struct {
-	Image       string            `yaml:"image"`
-	Hostname    string            `yaml:"hostname"`
-	Command     []string          `yaml:"command,omitempty"`
-	Volumes     []string          `yaml:"volumes,omitempty"`
-	Ports       []string          `yaml:"ports,omitempty"`
-	DependsOn   []string          `yaml:"depends_on,omitempty"`
-	Healthcheck *composeHealth    `yaml:"healthcheck,omitempty"`
-	Restart     string            `yaml:"restart,omitempty"`
-	Labels      map[string]string `yaml:"labels,omitempty"`
-	Deploy      composeDeploy     `yaml:"deploy"`
+	Image       string             `yaml:"image"`
+	Hostname    string             `yaml:"hostname"`
+	Command     []string           `yaml:"command,omitempty"`
+	User        string             `yaml:"user,omitempty"`
+	Volumes     []string           `yaml:"volumes,omitempty"`
+	Configs     []composeConfigRef `yaml:"configs,omitempty"`
+	Ports       []any              `yaml:"ports,omitempty"` // "host:port:port" or a composePort
+	DependsOn   []string           `yaml:"depends_on,omitempty"`
+	Healthcheck *composeHealth     `yaml:"healthcheck,omitempty"`
+	Restart     string             `yaml:"restart,omitempty"`
+	Labels      map[string]string  `yaml:"labels,omitempty"`
+	Deploy      composeDeploy      `yaml:"deploy"`
 	// Profiles keep a service out of a plain `up`: it starts only when
 	// one of them is asked for (--profile NAME).
 	Profiles []string `yaml:"profiles,omitempty"`
 }
 
 type composeDeploy struct {
+	Replicas      *int              `yaml:"replicas,omitempty"`
+	EndpointMode  string            `yaml:"endpoint_mode,omitempty"`
 	Resources     *composeResources `yaml:"resources,omitempty"`
 	Placement     *composePlacement `yaml:"placement,omitempty"`
 	RestartPolicy *composeRestart   `yaml:"restart_policy,omitempty"`
@@ -215,32 +391,18 @@ type composeRestart struct {
 	Condition string `yaml:"condition"`
 }
 
+// composeHealth is a service's health check. Generous: a check is a
+// docker exec, which takes seconds on a loaded machine, and Swarm kills a
+// task that stays unhealthy.
 type composeHealth struct {
-	Test     []string `yaml:"test,flow"`
-	Interval string   `yaml:"interval"`
-	Timeout  string   `yaml:"timeout"`
-	Retries  int      `yaml:"retries"`
+	Test        []string `yaml:"test,flow"`
+	Interval    string   `yaml:"interval"`
+	Timeout     string   `yaml:"timeout"`
+	Retries     int      `yaml:"retries"`
+	StartPeriod string   `yaml:"start_period"`
 }
 
 // ---------------------------------------------------------------- shared with the docker runtime
-
-// dockerSupported fails for the sections the container runtime and the
-// Compose generator do not run yet.
-func dockerSupported(def *Definition) error {
-	var missing []string
-	for _, s := range []struct {
-		name string
-		on   bool
-	}{{"pgbouncer", def.PgBouncer != nil}, {"redis_cluster", def.RedisCluster != nil}, {"varnish", def.Varnish != nil}} {
-		if s.on {
-			missing = append(missing, s.name)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("topology: containers do not run %s yet (phase %d); use the process runtime", strings.Join(missing, ", "), def.Phase)
-	}
-	return nil
-}
 
 // postgresCmd is a Postgres container's command (the infra image's
 // scalelab-postgres entry script): role primary or replica, name its slot
@@ -266,6 +428,87 @@ func redisCmd(def *Definition) []string {
 		"--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"}
 	for _, k := range slices.Sorted(maps.Keys(def.Redis.Settings)) {
 		cmd = append(cmd, "--"+k, def.Redis.Settings[k])
+	}
+	return cmd
+}
+
+// redisClusterCmd is a Redis Cluster node's command: redisCmd's settings
+// plus cluster mode (nodes.conf in the container, kept across restarts)
+// and the definition's cluster settings.
+func redisClusterCmd(def *Definition) []string {
+	c := def.RedisCluster
+	cmd := []string{"redis-server", "--port", fmt.Sprint(redisPort), "--bind", "0.0.0.0", "--protected-mode", "no",
+		"--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--dir", "/var/lib/redis",
+		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+		"--cluster-node-timeout", fmt.Sprint(c.NodeTimeout.Milliseconds())}
+	for _, k := range slices.Sorted(maps.Keys(c.Settings)) {
+		cmd = append(cmd, "--"+k, c.Settings[k])
+	}
+	return cmd
+}
+
+// clusterNodeNames are the Redis Cluster's nodes, masters first, named as
+// the process runtime names them.
+func clusterNodeNames(c *RedisClusterDef) []string {
+	var names []string
+	for i := range c.Masters {
+		names = append(names, fmt.Sprintf("redis-master-%d", i))
+	}
+	for i := range c.Masters * c.ReplicasPerMaster {
+		names = append(names, fmt.Sprintf("redis-replica-%d", i))
+	}
+	return names
+}
+
+// clusterCreateScript joins a Compose project's or a stack's cluster
+// nodes with redis-cli --cluster create (which needs addresses, not
+// names), unless they already form a cluster. $$ is a $ to Compose.
+func clusterCreateScript(c *RedisClusterDef) string {
+	return fmt.Sprintf(`set -e
+nodes="%s"
+addrs=""
+for n in $$nodes; do
+  until redis-cli -h $$n ping >/dev/null 2>&1; do sleep 0.5; done
+  addrs="$$addrs $$(getent hosts $$n | awk '{print $$1; exit}'):%d"
+done
+if redis-cli -h %s cluster info | grep -q cluster_state:ok; then exit 0; fi
+redis-cli --cluster create $$addrs --cluster-replicas %d --cluster-yes
+until redis-cli -h %s cluster info | grep -q cluster_state:ok; do sleep 0.5; done
+`, strings.Join(clusterNodeNames(c), " "), redisPort, clusterNodeNames(c)[0], c.ReplicasPerMaster, clusterNodeNames(c)[0])
+}
+
+// pgbouncerConfig is pgbouncer.ini for a container: it listens on every
+// address and pools connections to primaryHost.
+func pgbouncerConfig(def *Definition, primaryHost string) ([]byte, error) {
+	p := def.PgBouncer
+	return renderTemplate("pgbouncer.ini", map[string]any{
+		"PrimaryHost": primaryHost, "PrimaryPort": pgPort, "ListenAddr": "0.0.0.0", "Port": pgbouncerPort, "Dir": "/etc/scalelab",
+		"PoolMode": p.PoolMode, "MaxClientConn": p.MaxClientConn, "DefaultPoolSize": p.DefaultPoolSize,
+	})
+}
+
+func pgbouncerCmd() []string { return []string{"pgbouncer", "/etc/scalelab/pgbouncer.ini"} }
+
+// varnishConfig is the VCL for a container: backend at backendHost (which
+// Varnish resolves once, when it loads the VCL), PURGE allowed from the
+// given networks (the apps').
+func varnishConfig(backendHost string, purgers ...string) ([]byte, error) {
+	acl := []string{`"127.0.0.1"`}
+	for _, p := range purgers {
+		ip, bits, _ := strings.Cut(p, "/")
+		acl = append(acl, fmt.Sprintf("%q/%s", ip, bits))
+	}
+	return renderTemplate("default.vcl", map[string]any{"BackendHost": backendHost, "BackendPort": haproxyPort, "Purgers": acl})
+}
+
+// varnishCmd is the Varnish container's command: in the foreground, its
+// working directory in the container (varnishstat -n), the definition's
+// storage and parameters.
+func varnishCmd(def *Definition) []string {
+	cmd := []string{"varnishd", "-F", "-a", fmt.Sprintf("0.0.0.0:%d", varnishPort), "-n", varnishWorkDir,
+		"-f", "/etc/scalelab/default.vcl", "-s", def.Varnish.Storage}
+	for _, k := range slices.Sorted(maps.Keys(def.Varnish.Params)) {
+		cmd = append(cmd, "-p", k+"="+def.Varnish.Params[k])
 	}
 	return cmd
 }
@@ -297,8 +540,22 @@ func containerVars(def *Definition, host func(string) string, secret string) fun
 				v["replicas.urls"] = []string{strings.Join(urls, ",")}
 			}
 		}
+		if def.PgBouncer != nil {
+			v["pgbouncer.url"] = []string{fmt.Sprintf("postgres://postgres@%s:%d/%s?sslmode=disable&default_query_exec_mode=cache_describe",
+				host("pgbouncer"), pgbouncerPort, def.Postgres.Database)}
+		}
 		if def.Redis != nil {
 			v["redis.addr"] = []string{fmt.Sprintf("%s:%d", host("redis"), redisPort)}
+		}
+		if c := def.RedisCluster; c != nil {
+			var addrs []string
+			for _, n := range clusterNodeNames(c) {
+				addrs = append(addrs, fmt.Sprintf("%s:%d", host(n), redisPort))
+			}
+			v["redis_cluster.addrs"] = []string{strings.Join(addrs, ",")}
+		}
+		if def.Varnish != nil {
+			v["varnish.url"] = []string{fmt.Sprintf("http://%s:%d", host("varnish"), varnishPort)}
 		}
 		if def.HAProxy != nil {
 			v["haproxy.url"] = []string{fmt.Sprintf("http://%s:%d", host("haproxy"), haproxyPort)}
@@ -343,6 +600,28 @@ func appCmd(def *Definition, name string, vars func(string) flagVars, trusted st
 	return append(args, flags...), nil
 }
 
+// workerCmd is a queue worker container's command: `scalelab worker` with
+// the definition's worker flags, which expand as an app's do on the
+// container network, except for the worker's own variables.
+func workerCmd(def *Definition, name string, vars func(string) flagVars) ([]string, error) {
+	v := vars(name)
+	for _, k := range appOnlyVars {
+		delete(v, k)
+	}
+	v["worker.name"] = []string{name}
+	v["worker.dir"] = []string{"/data"}
+	v["worker.metrics_addr"] = []string{fmt.Sprintf("0.0.0.0:%d", appMetricsPort)}
+	args := []string{"worker"}
+	for _, f := range def.Workers.Flags {
+		exp, err := expandFlag(f, v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		args = append(args, exp...)
+	}
+	return args, nil
+}
+
 // promJobs are Prometheus' scrape jobs on a container network.
 func promJobs(def *Definition, host func(string) string) []promJob {
 	app := promJob{Name: "app"}
@@ -351,6 +630,14 @@ func promJobs(def *Definition, host func(string) string) []promJob {
 		app.Targets = append(app.Targets, promTarget{Addr: fmt.Sprintf("%s:%d", host(name), appMetricsPort), Component: name})
 	}
 	jobs := []promJob{app}
+	if w := def.Workers; w != nil {
+		job := promJob{Name: "worker"}
+		for i := range w.Count {
+			name := fmt.Sprintf("worker-%d", i+1)
+			job.Targets = append(job.Targets, promTarget{Addr: fmt.Sprintf("%s:%d", host(name), appMetricsPort), Component: name})
+		}
+		jobs = append(jobs, job)
+	}
 	if def.HAProxy != nil {
 		jobs = append(jobs, promJob{Name: "haproxy", Targets: []promTarget{{Addr: fmt.Sprintf("%s:%d", host("haproxy"), statsPort), Component: "haproxy"}}})
 	}

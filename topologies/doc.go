@@ -2,7 +2,10 @@
 // (no Docker): PostgreSQL 15 with streaming replicas, pgbouncer, Redis and
 // a Redis Cluster, HAProxy, Varnish, Prometheus, and the scalelab server
 // instances among them, on free 127.0.0.1 ports, and takes them down again
-// leaving nothing behind.
+// leaving nothing behind. With Options.Runtime RuntimeDocker the same
+// components run as containers of locally built images on a bridge network
+// of the run's own (docker.go); Compose and Stack write the same topology
+// as Compose and Swarm stack files (compose.go).
 //
 // A topology is described in YAML (phase-1.yaml … phase-4.yaml are
 // embedded; Phase loads one, LoadFile another), loaded strictly: an unknown

@@ -1,6 +1,7 @@
 package topologies
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,18 +23,25 @@ import (
 	dc "github.com/ory/dockertest/v3/docker"
 
 	"scalelab/internal/dockerd"
+	"scalelab/internal/redisserver"
 )
 
 // Ports inside the containers; each container has its own address on the
 // run's network, so they never clash.
 const (
-	pgPort      = 5432
-	redisPort   = 6379
-	appPort     = 8080
-	haproxyPort = 8080
-	statsPort   = 8404
-	promPort    = 9090
+	pgPort        = 5432
+	pgbouncerPort = 6432
+	redisPort     = 6379
+	redisBusPort  = 16379
+	appPort       = 8080
+	haproxyPort   = 8080
+	statsPort     = 8404
+	varnishPort   = 6081
+	promPort      = 9090
 )
+
+// varnishWorkDir is varnishd's -n directory inside its container.
+const varnishWorkDir = "/var/lib/varnish/scalelab"
 
 // Labels on every container and network of a docker run: Down (in this
 // or another process) removes everything carrying the run's label.
@@ -52,8 +60,6 @@ type dockerRun struct {
 
 // upDocker is Up for RuntimeDocker: the same components as containers on
 // a bridge network of the run's own, configured from the same definition.
-// Phase 4's pgbouncer, Redis Cluster, Varnish and workers are not
-// supported yet; such a definition fails before anything starts.
 func upDocker(ctx context.Context, def *Definition, opts Options) (t *Topology, err error) {
 	start := time.Now()
 	log := opts.Logger
@@ -61,10 +67,12 @@ func upDocker(ctx context.Context, def *Definition, opts Options) (t *Topology, 
 		log = discardLogger()
 	}
 	if opts.Timeout == 0 {
-		opts.Timeout = 3 * time.Minute
+		opts.Timeout = 5 * time.Minute // container starts are slower than processes' on a loaded machine
 	}
-	if err := dockerSupported(def); err != nil {
-		return nil, err
+	if p := cmpOr(opts.Network, def.Network); p != NetworkNone {
+		// The links of the other profiles are toxiproxy proxies on the
+		// host, between components that all listen on 127.0.0.1.
+		return nil, fmt.Errorf("topology: the docker runtime runs the %q network profile only, not %q: use the process runtime for it", NetworkNone, p)
 	}
 	bin, err := filepath.Abs(opts.Binary)
 	if err == nil {
@@ -98,7 +106,7 @@ func upDocker(ctx context.Context, def *Definition, opts Options) (t *Topology, 
 	runID := filepath.Base(dir)
 	t = &Topology{
 		Phase: def.Phase, RunID: runID, Dir: dir, API: def.API, StartedAt: start.UTC(),
-		Runtime: string(RuntimeDocker), DockerHost: pool.Client.Endpoint(),
+		Runtime: string(RuntimeDocker), DockerHost: pool.Client.Endpoint(), Network: NetworkNone,
 		rt: &runtime{log: log.With("run", runID)},
 	}
 	log = t.rt.log
@@ -178,7 +186,16 @@ func (dr *dockerRun) teardown(ctx context.Context) error {
 	return removeRun(ctx, dr.pool, dr.runID)
 }
 
+// removeBudget is how long removing a run's containers and network may
+// take, whatever the graceful stop before it used of the caller's time:
+// the removal is what leaves nothing behind. Generous: on a loaded machine
+// a forced removal takes tens of seconds.
+const removeBudget = 3 * time.Minute
+
 func removeRun(ctx context.Context, pool *dockertest.Pool, runID string) error {
+	// Its own budget, whatever the graceful stop before it used.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeBudget)
+	defer cancel()
 	var errs []error
 	filter := map[string][]string{"label": {labelRun + "=" + runID}}
 	cs, err := pool.Client.ListContainers(dc.ListContainersOptions{All: true, Filters: filter, Context: ctx})
@@ -213,6 +230,7 @@ type dockerBuilder struct {
 	run        *dockerRun
 	infra, app string
 
+	portsMu   sync.Mutex     // steps run concurrently
 	hostPorts map[string]int // published 127.0.0.1 ports by "component/port"
 }
 
@@ -221,6 +239,8 @@ func (b *dockerBuilder) name(component string) string { return containerName(b.r
 // hostPort picks (once) the 127.0.0.1 port that publishes component's port.
 func (b *dockerBuilder) hostPort(component string, port int) (int, error) {
 	key := fmt.Sprintf("%s/%d", component, port)
+	b.portsMu.Lock()
+	defer b.portsMu.Unlock()
 	if p, ok := b.hostPorts[key]; ok {
 		return p, nil
 	}
@@ -241,13 +261,25 @@ func (b *dockerBuilder) plan(ctx context.Context) error {
 	}
 	b.secret = "hex:" + hex.EncodeToString(secret[:])
 	for i := range def.Apps.Count {
-		p, err := b.hostPort(fmt.Sprintf("app-%d", i+1), appPort)
+		name := fmt.Sprintf("app-%d", i+1)
+		p, err := b.hostPort(name, appPort)
+		if err != nil {
+			return err
+		}
+		m, err := b.hostPort(name, appMetricsPort)
 		if err != nil {
 			return err
 		}
 		t.AppURLs = append(t.AppURLs, "http://"+loopback(p))
+		t.AppMetricsURLs = append(t.AppMetricsURLs, "http://"+loopback(m))
 	}
 	switch def.Entry {
+	case "varnish":
+		p, err := b.hostPort("varnish", varnishPort)
+		if err != nil {
+			return err
+		}
+		t.EntryURL = "http://" + loopback(p)
 	case "haproxy":
 		p, err := b.hostPort("haproxy", haproxyPort)
 		if err != nil {
@@ -268,9 +300,22 @@ func (b *dockerBuilder) plan(ctx context.Context) error {
 			dataDeps = append(dataDeps, name)
 		}
 	}
+	if def.PgBouncer != nil {
+		b.add("pgbouncer", []string{"primary"}, b.startPgBouncer)
+		dataDeps = append(dataDeps, "pgbouncer")
+	}
 	if def.Redis != nil {
 		b.add("redis", nil, b.startRedis)
 		dataDeps = append(dataDeps, "redis")
+	}
+	if c := def.RedisCluster; c != nil {
+		var nodes []string
+		for _, n := range clusterNodeNames(c) {
+			b.add(n, nil, func(ctx context.Context) error { return b.startClusterNode(ctx, n) })
+			nodes = append(nodes, n)
+		}
+		b.add("redis-cluster", nodes, b.joinCluster)
+		dataDeps = append(dataDeps, "redis-cluster")
 	}
 	var apps []string
 	for i := range def.Apps.Count {
@@ -279,9 +324,27 @@ func (b *dockerBuilder) plan(ctx context.Context) error {
 		apps = append(apps, name)
 	}
 	all := slices.Clone(apps)
+	if w := def.Workers; w != nil {
+		for i := range w.Count {
+			name := fmt.Sprintf("worker-%d", i+1)
+			m, err := b.hostPort(name, appMetricsPort)
+			if err != nil {
+				return err
+			}
+			t.WorkerMetricsURLs = append(t.WorkerMetricsURLs, "http://"+loopback(m))
+			b.add(name, dataDeps, func(ctx context.Context) error { return b.startWorker(ctx, name) })
+			all = append(all, name)
+		}
+	}
+	front := apps
 	if def.HAProxy != nil {
 		b.add("haproxy", apps, b.startHAProxy)
 		all = append(all, "haproxy")
+		front = []string{"haproxy"}
+	}
+	if def.Varnish != nil {
+		b.add("varnish", front, b.startVarnish)
+		all = append(all, "varnish")
 	}
 	if def.Prometheus != nil {
 		// Started last: its targets resolve by name once they exist.
@@ -370,6 +433,7 @@ func (b *dockerBuilder) start(ctx context.Context, spec runSpec) (*container, er
 	}
 	c := &container{
 		name: spec.name, kind: spec.kind, dir: spec.dir, id: res.Container.ID, cname: res.Container.Name,
+		ip:     res.GetIPInNetwork(b.run.network),
 		client: b.run.pool.Client, addrs: addrs, ready: spec.ready, stopGrace: cmpOr(spec.stopGrace, 10*time.Second),
 		stopSignal: cmpOr(spec.stopSignal, dc.SIGTERM), log: b.log,
 	}
@@ -397,8 +461,10 @@ func (b *dockerBuilder) startPrimary(ctx context.Context) error {
 	}
 	b.set(func(t *Topology) {
 		t.PrimaryURL = fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", loopback(hp), db)
+		t.DatabaseURL = t.PrimaryURL
+		t.rt.pgPrimary = &pgNode{name: "primary", url: hostURL}
 	})
-	return nil
+	return b.t.save()
 }
 
 func (b *dockerBuilder) startReplica(ctx context.Context, name string) error {
@@ -427,6 +493,8 @@ func (b *dockerBuilder) startReplica(ctx context.Context, name string) error {
 	b.set(func(t *Topology) {
 		t.ReplicaURLs = append(t.ReplicaURLs, fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", loopback(hp), b.def.Postgres.Database))
 		slices.Sort(t.ReplicaURLs)
+		t.rt.pgReplicas = append(t.rt.pgReplicas, pgNode{name: name, slot: slotName(name), url: hostURL})
+		slices.SortFunc(t.rt.pgReplicas, func(a, c pgNode) int { return cmpName(a.name, c.name) })
 	})
 	return nil
 }
@@ -462,24 +530,83 @@ func (b *dockerBuilder) appArgs(name string) ([]string, error) {
 // listener of its own for it (--metrics-addr).
 const appMetricsPort = 9100
 
+// appUID is the app image's unprivileged user and group (app.Dockerfile).
+const appUID = 10001
+
+// sqliteHostPath rewrites an app's --db=sqlite:/data/… flags to the host
+// folder mounted at /data, for databaseURL.
+func sqliteHostPath(args []string, dir string) []string {
+	out := make([]string, 0, len(args))
+	for _, a := range args {
+		if p, ok := strings.CutPrefix(a, "--db=sqlite:/data/"); ok {
+			a = "--db=sqlite:" + filepath.Join(dir, p)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 func (b *dockerBuilder) startApp(ctx context.Context, name string) error {
 	args, err := b.appArgs(name)
 	if err != nil {
 		return err
 	}
+	dir, err := b.dir(name)
+	if err != nil {
+		return err
+	}
+	var mounts []string
+	if b.def.Postgres == nil {
+		// Each app keeps its data in /data (${app.dir}), here a folder of
+		// the run on the host, so that the runner seeds the same SQLite
+		// file the app serves (one kernel: WAL locking works across the
+		// container's boundary).
+		if err := os.Chown(dir, appUID, appUID); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		mounts = append(mounts, dir+":/data")
+		if name == "app-1" {
+			b.set(func(t *Topology) { t.DatabaseURL = databaseURL(sqliteHostPath(args, dir), dir) })
+		}
+	}
 	hp, err := b.hostPort(name, appPort)
 	if err != nil {
 		return err
 	}
-	url := "http://" + loopback(hp)
-	_, err = b.start(ctx, runSpec{
-		name: name, kind: "app", image: b.app, ports: []int{appPort},
-		// The binary that runs this topology, not the one baked into the
-		// image at `make images` time: both are built for bookworm's glibc.
-		mounts: []string{b.bin + ":/usr/local/bin/scalelab:ro"},
-		cmd:    args, user: "10001:10001", stopGrace: 20 * time.Second,
+	return b.startScalelab(ctx, name, "app", dir, args, mounts, []int{appPort, appMetricsPort}, "http://"+loopback(hp)+"/readyz")
+}
+
+// startWorker starts queue worker name: `scalelab worker` in a container
+// of the app image, ready when its metrics listener's /readyz answers.
+func (b *dockerBuilder) startWorker(ctx context.Context, name string) error {
+	args, err := workerCmd(b.def, name, containerVars(b.def, b.name, b.secret))
+	if err != nil {
+		return err
+	}
+	dir, err := b.dir(name)
+	if err != nil {
+		return err
+	}
+	mp, err := b.hostPort(name, appMetricsPort)
+	if err != nil {
+		return err
+	}
+	return b.startScalelab(ctx, name, "worker", dir, args, nil, []int{appMetricsPort}, "http://"+loopback(mp)+"/readyz")
+}
+
+// startScalelab starts a container of the app image running `scalelab
+// args…` (a server, or any other command of the binary, such as a queue
+// worker) as the image's unprivileged user, ready when readyURL answers
+// 200. It runs the binary that runs this topology, bind-mounted over the
+// one baked into the image at `make images` time: both are built for
+// bookworm's glibc, so a rebuild needs no new image.
+func (b *dockerBuilder) startScalelab(ctx context.Context, name, kind, dir string, args, mounts []string, ports []int, readyURL string) error {
+	_, err := b.start(ctx, runSpec{
+		name: name, kind: kind, image: b.app, ports: ports, dir: dir,
+		mounts: append([]string{b.bin + ":/usr/local/bin/scalelab:ro"}, mounts...),
+		cmd:    args, user: fmt.Sprintf("%d:%d", appUID, appUID), stopGrace: 20 * time.Second,
 		ready: func(ctx context.Context) error {
-			_, err := httpGet(ctx, url+"/readyz")
+			_, err := httpGet(ctx, readyURL)
 			return err
 		},
 	})
@@ -569,6 +696,189 @@ func (b *dockerBuilder) startPrometheus(ctx context.Context) error {
 	return nil
 }
 
+func (b *dockerBuilder) startPgBouncer(ctx context.Context) error {
+	dir, err := b.dir("pgbouncer")
+	if err != nil {
+		return err
+	}
+	ini, err := pgbouncerConfig(b.def, b.name("primary"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), ini, 0o644); err != nil {
+		return fmt.Errorf("pgbouncer: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "userlist.txt"), []byte(pgbouncerUsers), 0o644); err != nil {
+		return fmt.Errorf("pgbouncer: %w", err)
+	}
+	hp, err := b.hostPort("pgbouncer", pgbouncerPort)
+	if err != nil {
+		return err
+	}
+	db := b.def.Postgres.Database
+	_, err = b.start(ctx, runSpec{
+		name: "pgbouncer", kind: "pgbouncer", image: b.infra, dir: dir, ports: []int{pgbouncerPort},
+		mounts: []string{dir + ":/etc/scalelab:ro"},
+		// pgbouncer refuses to run as root.
+		user: "postgres", cmd: pgbouncerCmd(), stopGrace: 5 * time.Second,
+		ready: func(ctx context.Context) error { return pgbouncerReady(ctx, loopback(hp), db) },
+	})
+	if err != nil {
+		return err
+	}
+	b.set(func(t *Topology) {
+		t.PgBouncerURL = fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable&default_query_exec_mode=cache_describe", loopback(hp), db)
+	})
+	return nil
+}
+
+// startClusterNode starts one Redis Cluster node, not yet joined.
+func (b *dockerBuilder) startClusterNode(ctx context.Context, name string) error {
+	hp, err := b.hostPort(name, redisPort)
+	if err != nil {
+		return err
+	}
+	_, err = b.start(ctx, runSpec{
+		name: name, kind: "redis", image: b.infra, ports: []int{redisPort}, cmd: redisClusterCmd(b.def),
+		ready: func(ctx context.Context) error {
+			pong, err := redisDo(ctx, loopback(hp), "PING")
+			if err == nil && pong != "PONG" {
+				err = fmt.Errorf("PING answered %q", pong)
+			}
+			return err
+		},
+	})
+	return err
+}
+
+// joinCluster joins the started nodes into one cluster as the process
+// runtime does (redisserver.Join: slots, epochs, MEET, REPLICATE), sending
+// the commands to the published ports; the nodes MEET one another at
+// their addresses on the run's network, which is where they announce
+// themselves to the apps (only the apps talk to the cluster).
+func (b *dockerBuilder) joinCluster(ctx context.Context) error {
+	node := func(name string) (redisserver.Node, error) {
+		c, err := b.member(name)
+		if err != nil {
+			return redisserver.Node{}, err
+		}
+		hp, err := b.hostPort(name, redisPort)
+		if err != nil {
+			return redisserver.Node{}, err
+		}
+		if c.ip == "" {
+			return redisserver.Node{}, fmt.Errorf("%s has no address on the run's network", name)
+		}
+		return redisserver.Node{Name: name, Port: hp, MeetIP: c.ip, MeetPort: redisPort, MeetClusterPort: redisBusPort}, nil
+	}
+	var masters, replicas []redisserver.Node
+	var addrs []string
+	for _, name := range clusterNodeNames(b.def.RedisCluster) {
+		n, err := node(name)
+		if err != nil {
+			return fmt.Errorf("redis cluster: %w", err)
+		}
+		if strings.HasPrefix(name, "redis-master-") {
+			masters = append(masters, n)
+		} else {
+			replicas = append(replicas, n)
+		}
+		addrs = append(addrs, n.Addr())
+	}
+	if err := redisserver.Join(ctx, masters, replicas); err != nil {
+		return fmt.Errorf("redis cluster: %w", err)
+	}
+	if err := poll(ctx, func(ctx context.Context) error { return redisserver.ClusterReady(ctx, masters, replicas) }); err != nil {
+		return fmt.Errorf("redis cluster not ok: %w", err)
+	}
+	b.set(func(t *Topology) { t.RedisClusterAddrs = addrs })
+	return b.t.save()
+}
+
+// member returns the started container called name.
+func (b *dockerBuilder) member(name string) (*container, error) {
+	b.t.rt.mu.Lock()
+	defer b.t.rt.mu.Unlock()
+	for _, m := range b.t.rt.members {
+		if c, ok := m.(*container); ok && c.name == name {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("no container %s", name)
+}
+
+func (b *dockerBuilder) startVarnish(ctx context.Context) error {
+	dir, err := b.dir("varnish")
+	if err != nil {
+		return err
+	}
+	backend := b.name("app-1")
+	if b.def.HAProxy != nil {
+		backend = b.name("haproxy")
+	}
+	// The apps PURGE from their addresses on the run's network.
+	vcl, err := varnishConfig(backend, cmpOr(b.run.subnet, "172.16.0.0/12"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "default.vcl"), vcl, 0o644); err != nil {
+		return fmt.Errorf("varnish: %w", err)
+	}
+	hp, err := b.hostPort("varnish", varnishPort)
+	if err != nil {
+		return err
+	}
+	url := "http://" + loopback(hp)
+	c, err := b.start(ctx, runSpec{
+		name: "varnish", kind: "varnish", image: b.infra, dir: dir, ports: []int{varnishPort},
+		mounts: []string{dir + ":/etc/scalelab:ro"},
+		cmd:    varnishCmd(b.def), stopGrace: 5 * time.Second,
+		// Ready when a request goes all the way through to an app.
+		ready: func(ctx context.Context) error {
+			_, err := httpGet(ctx, url+"/healthz")
+			return err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	b.set(func(t *Topology) {
+		t.VarnishURL, t.VarnishWorkDir = url, varnishWorkDir
+		t.rt.varnishStats = c.varnishStats
+	})
+	return nil
+}
+
+// varnishStats runs varnishstat in the Varnish container.
+func (c *container) varnishStats(ctx context.Context) (map[string]uint64, error) {
+	out, err := c.exec(ctx, "varnishstat", "-1", "-j", "-n", varnishWorkDir, "-f", "MAIN.*")
+	if err != nil {
+		return nil, err
+	}
+	return parseVarnishStats(out)
+}
+
+// exec runs cmd in the container and returns its standard output; a
+// non-zero exit is an error carrying its standard error.
+func (c *container) exec(ctx context.Context, cmd ...string) ([]byte, error) {
+	ex, err := c.client.CreateExec(dc.CreateExecOptions{Container: c.id, Cmd: cmd, AttachStdout: true, AttachStderr: true, Context: ctx})
+	if err != nil {
+		return nil, fmt.Errorf("%s: exec %s: %w", c.name, cmd[0], err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := c.client.StartExec(ex.ID, dc.StartExecOptions{OutputStream: &stdout, ErrorStream: &stderr, Context: ctx}); err != nil {
+		return nil, fmt.Errorf("%s: exec %s: %w", c.name, cmd[0], err)
+	}
+	st, err := c.client.InspectExec(ex.ID)
+	if err != nil {
+		return nil, fmt.Errorf("%s: exec %s: %w", c.name, cmd[0], err)
+	}
+	if st.ExitCode != 0 {
+		return nil, fmt.Errorf("%s: %s exited %d: %s", c.name, cmd[0], st.ExitCode, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
 // pgQuery runs query once on a new connection to url, scanning one value
 // into dest unless dest is nil.
 func pgQuery(ctx context.Context, url, query string, dest any) error {
@@ -592,6 +902,7 @@ func pgQuery(ctx context.Context, url, query string, dest any) error {
 type container struct {
 	name, kind, dir string
 	id, cname       string
+	ip              string // on the run's network, when it was started here
 	client          *dc.Client
 	addrs           map[int]string // container port → published 127.0.0.1 address
 	ready           func(ctx context.Context) error
@@ -634,7 +945,7 @@ func (c *container) info() ComponentInfo {
 	if len(ports) > 0 {
 		ci.Addr = c.addrs[ports[0]]
 		switch c.kind {
-		case "app", "haproxy", "prometheus":
+		case "app", "haproxy", "prometheus", "varnish":
 			ci.URL = "http://" + ci.Addr
 		case "postgres":
 			ci.URL = "postgres://postgres@" + ci.Addr + "/postgres?sslmode=disable"
@@ -797,6 +1108,64 @@ func (t *Topology) ContainerCPU() (map[string]float64, error) {
 		out[c.name] = secs
 	}
 	return out, nil
+}
+
+// dockerProxyName is the pseudo-component that accounts for Docker's
+// userland proxy in a docker run's CPU figures.
+const dockerProxyName = "docker-proxy"
+
+// dockerProxies lists the docker-proxy processes that forward the run's
+// published ports: Docker's userland proxy, one process per published
+// port, children of dockerd and outside every container's cgroup. Every
+// request the load generator sends through a published port passes one,
+// so their CPU is part of what running in containers costs. ours caches,
+// by PID and start time, whether a process is one of them.
+func (t *Topology) dockerProxies(stats []procStat, ours map[[2]uint64]bool) []procStat {
+	ports := map[string]bool{}
+	t.rt.mu.Lock()
+	for _, m := range t.rt.members {
+		if c, ok := m.(*container); ok {
+			for _, addr := range c.addrs {
+				if _, p, ok := strings.Cut(addr, ":"); ok {
+					ports[p] = true
+				}
+			}
+		}
+	}
+	t.rt.mu.Unlock()
+	var out []procStat
+	for _, st := range stats {
+		key := [2]uint64{uint64(st.pid), st.startTicks}
+		is, seen := ours[key]
+		if !seen {
+			is = isProxyFor(st.pid, ports)
+			ours[key] = is
+		}
+		if is {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// isProxyFor reports whether pid is a docker-proxy forwarding one of
+// ports on 127.0.0.1.
+func isProxyFor(pid int, ports map[string]bool) bool {
+	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil || strings.TrimSpace(string(comm)) != dockerProxyName {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-host-port" && ports[args[i+1]] {
+			return true
+		}
+	}
+	return false
 }
 
 // cgroupCPU reads a container's CPU time from its cgroup (cgroupfs driver,

@@ -180,3 +180,169 @@ func call(t *testing.T, method, url, token string, body, out any) int {
 	}
 	return resp.StatusCode
 }
+
+// TestDockerPhase4 brings phase 4 up as containers (pgbouncer, a Redis
+// Cluster of 3+3 nodes, Varnish in front of HAProxy), sends traffic
+// through Varnish's published port, checks that the CDN tier caches the
+// public view and that a write purges it, that a Sampler reads all three
+// cache tiers, the replicas' lag and every container's CPU, and that Down
+// leaves nothing of the run.
+func TestDockerPhase4(t *testing.T) {
+	d := dockerd.ForTest(t)
+	pool, err := dockertest.NewPool(d.Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := topotest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := topologies.Phase(4, serverFlags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "scalelab-docker-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+
+	// Generous: on a loaded machine container starts take long; Up
+	// removes everything it started if it fails.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	start := time.Now()
+	top, err := topologies.Up(ctx, def, topologies.Options{
+		Binary: bin, Dir: dir, Runtime: topologies.RuntimeDocker, DockerHost: d.Host(),
+		FastPostgres: true, Logger: topotest.Logger(), Timeout: 6 * time.Minute,
+	})
+	if err != nil {
+		t.Fatalf("Up(phase 4, docker) = %v", err)
+	}
+	downDone := false
+	t.Cleanup(func() {
+		if !downDone {
+			_ = top.Down(context.Background())
+		}
+	})
+	t.Logf("phase 4 up in containers in %v; entry %s", time.Since(start).Round(time.Millisecond), top.EntryURL)
+	if top.EntryURL != top.VarnishURL || top.PgBouncerURL == "" || len(top.RedisClusterAddrs) != 6 {
+		t.Errorf("entry %s, varnish %s, pgbouncer %q, cluster %v; want the entry at Varnish, pgbouncer and 6 cluster nodes",
+			top.EntryURL, top.VarnishURL, top.PgBouncerURL, top.RedisClusterAddrs)
+	}
+	sampler, err := topologies.StartSampler(ctx, top, topologies.SamplerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	api := top.EntryURL + top.API
+	var user struct {
+		ID string `json:"id"`
+	}
+	if status := call(t, http.MethodPost, api+"/users", "", map[string]any{
+		"email": "cdn@example.com", "username": "cdn_user", "password": "correct horse battery",
+		"profile": map[string]any{"name": "Before"},
+	}, &user); status != http.StatusCreated {
+		t.Fatalf("POST /users = %d, want 201", status)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if status := call(t, http.MethodPost, api+"/auth/token", "", map[string]any{"login": "cdn_user", "password": "correct horse battery"}, &tok); status != http.StatusOK {
+		t.Fatalf("POST /auth/token = %d, want 200", status)
+	}
+	// The anonymous public view: a miss, then a hit from Varnish.
+	if name, cache := publicName(t, api+"/users/"+user.ID); name != "Before" || cache != "MISS" {
+		t.Errorf("first anonymous GET: name %q, X-Cache %q; want Before, MISS", name, cache)
+	}
+	if name, cache := publicName(t, api+"/users/"+user.ID); name != "Before" || cache != "HIT" {
+		t.Errorf("second anonymous GET: name %q, X-Cache %q; want Before, HIT", name, cache)
+	}
+	// A write purges it: the app PURGEs Varnish from the run's network.
+	if status := call(t, http.MethodPut, api+"/users/"+user.ID, tok.AccessToken, map[string]any{"profile": map[string]any{"name": "After"}}, nil); status != http.StatusOK {
+		t.Fatalf("PUT /users/%s = %d, want 200", user.ID, status)
+	}
+	// The purge is sent after the write is answered: poll for it.
+	deadline := time.Now().Add(30 * time.Second)
+	for name, _ := publicName(t, api+"/users/"+user.ID); name != "After"; name, _ = publicName(t, api+"/users/"+user.ID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("anonymous GET 30s after the write: name %q, want After (the write must purge the CDN tier)", name)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	m, err := sampler.Stop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Cache.L3 == nil || m.Cache.L3.Hits == 0 {
+		t.Errorf("L3 = %+v, want Varnish's hits (varnishstat in its container)", m.Cache.L3)
+	}
+	if m.Cache.L1 == nil || m.Cache.L2 == nil {
+		t.Errorf("L1 %+v, L2 %+v; want both tiers counted", m.Cache.L1, m.Cache.L2)
+	}
+	if len(m.Replicas) != 2 || m.Replicas[0].Samples == 0 {
+		t.Errorf("replicas = %+v, want 2 sampled", m.Replicas)
+	}
+	cpu := map[string]float64{}
+	for _, c := range m.CPU {
+		cpu[c.Name] = c.Seconds
+	}
+	for _, name := range []string{"varnish", "haproxy", "pgbouncer", "primary", "redis-master-0", "app-1"} {
+		if cpu[name] <= 0 {
+			t.Errorf("%s used %v s of CPU, want some (all: %v)", name, cpu[name], cpu)
+		}
+	}
+	if len(m.Problems) > 0 {
+		t.Errorf("measurement problems: %v", m.Problems)
+	}
+
+	start = time.Now()
+	if err := top.Down(ctx); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	downDone = true
+	t.Logf("phase 4 down in %v", time.Since(start).Round(time.Millisecond))
+	assertRunGone(t, pool, top.RunID)
+}
+
+// publicName GETs an anonymous public view and returns its profile name
+// and Varnish's X-Cache header.
+func publicName(t *testing.T, url string) (name, cache string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var u struct {
+		Profile struct {
+			Name string `json:"name"`
+		} `json:"profile"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %s, want 200", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&u); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return u.Profile.Name, resp.Header.Get("X-Cache")
+}
+
+// assertRunGone fails when a container or network of run runID exists.
+func assertRunGone(t *testing.T, pool *dockertest.Pool, runID string) {
+	t.Helper()
+	filter := map[string][]string{"label": {"scalelab.run=" + runID}}
+	cs, err := pool.Client.ListContainers(dc.ListContainersOptions{All: true, Filters: filter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nets, err := pool.Client.FilteredListNetworks(dc.NetworkFilterOpts{"label": {"scalelab.run=" + runID: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 0 || len(nets) != 0 {
+		t.Errorf("after Down: %d containers and %d networks of run %s left, want none", len(cs), len(nets), runID)
+	}
+}

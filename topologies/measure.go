@@ -147,6 +147,8 @@ type Sampler struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	probe    *visibilityProbe // nil without replicas
+	primary  *pgNode          // nil without Postgres
+	replicas []pgNode
 
 	mu      sync.Mutex
 	lag     map[string]*lagSeries // by replica name
@@ -154,10 +156,12 @@ type Sampler struct {
 	cpu     map[string]*cpuSeries // by component name
 	// cpuBaseline is set once the first CPU sample is taken.
 	cpuBaseline bool
-	base        counters
-	jobsBase    *jobCounters // nil without workers
-	problems    []string
-	snapshots   []counters // taken each interval, for CacheSeries
+	// proxies caches which processes are the run's docker-proxy ones.
+	proxies   map[[2]uint64]bool
+	base      counters
+	jobsBase  *jobCounters // nil without workers
+	problems  []string
+	snapshots []counters // taken each interval, for CacheSeries
 }
 
 type lsnPoint struct {
@@ -224,8 +228,9 @@ func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sam
 		top: top, log: opts.Logger, interval: opts.Interval, start: time.Now(),
 		lag: map[string]*lagSeries{}, cpu: map[string]*cpuSeries{}, done: make(chan struct{}),
 	}
-	for _, r := range top.Replicas() {
-		s.lag[r.Name()] = &lagSeries{}
+	s.primary, s.replicas = top.pgNodes()
+	for _, r := range s.replicas {
+		s.lag[r.name] = &lagSeries{}
 	}
 	s.base = s.readCounters(ctx, s.problem)
 	s.jobsBase = s.readJobCounters(ctx)
@@ -233,10 +238,42 @@ func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sam
 	sctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	go s.loop(sctx)
-	if p := top.Primary(); p != nil && len(top.Replicas()) > 0 && opts.ProbeInterval > 0 {
-		s.probe = startVisibilityProbe(sctx, p, top.Replicas(), opts.ProbeInterval, opts.ProbeTimeout, s.log)
+	if s.primary != nil && len(s.replicas) > 0 && opts.ProbeInterval > 0 {
+		s.probe = startVisibilityProbe(sctx, *s.primary, s.replicas, opts.ProbeInterval, opts.ProbeTimeout, s.log)
 	}
 	return s, nil
+}
+
+// pgNode is a Postgres server as the Sampler reaches it: its component
+// name, its replication slot (replicas) and a URL of its "postgres"
+// database, where the visibility probe's table lives.
+type pgNode struct {
+	name, slot, url string
+}
+
+// pgNodes are the topology's Postgres servers as the Sampler reaches
+// them: the process runtime's handles, or what the docker runtime
+// recorded (published ports).
+func (t *Topology) pgNodes() (primary *pgNode, replicas []pgNode) {
+	t.rt.mu.Lock()
+	defer t.rt.mu.Unlock()
+	if p := t.rt.primary; p != nil {
+		primary = &pgNode{name: p.name, url: p.srv.URL("postgres")}
+		for _, r := range t.rt.replicas {
+			replicas = append(replicas, pgNode{name: r.name, slot: r.SlotName(), url: r.srv.URL("postgres")})
+		}
+		return primary, replicas
+	}
+	return t.rt.pgPrimary, slices.Clone(t.rt.pgReplicas)
+}
+
+// varnishCounters reads Varnish's MAIN counters: varnishstat on the
+// host, or in the container under the docker runtime.
+func (t *Topology) varnishCounters(ctx context.Context) (map[string]uint64, error) {
+	if f := t.rt.varnishStats; f != nil {
+		return f(ctx)
+	}
+	return varnishStats(ctx, t.VarnishWorkDir)
 }
 
 func (s *Sampler) loop(ctx context.Context) {
@@ -250,11 +287,11 @@ func (s *Sampler) loop(ctx context.Context) {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
-		if p := s.top.Primary(); p != nil {
+		if p := s.primary; p != nil {
 			var err error
 			if conn == nil {
 				cctx, cancel := context.WithTimeout(ctx, s.interval)
-				conn, err = pgx.Connect(cctx, p.srv.URL("postgres"))
+				conn, err = pgx.Connect(cctx, p.url)
 				cancel()
 			}
 			if err == nil {
@@ -318,8 +355,8 @@ func (s *Sampler) sampleLag(ctx context.Context, conn *pgx.Conn) error {
 	}
 	now := time.Now()
 	names := map[string]string{}
-	for _, r := range s.top.Replicas() {
-		names[r.SlotName()] = r.Name()
+	for _, r := range s.replicas {
+		names[r.slot] = r.name
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -378,6 +415,15 @@ func (s *Sampler) Latest() []ReplicaSample {
 func (s *Sampler) sampleCPU() {
 	comps := s.top.Components()
 	stats := allProcStats()
+	// A container's CPU is its cgroup's: every process in it, exec'd
+	// ones too (varnishstat), not only the main process's descendants.
+	var cgroup map[string]float64
+	if s.top.Runtime == string(RuntimeDocker) {
+		var err error
+		if cgroup, err = s.top.ContainerCPU(); err != nil {
+			s.log.Debug("sample container CPU", "err", err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range comps {
@@ -390,6 +436,9 @@ func (s *Sampler) sampleCPU() {
 			continue
 		}
 		secs := groupCPU(stats, c.PID)
+		if v, ok := cgroup[c.Name]; ok {
+			secs = v
+		}
 		n := len(series.incs)
 		if n > 0 && series.incs[n-1].pid == c.PID && series.incs[n-1].startTicks == c.StartTicks {
 			series.incs[n-1].last = secs
@@ -403,7 +452,37 @@ func (s *Sampler) sampleCPU() {
 		}
 		series.incs = append(series.incs, cpuInc{pid: c.PID, startTicks: c.StartTicks, first: first, last: secs})
 	}
+	if s.top.Runtime == string(RuntimeDocker) {
+		s.sampleProxyCPU(stats)
+	}
 	s.cpuBaseline = true
+}
+
+// sampleProxyCPU adds the CPU of the run's docker-proxy processes as one
+// pseudo-component, each process an incarnation of it. Call it with mu
+// held.
+func (s *Sampler) sampleProxyCPU(stats []procStat) {
+	if s.proxies == nil {
+		s.proxies = map[[2]uint64]bool{}
+	}
+	series := s.cpu[dockerProxyName]
+	if series == nil {
+		series = &cpuSeries{kind: "docker"}
+		s.cpu[dockerProxyName] = series
+	}
+	for _, st := range s.top.dockerProxies(stats, s.proxies) {
+		secs := float64(st.utime+st.stime) / clockTicks
+		i := slices.IndexFunc(series.incs, func(inc cpuInc) bool { return inc.pid == st.pid && inc.startTicks == st.startTicks })
+		if i >= 0 {
+			series.incs[i].last = secs
+			continue
+		}
+		first := 0.0
+		if !s.cpuBaseline {
+			first = secs
+		}
+		series.incs = append(series.incs, cpuInc{pid: st.pid, startTicks: st.startTicks, first: first, last: secs})
+	}
 }
 
 // groupCPU is the CPU seconds of pid, its process group (when it leads
@@ -461,19 +540,19 @@ func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := &Measurements{Start: s.start, End: end, Problems: s.problems, Queue: queue}
-	for _, r := range s.top.Replicas() {
-		l := s.lag[r.Name()]
+	for _, r := range s.replicas {
+		l := s.lag[r.name]
 		if l == nil {
 			continue
 		}
 		rl := ReplicaLag{
-			Name: r.Name(), Samples: l.samples, Disconnected: l.disconnected,
+			Name: r.name, Samples: l.samples, Disconnected: l.disconnected,
 			LagSP50: percentile(l.seconds, 50), LagSMax: percentile(l.seconds, 100),
 			BytesP50: percentile(l.bytes, 50), BytesMax: percentile(l.bytes, 100),
 			Lag: l.points,
 		}
 		if s.probe != nil {
-			if v, ok := s.probe.result(r.Name()); ok {
+			if v, ok := s.probe.result(r.name); ok {
 				rl.VisibleMSP50, rl.VisibleMSP99, rl.VisibleMSMax = v.p50, v.p99, v.max
 				rl.VisibleProbes, rl.VisibleTimeouts = v.probes, v.timeouts
 				rl.Visible = v.series
@@ -504,6 +583,13 @@ func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 			secs += math.Max(inc.last-inc.first, 0)
 		}
 		m.CPU = append(m.CPU, ComponentCPU{Name: c.Name, Kind: c.Kind, Seconds: secs})
+	}
+	if series := s.cpu[dockerProxyName]; series != nil && len(series.incs) > 0 {
+		var secs float64
+		for _, inc := range series.incs {
+			secs += math.Max(inc.last-inc.first, 0)
+		}
+		m.CPU = append(m.CPU, ComponentCPU{Name: dockerProxyName, Kind: series.kind, Seconds: secs})
 	}
 	return m, nil
 }
@@ -558,7 +644,7 @@ func (s *Sampler) readCounters(ctx context.Context, problem func(format string, 
 		}
 	}
 	if s.top.VarnishWorkDir != "" {
-		st, err := varnishStats(ctx, s.top.VarnishWorkDir)
+		st, err := s.top.varnishCounters(ctx)
 		if err != nil {
 			problem("varnishstat: %v", err)
 		} else {

@@ -176,6 +176,12 @@ type runtime struct {
 	// teardown, when set, runs in Down after the members stopped: the
 	// docker runtime removes the run's containers and network there.
 	teardown func(ctx context.Context) error
+	// Set by the docker runtime, whose Postgres and Varnish are not the
+	// process runtime's handles: where the Sampler reaches each Postgres
+	// server, and how it reads Varnish's counters (in its container).
+	pgPrimary    *pgNode
+	pgReplicas   []pgNode
+	varnishStats func(ctx context.Context) (map[string]uint64, error)
 
 	downMu sync.Mutex // serializes Down
 }

@@ -56,7 +56,7 @@ const (
 // it was behind counts with its own delay, as a client's would.
 type visibilityProbe struct {
 	log      *slog.Logger
-	primary  *Postgres
+	primary  pgNode
 	interval time.Duration
 	timeout  time.Duration
 	watchers []*visibilityWatcher
@@ -75,7 +75,7 @@ type probeWrite struct {
 
 // visibilityWatcher polls one replica.
 type visibilityWatcher struct {
-	replica *Postgres
+	replica pgNode
 	timeout time.Duration
 	wake    chan struct{} // a new write is pending; buffered, never blocks the writer
 
@@ -100,7 +100,7 @@ type visibility struct {
 
 // startVisibilityProbe starts the writer and one watcher per replica; they
 // run until ctx is cancelled, then wait returns.
-func startVisibilityProbe(ctx context.Context, primary *Postgres, replicas []*Postgres, interval, timeout time.Duration, log *slog.Logger) *visibilityProbe {
+func startVisibilityProbe(ctx context.Context, primary pgNode, replicas []pgNode, interval, timeout time.Duration, log *slog.Logger) *visibilityProbe {
 	p := &visibilityProbe{log: log, primary: primary, interval: interval, timeout: timeout}
 	start := time.Now()
 	for _, r := range replicas {
@@ -126,7 +126,7 @@ func (p *visibilityProbe) wait() { p.wg.Wait() }
 // probe did not watch it. Call it after wait.
 func (p *visibilityProbe) result(name string) (v visibility, ok bool) {
 	for _, w := range p.watchers {
-		if w.replica.Name() != name {
+		if w.replica.name != name {
 			continue
 		}
 		h := w.hist
@@ -154,7 +154,7 @@ func (p *visibilityProbe) write(ctx context.Context) {
 			wctx, cancel := context.WithTimeout(ctx, p.timeout)
 			defer cancel()
 			if conn == nil {
-				c, err := pgx.Connect(wctx, p.primary.srv.URL("postgres"))
+				c, err := pgx.Connect(wctx, p.primary.url)
 				if err != nil {
 					return err
 				}
@@ -196,7 +196,7 @@ func (p *visibilityProbe) write(ctx context.Context) {
 	}
 }
 
-func newVisibilityWatcher(r *Postgres, timeout time.Duration) *visibilityWatcher {
+func newVisibilityWatcher(r pgNode, timeout time.Duration) *visibilityWatcher {
 	return &visibilityWatcher{
 		replica: r,
 		timeout: timeout,
@@ -296,7 +296,7 @@ func (w *visibilityWatcher) run(ctx context.Context, retry time.Duration, log *s
 	// Connect before the first probe, whose delay would otherwise include
 	// the connection's start-up.
 	cctx, cancel := context.WithTimeout(ctx, w.timeout)
-	conn, _ = pgx.Connect(cctx, w.replica.srv.URL("postgres"))
+	conn, _ = pgx.Connect(cctx, w.replica.url)
 	cancel()
 	for {
 		if _, ok := w.oldest(time.Now()); !ok {
@@ -309,13 +309,13 @@ func (w *visibilityWatcher) run(ctx context.Context, retry time.Duration, log *s
 		}
 		if conn == nil {
 			cctx, cancel := context.WithTimeout(ctx, w.timeout)
-			c, err := pgx.Connect(cctx, w.replica.srv.URL("postgres"))
+			c, err := pgx.Connect(cctx, w.replica.url)
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
-				log.Debug("visibility probe: connect", "replica", w.replica.Name(), "err", err)
+				log.Debug("visibility probe: connect", "replica", w.replica.name, "err", err)
 				// A killed replica refuses at once: do not spin on it.
 				if !sleepCtx(ctx, retry) {
 					return
@@ -334,7 +334,7 @@ func (w *visibilityWatcher) run(ctx context.Context, retry time.Duration, log *s
 		}
 		if err != nil {
 			if conn.IsClosed() { // timed out or lost: connect afresh
-				log.Debug("visibility probe: read", "replica", w.replica.Name(), "err", err)
+				log.Debug("visibility probe: read", "replica", w.replica.name, "err", err)
 				conn = nil
 				continue
 			}

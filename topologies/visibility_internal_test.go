@@ -15,7 +15,7 @@ func TestVisibilityBookkeeping(t *testing.T) {
 	const timeout = time.Second
 	base := time.Unix(1_700_000_000, 0)
 	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
-	w := newVisibilityWatcher(&Postgres{name: "replica-1"}, timeout)
+	w := newVisibilityWatcher(pgNode{name: "replica-1"}, timeout)
 	w.start = base
 	p := &visibilityProbe{watchers: []*visibilityWatcher{w}}
 

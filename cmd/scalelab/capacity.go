@@ -13,6 +13,7 @@ import (
 	"scalelab/lab"
 	"scalelab/reports"
 	"scalelab/scenarios"
+	"scalelab/topologies"
 )
 
 func runCapacity(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -37,8 +38,13 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 	fs.Uint64Var(&seed, "seed", 1, "random seed of the load (key and operation choices)")
 	fs.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	fs.StringVar(&dir, "topology-dir", "", "folder for the topology's run folders (default .scalelab/topologies)")
+	runtime := fs.String("runtime", "process", runtimeUsage)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
+	}
+	rt, err := topologies.ParseRuntime(*runtime)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
 	}
 	log, err := newLogger(stderr, logLevel)
 	if err != nil {
@@ -74,7 +80,7 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 	}
 	res, err := capacity(ctx, lab.Config{
 		Definition: def, Scenario: sc, Binary: bin, TopologyDir: dir, Seed: seed,
-		Argv: append([]string{"scalelab", "capacity"}, args...), Stdout: stdout, Logger: log,
+		Argv: append([]string{"scalelab", "capacity"}, args...), Stdout: stdout, Logger: log, Runtime: rt,
 	}, lab.CapacityConfig{SLO: slo, Policy: policy, Step: step})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -15,8 +15,9 @@ import (
 // and the configuration files it names (docker/phase-N/…) next to it.
 func runCompose(_ context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("compose", stderr)
-	phase := fs.Int("phase", 3, "phase whose topology to write: 1 to 3 (phase 4's components do not run in containers yet)")
-	out := fs.String("out", "", "the Compose file to write (default docker/phase-N.compose.yaml); config files go next to it; - prints the Compose file only")
+	phase := fs.Int("phase", 3, "phase whose topology to write: 1 to 4")
+	swarm := fs.Bool("swarm", false, "write the Swarm stack file (docker/phase-N.stack.yaml, for docker stack deploy) instead of the Compose file")
+	out := fs.String("out", "", "the file to write (default docker/phase-N.compose.yaml, or .stack.yaml with --swarm); config files go next to it; - prints the file only")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -24,7 +25,11 @@ func runCompose(_ context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
-	files, err := topologies.Compose(def)
+	write := topologies.Compose
+	if *swarm {
+		write = topologies.Stack
+	}
+	files, err := write(def)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ type runConfig struct {
 	baseline string
 	network  string
 	profile  bool
+	runtime  string
 }
 
 func runRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -48,6 +49,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.StringVar(&c.topoDir, "topology-dir", "", "folder for the topology's run folders (default .scalelab/topologies)")
 	fs.StringVar(&c.baseline, "baseline", "", "result.json (or its folder) that the report compares this run with (default under reports/published/: the previous phase's run)")
 	fs.StringVar(&c.network, "network", "", "distance between tiers: "+strings.Join(topologies.NetworkProfiles(), ", ")+" (default: the phase file's)")
+	fs.StringVar(&c.runtime, "runtime", "process", runtimeUsage)
 	fs.BoolVar(&c.profile, "profile", false, "save CPU profiles of each app instance and of the load generator (pprof) into the report folder")
 	t := targetFlags(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -65,6 +67,10 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return &exitError{code: 2, msg: err.Error()}
 	}
 	if err := sc.Apply(scenarios.Overrides{Duration: c.duration, Rate: c.rate, Users: c.users}); err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	rt, err := topologies.ParseRuntime(c.runtime)
+	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
 	def, err := lab.Phase(c.phase)
@@ -95,7 +101,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	res, err := lab.Run(ctx, lab.Config{
 		Definition: def, Scenario: sc, Binary: bin, TopologyDir: c.topoDir, Seed: c.seed,
 		Argv: append([]string{"scalelab", "run"}, args...), Stdout: stdout, Logger: log,
-		ProfileDir: profileDir,
+		ProfileDir: profileDir, Runtime: rt,
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -137,6 +137,20 @@ type Node struct {
 	Name        string
 	Port        int
 	ClusterPort int
+	// MeetIP is where the other nodes reach this one, when that is not
+	// 127.0.0.1:Port (bus ClusterPort): a container's address on its
+	// network, with MeetPort and MeetClusterPort the ports inside it.
+	// Join still sends its commands to 127.0.0.1:Port (a published port).
+	MeetIP                    string
+	MeetPort, MeetClusterPort int
+}
+
+// meet is the address CLUSTER MEET names for n.
+func (n Node) meet() (ip string, port, bus int) {
+	if n.MeetIP == "" {
+		return "127.0.0.1", n.Port, n.ClusterPort
+	}
+	return n.MeetIP, n.MeetPort, n.MeetClusterPort
 }
 
 // Addr is the node's host:port.
@@ -172,7 +186,8 @@ func Join(ctx context.Context, masters, replicas []Node) error {
 	}
 	first := masters[0]
 	for _, n := range all[1:] {
-		if err := do(ctx, first.Addr(), "CLUSTER", "MEET", "127.0.0.1", n.Port, n.ClusterPort).Err(); err != nil {
+		ip, port, bus := n.meet()
+		if err := do(ctx, first.Addr(), "CLUSTER", "MEET", ip, port, bus).Err(); err != nil {
 			return fmt.Errorf("join redis cluster: %s: CLUSTER MEET %s: %w", first.Name, n.Name, err)
 		}
 	}
