@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
+	"scalelab/reports"
 	"scalelab/scenarios"
 	"scalelab/topologies"
 )
@@ -56,15 +58,25 @@ func checkLinkFaults(top linkTopology, faults []scenarios.Fault) ([]linkFault, e
 	return out, nil
 }
 
+// injectedLink is what became of one link fault: when its injection
+// began (zero when the run ended first) and why it failed.
+type injectedLink struct {
+	fault string
+	at    time.Time
+	err   error
+}
+
 // injectLinkFaults applies each link fault at its time after start and
 // heals it For later (or when ctx ends, for a fault without For, or one
 // still on when the run ends), and returns a line per fault and per heal
-// for the report's notes.
-func injectLinkFaults(ctx context.Context, top linkTopology, faults []linkFault, start time.Time, stdout io.Writer) []string {
+// for the report's notes, and each fault's injection for the time charts'
+// markers.
+func injectLinkFaults(ctx context.Context, top linkTopology, faults []linkFault, start time.Time, stdout io.Writer) ([]string, []injectedLink) {
 	var (
-		mu    sync.Mutex
-		lines []string
-		wg    sync.WaitGroup
+		mu       sync.Mutex
+		lines    []string
+		injected []injectedLink
+		wg       sync.WaitGroup
 	)
 	say := func(line string) {
 		mu.Lock()
@@ -75,10 +87,13 @@ func injectLinkFaults(ctx context.Context, top linkTopology, faults []linkFault,
 	for _, f := range faults {
 		if !sleepUntil(ctx, start.Add(f.At)) {
 			say(fmt.Sprintf("Fault %s: not injected, the run ended first.", f.Fault))
+			injected = append(injected, injectedLink{fault: linkMark(f.Fault)})
 			continue
 		}
-		at := time.Since(start)
+		now := time.Now()
+		at := now.Sub(start)
 		heal, err := top.InjectLinkFault(ctx, f.Link, f.fault)
+		injected = append(injected, injectedLink{fault: linkMark(f.Fault), at: now, err: err})
 		if err != nil {
 			say(fmt.Sprintf("Fault %s: failed at %.2fs: %v.", f.Fault, at.Seconds(), err))
 			continue
@@ -107,7 +122,34 @@ func injectLinkFaults(ctx context.Context, top linkTopology, faults []linkFault,
 		}()
 	}
 	wg.Wait()
-	return lines
+	return lines, injected
+}
+
+// linkMark names a link fault as a chart marks it: the fault without its
+// time ("partition primary->replica-1 for 10s").
+func linkMark(f scenarios.Fault) string {
+	_, after, _ := strings.Cut(f.String(), ": ")
+	return after
+}
+
+// reportLinkFaults maps link faults for result.json, their times counted
+// from start, the start of the measured part.
+func reportLinkFaults(faults []injectedLink, start time.Time) []reports.Fault {
+	var out []reports.Fault
+	for _, f := range faults {
+		rf := reports.Fault{Fault: f.fault}
+		switch {
+		case f.at.IsZero():
+			rf.Error = "not injected: the run ended first"
+		default:
+			rf.AtS = f.at.Sub(start).Seconds()
+			if f.err != nil {
+				rf.Error = f.err.Error()
+			}
+		}
+		out = append(out, rf)
+	}
+	return out
 }
 
 // sleepUntil waits until t and says whether it got there before ctx ended.

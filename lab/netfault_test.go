@@ -64,8 +64,16 @@ func TestInjectLinkFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan []string, 1)
-	go func() { done <- injectLinkFaults(ctx, top, faults, time.Now(), io.Discard) }()
+	type outcome struct {
+		lines    []string
+		injected []injectedLink
+	}
+	start := time.Now()
+	done := make(chan outcome, 1)
+	go func() {
+		lines, injected := injectLinkFaults(ctx, top, faults, start, io.Discard)
+		done <- outcome{lines, injected}
+	}()
 	for {
 		top.mu.Lock()
 		n := len(top.events)
@@ -76,13 +84,18 @@ func TestInjectLinkFaults(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
-	lines := <-done
+	out := <-done
+	lines := out.lines
 	want := []string{"partition a->b", "heal a->b", "reset c->d", "heal c->d"}
 	if strings.Join(top.events, ",") != strings.Join(want, ",") {
 		t.Errorf("events = %v, want %v", top.events, want)
 	}
 	if len(lines) != 4 || !strings.Contains(lines[3], "healed when the run ended") {
 		t.Errorf("lines = %q, want 4, the last healed when the run ended", lines)
+	}
+	marks := reportLinkFaults(out.injected, start)
+	if len(marks) != 2 || marks[0].Fault != "partition a->b for 20ms" || marks[1].AtS < 0.04 || marks[0].Error != "" || marks[1].Error != "" {
+		t.Errorf("faults for the charts = %+v, want the partition at 0 s and the reset from 0.04 s", marks)
 	}
 }
 

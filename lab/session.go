@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -230,17 +231,24 @@ func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []sch
 	cfg := s.loadConfig(s.cfg.Seed, ex)
 	cfg.Observer = progress
 	faultCtx, stopFaults := context.WithCancel(ctx)
-	faultLog, linkLog := make(chan []injectedFault, 1), make(chan []string, 1)
+	type linkOutcome struct {
+		lines    []string
+		injected []injectedLink
+	}
+	faultLog, linkLog := make(chan []injectedFault, 1), make(chan linkOutcome, 1)
 	faultStart := time.Now()
 	go func() { faultLog <- injectFaults(faultCtx, s.top.Inject, faults, faultStart, s.out) }()
-	go func() { linkLog <- injectLinkFaults(faultCtx, s.top, linkFaults, faultStart, s.out) }()
+	go func() {
+		lines, injected := injectLinkFaults(faultCtx, s.top, linkFaults, faultStart, s.out)
+		linkLog <- linkOutcome{lines, injected}
+	}()
 	stopProfiles := s.startProfiles(ctx, runLength(ex, s.sc.Duration))
 	lres, runErr := loadgen.Run(ctx, cfg)
 	if err := stopProfiles(); err != nil {
 		s.log.Warn("profiling the run failed", "err", err)
 	}
 	stopFaults()
-	injected, linkLines := <-faultLog, <-linkLog
+	injected, links := <-faultLog, <-linkLog
 	progress.Stop()
 	meas, serr := sampler.Stop(context.Background())
 	if runErr != nil {
@@ -253,7 +261,9 @@ func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []sch
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("run %s: interrupted: %w", s.sc.Name, err)
 	}
-	return &Measured{Load: lres, Topology: meas, Faults: reportFaults(injected, lres.Start), LinkFaults: linkLines}, nil
+	faultsRun := append(reportFaults(injected, lres.Start), reportLinkFaults(links.injected, lres.Start)...)
+	slices.SortStableFunc(faultsRun, func(a, b reports.Fault) int { return cmp.Compare(a.AtS, b.AtS) })
+	return &Measured{Load: lres, Topology: meas, Faults: faultsRun, LinkFaults: links.lines}, nil
 }
 
 // Result maps a measured run into the result.json schema, thresholds
