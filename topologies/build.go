@@ -145,7 +145,9 @@ func (b *builder) plan() error {
 		b.add(name, append(slices.Clone(dataDeps), netDeps...), func(ctx context.Context) error { return b.startApp(ctx, i) })
 		apps = append(apps, name)
 	}
-	if err := b.planWorkers(append(slices.Clone(dataDeps), netDeps...)); err != nil {
+	// Workers after the apps: an app creates the schema, in the layout its
+	// flags ask for (--partitions); a worker takes the one it finds.
+	if err := b.planWorkers(append(slices.Clone(apps), netDeps...)); err != nil {
 		return err
 	}
 	front := apps

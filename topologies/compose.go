@@ -193,7 +193,11 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 				return nil, err
 			}
 			s := svc(name, "worker", DefaultAppImage, args)
-			dependsOn(s, dataDeps...)
+			// After the apps: an app creates the schema in the layout its
+			// flags ask for (--partitions); a worker takes the one it finds.
+			for _, a := range apps {
+				dependsOn(s, a.Name)
+			}
 		}
 	}
 	front := "app-1"

@@ -332,7 +332,9 @@ func (b *dockerBuilder) plan(ctx context.Context) error {
 				return err
 			}
 			t.WorkerMetricsURLs = append(t.WorkerMetricsURLs, "http://"+loopback(m))
-			b.add(name, dataDeps, func(ctx context.Context) error { return b.startWorker(ctx, name) })
+			// After the apps: an app creates the schema in the layout its
+			// flags ask for (--partitions); a worker takes the one it finds.
+			b.add(name, apps, func(ctx context.Context) error { return b.startWorker(ctx, name) })
 			all = append(all, name)
 		}
 	}

@@ -30,7 +30,9 @@ func TestPhase4VisibilityProbe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Second)
+		// Ten intervals: a probe may wait for the WAL writer's 200 ms, and
+		// a busy machine delays the ticker (seen: 4 probes in 1 s).
+		time.Sleep(2 * time.Second)
 		m, err := s.Stop(ctx)
 		if err != nil {
 			t.Fatal(err)

@@ -101,7 +101,7 @@ func newWorker(name, dir, bin string, args []string, metricsPort int, log *slog.
 }
 
 // planWorkers picks each worker's metrics port and adds a step per worker
-// after deps (the data tier's steps).
+// after deps (the apps' steps: an app creates the schema in its layout).
 func (b *builder) planWorkers(deps []string) error {
 	w := b.def.Workers
 	if w == nil {
