@@ -20,7 +20,9 @@ import (
 // the server promises (docs/consistency.md):
 //
 //   - read-your-writes: a user's own read never shows a version older than
-//     a write of theirs acknowledged before the read began;
+//     a write of theirs acknowledged before the read began (to the same
+//     client, when the clients send write hints: the server then promises
+//     it per session);
 //   - monotonic reads: a client's own reads of a user never go back to an
 //     older version than one it already saw;
 //   - no lost writes: the final read of every user written (after the run,
@@ -186,12 +188,16 @@ func checkConsistency(h *history, finals map[string]finalRead, start time.Time) 
 		}
 		return time.Time{}, true
 	}
-	// lastAckedBefore is the newest version of user u acknowledged before t.
-	lastAckedBefore := func(u string, t time.Time) (*writeEvent, bool) {
+	// lastAckedBefore is the newest version of user u acknowledged before t
+	// (to client, when read-your-writes is promised per client).
+	lastAckedBefore := func(u string, t time.Time, client int) (*writeEvent, bool) {
 		var best *writeEvent
 		for _, w := range acked[u] {
 			if !w.end.Before(t) {
 				break
+			}
+			if h.perClient && w.client != client {
+				continue
 			}
 			if best == nil || w.version.After(best.version) {
 				best = w
@@ -230,7 +236,7 @@ func checkConsistency(h *history, finals map[string]finalRead, start time.Time) 
 			anon[r.user] = append(anon[r.user], r)
 		}
 		if r.own {
-			if w, ok := lastAckedBefore(r.user, r.begin); ok && v.Before(w.version) {
+			if w, ok := lastAckedBefore(r.user, r.begin, r.client); ok && v.Before(w.version) {
 				c.ReadYourWrites++
 				example("read-your-writes: client %d read user %s at %s and saw %s, older than its write acknowledged at %s (%s)",
 					r.client, r.user, at(r.begin), r.version.Format(time.RFC3339Nano), at(w.end), w.version.Format(time.RFC3339Nano))

@@ -26,11 +26,12 @@ func TestCheckConsistency(t *testing.T) {
 		return readEvent{client: client, user: user, begin: ms(begin), end: ms(end), ok: true, value: value}
 	}
 	tests := []struct {
-		name   string
-		writes []writeEvent
-		reads  []readEvent
-		finals map[string]finalRead
-		want   reports.Consistency
+		name      string
+		perClient bool
+		writes    []writeEvent
+		reads     []readEvent
+		finals    map[string]finalRead
+		want      reports.Consistency
 	}{
 		{
 			name:   "clean",
@@ -51,6 +52,25 @@ func TestCheckConsistency(t *testing.T) {
 				Staleness: reports.Staleness{Samples: 2, P50: 0, P99: 25, Max: 25}},
 		},
 		{
+			// Client 2 shares user u with client 1 and reads it after
+			// client 1's write "b" was acknowledged, but sees "a": with
+			// write hints the promise is per client, so that is no
+			// violation; without them, it is one.
+			name:      "another client's write, with hints",
+			perClient: true,
+			writes:    []writeEvent{acked(1, "u", "a", 0, 10, 1), acked(1, "u", "b", 20, 30, 2)},
+			reads:     []readEvent{own(2, "u", "a", 31, 32, 1), own(1, "u", "b", 33, 34, 2)},
+			finals:    map[string]finalRead{"u": {ok: true, value: "b", version: v(2)}},
+			want:      reports.Consistency{Writes: 2, OwnReads: 2, FinalReads: 1},
+		},
+		{
+			name:   "another client's write, without hints",
+			writes: []writeEvent{acked(1, "u", "a", 0, 10, 1), acked(1, "u", "b", 20, 30, 2)},
+			reads:  []readEvent{own(2, "u", "a", 31, 32, 1), own(1, "u", "b", 33, 34, 2)},
+			finals: map[string]finalRead{"u": {ok: true, value: "b", version: v(2)}},
+			want:   reports.Consistency{Writes: 2, OwnReads: 2, FinalReads: 1, ReadYourWrites: 1},
+		},
+		{
 			name: "a write without an answer lands over a newer acknowledged one",
 			writes: []writeEvent{{client: 1, user: "u", value: "late", begin: ms(0), end: ms(5000)},
 				acked(2, "u", "b", 100, 110, 2)},
@@ -61,7 +81,7 @@ func TestCheckConsistency(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHistory()
-			h.writes, h.reads = tt.writes, tt.reads
+			h.writes, h.reads, h.perClient = tt.writes, tt.reads, tt.perClient
 			got := checkConsistency(h, tt.finals, t0)
 			if diff := cmp.Diff(tt.want, *got, cmpopts.IgnoreFields(reports.Consistency{}, "Examples")); diff != "" {
 				t.Errorf("checkConsistency mismatch (-want +got):\n%s", diff)

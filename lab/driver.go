@@ -63,6 +63,10 @@ type writers struct {
 	inFlight atomic.Int64 // writes begun and not yet answered
 }
 
+// sendsHints reports whether the simulated clients send write hints back
+// (noteHint): in v1, once they signed in.
+func (d *driver) sendsHints() bool { return d.v1 && len(d.tokens) > 0 }
+
 // tokenOf returns the token of user idx when this generator signed that
 // user in: its k-th token is user d.shard.Worker(k)'s (see setup).
 func (d *driver) tokenOf(idx int) (string, bool) {

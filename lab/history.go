@@ -24,6 +24,10 @@ type history struct {
 	// users maps a user id to the seeded user's index, whose token the
 	// final read uses.
 	users map[string]int
+	// perClient is set when the clients send write hints: the server then
+	// promises read-your-writes per client (a session guarantee), not
+	// across the clients that share a user (docs/consistency.md).
+	perClient bool
 }
 
 // writeEvent is one update of a user's name.

@@ -185,6 +185,7 @@ func (s *Session) Measure(ctx context.Context) (*Measured, error) {
 		return s.measure(ctx, mainExecutor(s.sc), s.faults, s.linkFaults)
 	}
 	h := newHistory()
+	h.perClient = s.drv.sendsHints()
 	s.drv.hist = h
 	m, err := s.measure(ctx, mainExecutor(s.sc), s.faults, s.linkFaults)
 	s.drv.hist = nil
