@@ -197,7 +197,7 @@ func TestDockerPhase4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	def, err := topologies.Phase(4, serverFlags())
+	def, err := topologies.Phase(4, commandFlags())
 	if err != nil {
 		t.Fatal(err)
 	}
