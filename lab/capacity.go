@@ -112,14 +112,51 @@ type SearchPolicy struct {
 	// below the knee. The failed attempts stay in the steps, marked
 	// Retried.
 	Confirm int
+	// StallRetries is how many more times a failed step is measured when
+	// the load generator's own pacer sent arrivals late during it
+	// (GeneratorLate): the machine stalled, so the step says nothing about
+	// the system under test. These attempts come on top of Confirm's and
+	// are marked Retried too. Seen on the 2-core test box: a stall of
+	// about 19 s failed two 10 s steps at 500/s in a row, which a search
+	// without them reported as phase 1's capacity (485/s, against 6,500/s
+	// a few minutes before). A step whose cores were busy (StallBusy of
+	// Cores, or more) is saturated, not stalled: there the pacer is late
+	// because the system under test takes the cores, and the step counts.
+	StallRetries int
+	// Cores is the machine's, for telling a stall from saturation; 0:
+	// every late step counts as stalled.
+	Cores int
+}
+
+// StallBusy is the share of the cores busy above which a step whose load
+// generator was late is taken as saturated rather than stalled.
+const StallBusy = 0.85
+
+// stalled reports whether step s failed for a stall of the machine: its
+// load generator sent arrivals late while the cores had room.
+func (p SearchPolicy) stalled(s reports.CapacityStep) bool {
+	if s.GeneratorLate == 0 {
+		return false
+	}
+	if p.Cores == 0 {
+		return true
+	}
+	busy := 0.0
+	for _, us := range s.CPUUSPerRequest {
+		busy += us * s.Achieved / 1e6
+	}
+	if s.OtherCores != nil {
+		busy += *s.OtherCores
+	}
+	return busy < StallBusy*float64(p.Cores)
 }
 
 // DefaultPolicy starts at 250/s, doubles until the SLO fails, then bisects
 // to within 5%: about six growth steps and five bisection steps reach a
 // knee anywhere from 250/s to 8,000/s. A failed rate is measured once more
-// before it counts.
+// before it counts, and up to twice more when the machine stalled.
 func DefaultPolicy() SearchPolicy {
-	return SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 16, Floor: 10, Confirm: 1}
+	return SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 20, Floor: 10, Confirm: 1, StallRetries: 2}
 }
 
 // SearchStep is one measured step and its verdict.
@@ -136,7 +173,9 @@ type SearchStep struct {
 // to three significant digits) until they are within p.Precision of each other (or p.MaxSteps are spent). If the
 // first step fails it divides by p.Factor until one passes or the rate
 // goes below p.Floor. A failed rate is measured again, up to p.Confirm
-// more times, and fails only when every attempt did. It returns every step
+// more times (and p.StallRetries more when the load generator itself was
+// late in the attempt: a stalled machine), and fails only when every
+// attempt did. It returns every step
 // in the order measured (retried attempts included, marked) and the highest
 // passing rate (0 when none passed). It assumes a rate that fails fails at
 // every higher rate too: the search never goes back.
@@ -147,7 +186,7 @@ func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Contex
 	var steps []SearchStep
 	pass, fail := 0.0, math.Inf(1)
 	rate := p.Start
-	attempts := 0 // failed attempts at rate so far
+	attempts, stalls := 0, 0 // failed attempts at rate so far
 	for len(steps) < p.MaxSteps {
 		if err := ctx.Err(); err != nil {
 			return steps, pass, err
@@ -157,13 +196,23 @@ func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Contex
 			return steps, pass, fmt.Errorf("measure at %.0f/s: %w", rate, err)
 		}
 		ok, why := judge(s)
-		if !ok && attempts < p.Confirm && len(steps)+1 < p.MaxSteps {
-			attempts++
-			s.Retried = true
-			steps = append(steps, SearchStep{Step: s, Pass: false, Why: why + " (measured again)"})
-			continue
+		if !ok && len(steps)+1 < p.MaxSteps {
+			again := ""
+			switch {
+			case stalls < p.StallRetries && p.stalled(s):
+				stalls++
+				again = " (the machine stalled: measured again)"
+			case attempts < p.Confirm:
+				attempts++
+				again = " (measured again)"
+			}
+			if again != "" {
+				s.Retried = true
+				steps = append(steps, SearchStep{Step: s, Pass: false, Why: why + again})
+				continue
+			}
 		}
-		attempts = 0
+		attempts, stalls = 0, 0
 		steps = append(steps, SearchStep{Step: s, Pass: ok, Why: why})
 		if ok {
 			pass = max(pass, rate)
@@ -185,6 +234,32 @@ func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Contex
 		}
 	}
 	return steps, pass, nil
+}
+
+// lowLoadP50 is the median latency with no load to speak of, for the
+// model's utilization at the SLO (model.SLOUtilization): the median p50 of
+// the three lowest-rate steps that passed, retried attempts left out. It
+// needs at least one such step below maxRate.
+func lowLoadP50(steps []reports.CapacityStep, maxRate float64) (float64, bool) {
+	var low []reports.CapacityStep
+	for _, s := range steps {
+		if !s.Retried && s.Offered < maxRate {
+			low = append(low, s)
+		}
+	}
+	slices.SortFunc(low, func(a, b reports.CapacityStep) int { return cmp.Compare(a.Offered, b.Offered) })
+	var p50s []float64
+	for _, s := range low {
+		if len(p50s) == 3 {
+			break
+		}
+		p50s = append(p50s, s.P50MS)
+	}
+	if len(p50s) == 0 {
+		return 0, false
+	}
+	slices.Sort(p50s)
+	return p50s[len(p50s)/2], true
 }
 
 // roundSig3 rounds a rate to three significant digits (1187.5 to 1190,
@@ -220,6 +295,9 @@ const loadgenName = model.Loadgen
 // capacity section: the steps, the knee, the demands below it, the model's
 // prediction for this machine's cores and the database's bytes per user.
 func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Result, error) {
+	if c.Policy.Cores == 0 {
+		c.Policy.Cores = runtime.NumCPU() // the machine the topology and the generator share
+	}
 	if c.Step <= 0 {
 		c.Step = 10 * time.Second
 	}
@@ -265,8 +343,11 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 		if !ok {
 			verdict = "FAIL: " + why
 		}
-		if st.GeneratorLate > 0 {
-			verdict += fmt.Sprintf(" (the load generator itself sent %d arrivals late: it or the machine stalled)", st.GeneratorLate)
+		switch {
+		case c.Policy.stalled(st):
+			verdict += fmt.Sprintf(" (the load generator itself sent %d arrivals late with cores to spare: the machine stalled)", st.GeneratorLate)
+		case st.GeneratorLate > 0:
+			verdict += fmt.Sprintf(" (the load generator itself sent %d arrivals late: the cores were busy)", st.GeneratorLate)
 		}
 		fmt.Fprintf(s.out, "  %.0f/s offered: %.0f/s achieved, p50 %.2f ms, p99 %.2f ms, errors %.3f%%, dropped %d: %s\n",
 			rate, st.Achieved, st.P50MS, st.P99MS, 100*st.ErrorRate, st.Dropped, verdict)
@@ -312,11 +393,20 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 		}
 		other, haveOther := otherWork(capy.Steps, maxRate)
 		machine.Background += other
+		p50, haveP0 := lowLoadP50(capy.Steps, maxRate)
+		p0 := model.ExponentialPercentile(p50, 0.99)
+		if haveP0 && c.SLO.P99 > 0 {
+			machine.Utilization = model.SLOUtilization(p0, float64(c.SLO.P99)/float64(time.Millisecond))
+		}
 		pred, bottleneck, in := model.Predict(d.PerRequest, machine)
 		capy.PredictedMaxRate = pred
 		capy.Model = reports.CapacityModel{Name: in.Model, Bottleneck: bottleneck, Inputs: in.Flat()}
 		if haveOther {
 			capy.Model.Inputs["other_work_cores"] = other
+		}
+		if haveP0 {
+			capy.Model.Inputs["low_load_p50_ms"] = p50
+			capy.Model.Inputs["low_load_p99_ms"] = p0
 		}
 	} else {
 		res.Notes = append(res.Notes, "No step met the SLO: there is no measured capacity and no demands to model.")

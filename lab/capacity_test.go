@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -342,5 +343,83 @@ keys: {distribution: zipfian}
 		if !strings.Contains(string(html), want) {
 			t.Errorf("report.html lacks %q", want)
 		}
+	}
+}
+
+// A step that failed while the load generator itself was late (the machine
+// stalled) is measured again on top of Confirm's attempts, up to
+// StallRetries times; the rate counts as failed only when every attempt
+// failed.
+func TestSearchRemeasuresStalls(t *testing.T) {
+	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
+	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, 10*time.Second) }
+	var rates []float64
+	measure := kneeAt(1234, &rates)
+	stalls := 0
+	stalling := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
+		s, err := measure(ctx, rate)
+		if rate == 500 && stalls < 3 {
+			stalls++ // three stalled attempts in a row: two stall retries, then Confirm's
+			s.Dropped, s.GeneratorLate = 2400, 2400
+		}
+		return s, err
+	}
+	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 30, Floor: 10, Confirm: 1, StallRetries: 2}
+	steps, maxRate, err := lab.Search(context.Background(), policy, stalling, judge)
+	if err != nil {
+		t.Fatalf("Search: %v", err)
+	}
+	if maxRate != 1220 {
+		t.Errorf("Search max rate = %v, want 1220: the stalls at 500/s must not end the search", maxRate)
+	}
+	want := []float64{250, 500, 500, 500, 500, 1000}
+	if diff := cmp.Diff(want, rates[:len(want)]); diff != "" {
+		t.Errorf("first rates measured (-want +got):\n%s", diff)
+	}
+	var whys []string
+	for _, s := range steps[1:4] {
+		whys = append(whys, s.Why)
+		if !s.Step.Retried || s.Pass {
+			t.Errorf("step at %v/s: retried %v, pass %v; want a retried failure", s.Step.Offered, s.Step.Retried, s.Pass)
+		}
+	}
+	if !strings.Contains(whys[0], "machine stalled") || !strings.Contains(whys[1], "machine stalled") || strings.Contains(whys[2], "stalled") {
+		t.Errorf("whys = %q, want two stall retries, then Confirm's", whys)
+	}
+
+	// Stalls at every attempt still end in a failure: the retries are bounded.
+	rates = nil
+	always := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
+		s, err := measure(ctx, rate)
+		if rate >= 500 {
+			s.Dropped, s.GeneratorLate = 2400, 2400
+		}
+		return s, err
+	}
+	_, maxRate, err = lab.Search(context.Background(), policy, always, judge)
+	if err != nil || maxRate != 485 {
+		t.Errorf("Search with a stall at every attempt from 500/s: max %v, err %v; want 485 (500/s failed, then bisected)", maxRate, err)
+	}
+	if n := slices.Index(rates, 1000); n >= 0 {
+		t.Errorf("rates %v: went past 500/s though every attempt there failed", rates)
+	}
+
+	// A late generator on busy cores is saturation, not a stall: only
+	// Confirm's attempt.
+	rates = nil
+	saturated := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
+		s, err := measure(ctx, rate)
+		if rate >= 500 {
+			s.Dropped, s.GeneratorLate = 2400, 2400
+			s.CPUUSPerRequest = map[string]float64{"app-1": 1.8e6 / s.Achieved} // 1.8 of 2 cores
+		}
+		return s, err
+	}
+	policy.Cores = 2
+	if _, _, err := lab.Search(context.Background(), policy, saturated, judge); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(slices.DeleteFunc(slices.Clone(rates), func(r float64) bool { return r != 500 })); n != 2 {
+		t.Errorf("rates %v: 500/s measured %d times, want 2 (saturated: Confirm's attempt only)", rates, n)
 	}
 }

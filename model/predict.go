@@ -51,6 +51,27 @@ type Machine struct {
 	// write holds the database's write lock, times the write share). They
 	// bound the rate; their time is CPU already counted in Demands.
 	Serial map[string]float64
+	// Utilization is the share of each resource's servers that requests
+	// may keep busy before the latency objective breaks (SLOUtilization);
+	// 0 means 1, the throughput bound itself.
+	Utilization float64
+}
+
+// SLOUtilization is the utilization at which a queue whose response-time
+// percentile is p0 with no load reaches the objective slo (both in the
+// same unit): 1 − p0/slo, clamped to [0, 1]. In an M/M/1 queue the
+// response time is exponential with rate μ(1−ρ), so every percentile of
+// it is its zero-load value divided by 1−ρ (Kleinrock, Queueing Systems
+// vol. 1, 1975, §3.2; Harchol-Balter, Performance Modeling and Design of
+// Computer Systems, 2013, §14.1): the percentile stays within the
+// objective while ρ ≤ 1 − p0/slo. The lab takes p0 from the median of its
+// lowest-rate steps, where nothing queues yet (ExponentialPercentile):
+// their measured p99 has stalls in it that do not grow with the load.
+func SLOUtilization(p0, slo float64) float64 {
+	if slo <= 0 || p0 < 0 {
+		return 1
+	}
+	return math.Max(0, math.Min(1, 1-p0/slo))
 }
 
 // Constraint is one bound on the sustainable rate.
@@ -64,6 +85,14 @@ type Constraint struct {
 	MaxRate float64 `json:"max_rate"`
 }
 
+// ExponentialPercentile is the q-quantile (0 < q < 1) of an exponential
+// distribution whose median is median: median·ln(1/(1−q))/ln 2. An M/M/1
+// queue's response time is exponential, so its p99 is 6.64 times its
+// median.
+func ExponentialPercentile(median, q float64) float64 {
+	return median * math.Log(1/(1-q)) / math.Ln2
+}
+
 // Inputs are what Predict computed from, to be recorded with its answer.
 type Inputs struct {
 	// Model names the model: the open network's asymptotic bounds.
@@ -71,6 +100,8 @@ type Inputs struct {
 	// Cores and Background are the machine's.
 	Cores      int     `json:"cores"`
 	Background float64 `json:"background_cores"`
+	// Utilization is Machine.Utilization (1 when unset).
+	Utilization float64 `json:"utilization"`
 	// TotalDemand is the core-seconds per request of every component,
 	// load generator included.
 	TotalDemand float64 `json:"total_demand_s"`
@@ -82,7 +113,7 @@ type Inputs struct {
 }
 
 // ModelName is the name Predict records in Inputs.Model.
-const ModelName = "open-network asymptotic bounds: X ≤ min((C−B)/ΣD, m_k/D_k)"
+const ModelName = "open-network bounds at the SLO's utilization: X ≤ min((uC−B)/ΣD, u·m_k/D_k), u = 1 − p99₀/SLO, p99₀ = p50₀·log₂100 (M/M/1)"
 
 // Predict returns the highest request rate the machine can sustain with
 // these demands, the resource that limits it and the inputs of the
@@ -91,16 +122,22 @@ const ModelName = "open-network asymptotic bounds: X ≤ min((C−B)/ΣD, m_k/D_
 // (C − B)/ΣD requests per second, where ΣD counts every component and the
 // load generator; a component limited to m threads serves at most m/D_k;
 // a serial resource at most 1/D. Real latency grows before the bound is
-// reached, so a latency SLO is met a little below it; the capacity search
-// measures how far below.
+// reached, so a latency SLO is met below it: with m.Utilization set
+// (SLOUtilization) every resource offers only that share of its servers,
+// which is where an M/M/1 queue's percentile reaches the objective.
 //
 // With no demand at all there is no bound: the rate is +Inf and the
 // bottleneck is empty.
 func Predict(d Demands, m Machine) (maxRate float64, bottleneck string, inputs Inputs) {
+	u := m.Utilization
+	if u <= 0 || u > 1 {
+		u = 1
+	}
 	inputs = Inputs{
 		Model:         ModelName,
 		Cores:         m.Cores,
 		Background:    m.Background,
+		Utilization:   u,
 		TotalDemand:   d.Total(),
 		LoadgenDemand: d[Loadgen],
 	}
@@ -112,17 +149,17 @@ func Predict(d Demands, m Machine) (maxRate float64, bottleneck string, inputs I
 			Name: name, Servers: servers, Demand: demand, MaxRate: math.Max(0, servers) / demand,
 		})
 	}
-	add(Cores, float64(m.Cores)-m.Background, inputs.TotalDemand)
+	add(Cores, u*float64(m.Cores)-m.Background, inputs.TotalDemand)
 	for _, name := range slices.Sorted(maps.Keys(m.Threads)) {
 		if name == Loadgen {
 			continue
 		}
 		if t := m.Threads[name]; t < m.Cores {
-			add(name, float64(t), d[name])
+			add(name, u*float64(t), d[name])
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.Serial)) {
-		add(name, 1, m.Serial[name])
+		add(name, u, m.Serial[name])
 	}
 	slices.SortStableFunc(inputs.Constraints, func(a, b Constraint) int { return cmp.Compare(a.MaxRate, b.MaxRate) })
 	if len(inputs.Constraints) == 0 {
@@ -192,12 +229,13 @@ func LabMachine(cores int, components []string) Machine {
 
 // Flat returns the inputs as one map of numbers, as result.json's
 // capacity.model.inputs records them: "cores", "background_cores",
-// "total_demand_s", "loadgen_demand_s", and per constraint
+// "utilization", "total_demand_s", "loadgen_demand_s", and per constraint
 // "max_rate.NAME", "servers.NAME" and "demand_s.NAME".
 func (in Inputs) Flat() map[string]float64 {
 	out := map[string]float64{
 		"cores":            float64(in.Cores),
 		"background_cores": in.Background,
+		"utilization":      in.Utilization,
 		"total_demand_s":   in.TotalDemand,
 		"loadgen_demand_s": in.LoadgenDemand,
 	}

@@ -33,6 +33,18 @@ func TestPredict(t *testing.T) {
 			want: 1 / 60e-6, bottleneck: "redis",
 		},
 		{
+			// At u = 0.75 the 2 cores offer 1.5, less 0.5 of background;
+			// the Redis thread 0.75 of its one.
+			name: "the SLO's utilization", d: phase3,
+			m:    Machine{Cores: 2, Background: 0.5, Utilization: 0.75, Threads: map[string]int{"redis": 1}},
+			want: 1.0 / 350e-6, bottleneck: Cores,
+		},
+		{
+			name: "the SLO's utilization on a big box", d: phase3,
+			m:    Machine{Cores: 8, Utilization: 0.75, Threads: map[string]int{"redis": 1}},
+			want: 0.75 / 60e-6, bottleneck: "redis",
+		},
+		{
 			name: "a thread count of all cores is no limit", d: Demands{"redis": 300e-6},
 			m:    Machine{Cores: 2, Threads: map[string]int{"redis": 2}},
 			want: 2 / 300e-6, bottleneck: Cores,
@@ -130,6 +142,42 @@ func TestInputsFlat(t *testing.T) {
 	} {
 		if got, ok := f[k]; !ok || math.Abs(got-want) > 1e-9*math.Abs(want) {
 			t.Errorf("Flat()[%q] = %v, want %v", k, got, want)
+		}
+	}
+}
+
+// An M/M/1 queue's response time is exponential with rate μ(1−ρ): its p99
+// at utilization ρ is its zero-load p99 over 1−ρ. With a zero-load p99 of
+// 10 ms, a 50 ms objective holds up to ρ = 0.8; check it against the
+// queue itself (ln(100)/(μ(1−ρ))).
+func TestSLOUtilization(t *testing.T) {
+	const mu = 1 / 2.171e-3 // service rate: a zero-load p99 of ln(100)/μ = 10 ms
+	p99 := func(rho float64) float64 { return math.Log(100) / (mu * (1 - rho)) }
+	u := SLOUtilization(p99(0)*1000, 50)
+	if math.Abs(u-0.8) > 0.001 {
+		t.Errorf("SLOUtilization(%.2f ms, 50 ms) = %v, want 0.8", p99(0)*1000, u)
+	}
+	if got := p99(u) * 1000; math.Abs(got-50) > 0.1 {
+		t.Errorf("an M/M/1 queue at ρ = %v has p99 %.2f ms, want the 50 ms objective", u, got)
+	}
+	for _, tc := range []struct{ p0, slo, want float64 }{{60, 50, 0}, {0, 50, 1}, {5, 0, 1}} {
+		if got := SLOUtilization(tc.p0, tc.slo); got != tc.want {
+			t.Errorf("SLOUtilization(%v, %v) = %v, want %v", tc.p0, tc.slo, got, tc.want)
+		}
+	}
+}
+
+// The exponential's quantiles: the median is itself, the p99 is
+// ln(100)/ln(2) = 6.644 medians, and with rate 1 (median ln 2) the
+// 1−1/e quantile is 1.
+func TestExponentialPercentile(t *testing.T) {
+	for _, tc := range []struct{ median, q, want float64 }{
+		{1, 0.5, 1},
+		{1, 0.99, 6.6439},
+		{math.Ln2, 1 - 1/math.E, 1}, // rate 1: median ln 2, and F(1) = 1 − 1/e
+	} {
+		if got := ExponentialPercentile(tc.median, tc.q); math.Abs(got-tc.want) > 1e-4 {
+			t.Errorf("ExponentialPercentile(%v, %v) = %v, want %v", tc.median, tc.q, got, tc.want)
 		}
 	}
 }

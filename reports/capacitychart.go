@@ -173,13 +173,18 @@ func missReason(cp *Capacity) string {
 		broke = append(broke, fmt.Sprintf("p99 reached %s ms", fmtMS(first.P99MS)))
 	}
 	why := fmt.Sprintf("At the first rate that failed (%s/s) %s", fmtRate(first.Offered), strings.Join(broke, " and "))
+	expected := ""
+	if u, ok := cp.Model.Inputs["utilization"]; ok && u < 1 {
+		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (1 − p99₀/SLO, where p99₀ = %s ms is the p99 of an M/M/1 queue with the median of the lowest rates, %s ms).",
+			100*u, fmtMS(cp.Model.Inputs["low_load_p99_ms"]), fmtMS(cp.Model.Inputs["low_load_p50_ms"]))
+	}
 	if cores > 0 && busy < 0.85*cores {
 		return why + fmt.Sprintf(", while the machine's cores were %.0f%% busy (%.2f of %s, other work included): "+
-			"the SLO broke on latency spikes before the cores ran out, which a bound on CPU alone cannot see "+
-			"(a stall that holds requests for tens of milliseconds, such as a checkpoint's fsync, garbage collection or a neighbour's burst, breaks a p99 of 50 ms at any utilization). "+
-			"The model's rate is then an upper bound, not a forecast of the knee.", 100*busy/cores, busy, trimFloat(cores))
+			"the SLO broke on latency spikes before the cores ran out "+
+			"(a stall that holds requests for tens of milliseconds, such as a checkpoint's fsync, garbage collection or a neighbour's burst, breaks a p99 of 50 ms at any utilization).",
+			100*busy/cores, busy, trimFloat(cores)) + expected
 	}
-	return why + fmt.Sprintf(", with the cores %.0f%% busy (%.2f of %s, other work included).", 100*busy/max(cores, 1), busy, trimFloat(cores))
+	return why + fmt.Sprintf(", with the cores %.0f%% busy (%.2f of %s, other work included).", 100*busy/max(cores, 1), busy, trimFloat(cores)) + expected
 }
 
 // capacityCharts are the hockey stick (latency against offered load) and
