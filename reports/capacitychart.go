@@ -22,14 +22,14 @@ func capacitySections(r *Result) []section {
 	steps := slices.Clone(cp.Steps)
 	slices.SortStableFunc(steps, func(a, b CapacityStep) int { return cmp.Compare(a.Offered, b.Offered) })
 	tb := &table{
-		head: []string{"offered /s", "achieved /s", "p50 ms", "p99 ms", "errors", "dropped", "other work, cores", ""},
-		num:  []bool{true, true, true, true, true, true, true, false},
+		head: []string{"offered /s", "achieved /s", "p50 ms", "p99 ms", "errors", "dropped", "sent late", "other work, cores", ""},
+		num:  []bool{true, true, true, true, true, true, true, true, false},
 	}
 	for _, s := range steps {
 		mark := c("")
 		switch {
 		case s.Retried:
-			mark = c("failed; measured again (next row)")
+			mark = c("failed; measured again")
 		case cp.MaxRate > 0 && s.Offered == cp.MaxRate:
 			mark = cell{text: "knee: highest rate within the SLO", status: "pass"}
 		case s.Offered > cp.MaxRate:
@@ -40,7 +40,7 @@ func capacitySections(r *Result) []section {
 			other = fmtCPU(*s.OtherCores)
 		}
 		row := []cell{c(fmtRate(s.Offered)), c(fmtRate(s.Achieved)), c(fmtMS(s.P50MS)), c(fmtMS(s.P99MS)),
-			c(fmtFraction(s.ErrorRate)), c(droppedCell(s)), c(other), mark}
+			c(fmtFraction(s.ErrorRate)), c(groupDigits(s.Dropped)), c(lateCell(s)), c(other), mark}
 		if s.Offered == cp.MaxRate && !s.Retried {
 			for i := range row {
 				row[i].strong = true
@@ -124,13 +124,13 @@ func withinNote(e float64) string {
 	return fmt.Sprintf(" (outside 15%% by %.1f points)", math.Abs(e)-15)
 }
 
-// droppedCell is a step's drops, with those the load generator itself
-// sent late (its own or the machine's stall) said apart.
-func droppedCell(s CapacityStep) string {
+// lateCell is how many arrivals the load generator itself sent late in a
+// step (its own stall, the machine's, or busy cores), "—" for none.
+func lateCell(s CapacityStep) string {
 	if s.GeneratorLate == 0 {
-		return groupDigits(s.Dropped)
+		return "—"
 	}
-	return fmt.Sprintf("%s (%s sent late by the generator)", groupDigits(s.Dropped), groupDigits(s.GeneratorLate))
+	return groupDigits(s.GeneratorLate)
 }
 
 // retriedNote explains the retried steps, when there are any.
@@ -138,7 +138,8 @@ func retriedNote(cp *Capacity) string {
 	if !slices.ContainsFunc(cp.Steps, func(s CapacityStep) bool { return s.Retried }) {
 		return ""
 	}
-	return "A rate that failed was measured once more and counted as failed only if it failed again (a stall of a few hundred milliseconds fails a step on its own). "
+	return "A rate that failed was measured once more and counted as failed only if it failed again (a stall of a few hundred milliseconds fails a step on its own); " +
+		"twice more when the load generator itself sent arrivals late with cores to spare (\"sent late\": the machine stalled). "
 }
 
 // missReason says, from the first rate that failed, why the measured
