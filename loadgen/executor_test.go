@@ -226,8 +226,8 @@ func TestStallShowsInP99AndMax(t *testing.T) {
 		t.Parallel()
 		srv := stallServer(t)
 		res := mustRun(t, Config{
-			Target:   srv.URL,
-			Ops:      []Op{getOp("get", "/")},
+			Target: srv.URL,
+			Ops:    []Op{getOp("get", "/")},
 			// MaxDelay a minute: this test is about the server's stall, not
 			// the machine's (seen: a box stall dropped 51 at 250 ms).
 			Executor: ConstantArrivalRate{Rate: 100, Duration: 3 * time.Second, Pool: Pool{MaxWorkers: 300, MaxDelay: time.Minute}},
