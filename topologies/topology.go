@@ -184,6 +184,11 @@ type runtime struct {
 	varnishStats func(ctx context.Context) (map[string]uint64, error)
 
 	downMu sync.Mutex // serializes Down
+	// saveMu serializes writing topology.json, from the snapshot to the
+	// rename: without it a save that took its snapshot before Down set
+	// stoppedAt could rename its file over Down's (seen: a failed Up's
+	// topology.json without stopped_at).
+	saveMu sync.Mutex
 }
 
 // topologyFile is topology.json.
@@ -324,6 +329,8 @@ func runDir(opts Options, def *Definition) (string, error) {
 
 // save writes topology.json (atomically: a reader never sees half a file).
 func (t *Topology) save() error {
+	t.rt.saveMu.Lock()
+	defer t.rt.saveMu.Unlock()
 	comps := t.Components()
 	t.rt.mu.Lock()
 	f := topologyFile{Topology: *t, Components: comps, StoppedAt: t.rt.stoppedAt}

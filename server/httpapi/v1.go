@@ -359,6 +359,14 @@ func (a *api) handleV1GetUser() httprouter.Handle {
 			e, rctx, err = a.ownUserEntry(r.Context(), r.Header, id)
 			if err == nil {
 				usage, withCounters, err = a.usage(rctx, id)
+				if server.ErrorCode(err) == server.EUNAVAILABLE {
+					// The counters are read apart from the cached user, on
+					// every own read: a database that cannot answer now (a
+					// paused primary the read fell back to) must not fail a
+					// read the cache can serve. The view goes without them.
+					a.log.Warn("usage counters unavailable: answering the owner's view without them", "user", id, "err", err)
+					withCounters, err = false, nil
+				}
 			}
 			if server.ErrorCode(err) == server.ENOTFOUND {
 				// authenticate found the user through a cache the delete's

@@ -136,19 +136,19 @@ func (db *DB) recordTx(ctx context.Context, userID string, fn func(tx pgx.Tx, u 
 }
 
 // Usage returns what user userID stores, from the counters on its row (the
-// owner's view shows them). It is a read like User: served by a replica
-// unless ctx asks for the primary or a position (read-your-writes).
+// owner's view shows them). It is a read like User (readHedged): served by
+// a replica unless ctx asks for the primary or a position (read-your-writes).
 func (db *DB) Usage(ctx context.Context, userID string) (server.Usage, error) {
-	var u server.Usage
 	if !server.ValidID(userID) {
-		return u, errUserNotFound()
+		return server.Usage{}, errUserNotFound()
 	}
-	err := db.read(ctx, "usage", func(q querier) error {
+	u, err := readHedged(ctx, db, "usage", func(ctx context.Context, q querier) (server.Usage, error) {
+		var u server.Usage
 		err := q.QueryRow(ctx, sqlUsage, userID).Scan(&u.Records, &u.Bytes)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return errUserNotFound()
+			return u, errUserNotFound()
 		}
-		return err
+		return u, err
 	})
 	if err != nil {
 		return u, fmt.Errorf("load usage of user %s: %w", userID, err)
