@@ -48,8 +48,9 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// The store runs the app's migrations too, so a worker started before
-	// any app instance finds the tables it reads.
-	store, err := postgres.Open(ctx, c.DB, postgres.Options{MigrationURL: c.MigrationDB, Logger: log})
+	// any app instance finds the tables it reads; --partitions gives them
+	// the layout the apps ask for (the first to migrate chooses it).
+	store, err := postgres.Open(ctx, c.DB, postgres.Options{MigrationURL: c.MigrationDB, Partitions: c.Partitions, Logger: log})
 	if err != nil {
 		return fmt.Errorf("worker: open %s: %w", app.RedactDSN(c.DB), err)
 	}

@@ -13,6 +13,9 @@ type WorkerConfig struct {
 	MetricsAddr string
 	LogLevel    string
 	Name        string
+	// Partitions is the layout the worker gives an empty database (the
+	// server's --partitions); a database with a schema keeps its own.
+	Partitions int
 }
 
 // RegisterFlags defines the worker's flags on fs and binds them to c. The
@@ -24,6 +27,7 @@ func (c *WorkerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:0", "listen address of /metrics (port 0 picks a free port, printed at start); empty turns it off")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.Name, "instance-name", "", "name of this worker in logs")
+	fs.IntVar(&c.Partitions, "partitions", 0, "layout of the tables when the worker finds an empty database: 0 plain, N hash partitions (as the servers' --partitions); a database with a schema keeps its layout")
 }
 
 // WorkerFlagSet returns a flag set with the worker's flags, bound to a
