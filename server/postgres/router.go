@@ -419,8 +419,14 @@ func (rt *router) round(ctx context.Context, primary *probeConn, probes []*probe
 	} else if ctx.Err() == nil {
 		// Several in a row over primaryDownAfter: a few probes slower
 		// than their timeout on a busy machine must not fail the writes
-		// in flight.
-		if rt.primaryFails++; rt.primaryFails >= 3 && time.Since(rt.primarySeen) >= primaryDownAfter {
+		// in flight. A probe whose timeout fired long after it was due
+		// says that this process, or the whole machine, stalled (seen on
+		// the 2-core test box: stalls of seconds), not that the primary
+		// is gone: it is no evidence either way.
+		stalled := isTimeout(err) && time.Since(rt.primaryTried) > 2*timeout
+		if stalled {
+			rt.log.Debug("primary probe timed out late: this process stalled; not counted", "took", time.Since(rt.primaryTried), "timeout", timeout)
+		} else if rt.primaryFails++; rt.primaryFails >= 3 && time.Since(rt.primarySeen) >= primaryDownAfter {
 			rt.primaryHealth.markDown(err)
 		}
 		// Lags are then measured against the last position seen; reads
