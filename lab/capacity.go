@@ -119,18 +119,15 @@ type SearchPolicy struct {
 	// are marked Retried too. Seen on the 2-core test box: a stall of
 	// about 19 s failed two 10 s steps at 500/s in a row, which a search
 	// without them reported as phase 1's capacity (485/s, against 6,500/s
-	// a few minutes before). A step whose cores were busy (StallBusy of
-	// Cores, or more) is saturated, not stalled: there the pacer is late
-	// because the system under test takes the cores, and the step counts.
+	// a few minutes before). A step whose cores were busy
+	// (reports.SaturatedShare of Cores, or more) is saturated, not
+	// stalled: there the pacer is late because the system under test
+	// takes the cores, and the step counts.
 	StallRetries int
 	// Cores is the machine's, for telling a stall from saturation; 0:
 	// every late step counts as stalled.
 	Cores int
 }
-
-// StallBusy is the share of the cores busy above which a step whose load
-// generator was late is taken as saturated rather than stalled.
-const StallBusy = 0.85
 
 // stalled reports whether step s failed for a stall of the machine: its
 // load generator sent arrivals late while the cores had room.
@@ -141,14 +138,7 @@ func (p SearchPolicy) stalled(s reports.CapacityStep) bool {
 	if p.Cores == 0 {
 		return true
 	}
-	busy := 0.0
-	for _, us := range s.CPUUSPerRequest {
-		busy += us * s.Achieved / 1e6
-	}
-	if s.OtherCores != nil {
-		busy += *s.OtherCores
-	}
-	return busy < StallBusy*float64(p.Cores)
+	return s.BusyCores() < reports.SaturatedShare*float64(p.Cores)
 }
 
 // DefaultPolicy starts at 250/s, doubles until the SLO fails, then bisects

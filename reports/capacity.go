@@ -74,6 +74,26 @@ type CapacityStep struct {
 	GeneratorLate int64 `json:"generator_late,omitempty"`
 }
 
+// SaturatedShare is the share of the cores busy (BusyCores) from which a
+// step counts as saturated: below it, a failure is latency spikes or a
+// stall with cores to spare (the capacity search re-measures a stalled
+// step; the report says the SLO broke before the cores ran out).
+const SaturatedShare = 0.85
+
+// BusyCores is how many cores the step kept busy: every measured
+// component's CPU per request times the requests completed per second,
+// plus the other work on the machine when it was measured.
+func (s CapacityStep) BusyCores() float64 {
+	busy := 0.0
+	for _, us := range s.CPUUSPerRequest {
+		busy += us * s.Achieved / 1e6
+	}
+	if s.OtherCores != nil {
+		busy += *s.OtherCores
+	}
+	return busy
+}
+
 // CapacityModel names the queueing model behind PredictedMaxRate and the
 // numbers it was given.
 type CapacityModel struct {

@@ -156,13 +156,7 @@ func missReason(cp *Capacity) string {
 		return "No rate above the knee was measured, so nothing says what limited it."
 	}
 	cores := cp.Model.Inputs["cores"]
-	busy := 0.0
-	for _, us := range first.CPUUSPerRequest {
-		busy += us * first.Achieved / 1e6
-	}
-	if first.OtherCores != nil {
-		busy += *first.OtherCores
-	}
+	busy := first.BusyCores()
 	var broke []string
 	if first.ErrorRate > 0 {
 		broke = append(broke, fmt.Sprintf("%s of requests failed (load shed with 503 or timed out)", fmtFraction(first.ErrorRate)))
@@ -179,7 +173,7 @@ func missReason(cp *Capacity) string {
 		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (1 − p99₀/SLO, where p99₀ = %s ms is the p99 of an M/M/1 queue with the median of the lowest rates, %s ms).",
 			100*u, fmtMS(cp.Model.Inputs["low_load_p99_ms"]), fmtMS(cp.Model.Inputs["low_load_p50_ms"]))
 	}
-	if cores > 0 && busy < 0.85*cores {
+	if cores > 0 && busy < SaturatedShare*cores {
 		return why + fmt.Sprintf(", while the machine's cores were %.0f%% busy (%.2f of %s, other work included): "+
 			"the SLO broke on latency spikes before the cores ran out "+
 			"(a stall that holds requests for tens of milliseconds, such as a checkpoint's fsync, garbage collection or a neighbour's burst, breaks a p99 of 50 ms at any utilization).",
