@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"scalelab/lab"
+	"scalelab/reports"
 	"scalelab/scenarios"
 	"scalelab/topologies/topotest"
 )
@@ -94,6 +95,7 @@ func TestFaultScenarios(t *testing.T) {
 					t.Errorf("%d of %d anonymous reads failed, want 0", op.Errors, op.Count)
 				}
 			}
+			checkBreakers(t, sc.Name, res.Breakers)
 			k := res.Consistency
 			if k == nil {
 				t.Fatal("the result has no consistency section")
@@ -111,6 +113,33 @@ func TestFaultScenarios(t *testing.T) {
 		if !ok && i < len(scs)-1 {
 			t.Logf("%s failed; the next scenarios still run on the same topology", sc.Name)
 		}
+	}
+}
+
+// checkBreakers requires the breakers' changes in the result and no
+// flapping: at most two closed → open changes per instance and breaker in
+// a run with one fault (a breaker that closes on one success, as before
+// issue 16, made hundreds). When Redis is killed, the L2 breaker must
+// have opened.
+func checkBreakers(t *testing.T, scenario string, b *reports.Breakers) {
+	t.Helper()
+	if b == nil {
+		t.Error("the result has no breakers section")
+		return
+	}
+	t.Logf("breakers: %+v", b.Transitions)
+	opened := false
+	for _, tr := range b.Transitions {
+		if tr.From != "closed" || tr.To != "open" {
+			continue
+		}
+		opened = opened || tr.Breaker == "l2"
+		if tr.Count > 2*int64(tr.Instances) {
+			t.Errorf("breaker %s opened %d times over %d instances; want at most 2 each (flapping)", tr.Breaker, tr.Count, tr.Instances)
+		}
+	}
+	if scenario == "redis-kill" && !opened {
+		t.Errorf("Redis was killed but no L2 breaker opened: %+v", b.Transitions)
 	}
 }
 

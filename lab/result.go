@@ -118,6 +118,7 @@ func buildResult(in resultInput) reports.Result {
 			res.Components = append(res.Components, comp)
 		}
 		res.Queue = queueResult(m.Queue)
+		res.Breakers = breakersResult(m.Breakers)
 		for _, p := range m.Problems {
 			res.Notes = append(res.Notes, "not measured: "+p)
 		}
@@ -239,6 +240,19 @@ func stats(s *loadgen.Stats, d time.Duration) scenarios.Stats {
 		Requests: s.Count, Errors: s.Errors, Rate: s.Rate(d),
 		P50: ms(p.P50), P90: ms(p.P90), P99: ms(p.P99), P999: ms(p.P999), Max: ms(p.Max), Mean: ms(p.Mean),
 	}
+}
+
+// breakersResult maps the sampler's breaker changes into result.json's;
+// nil when they were not read.
+func breakersResult(ts []topologies.BreakerTransitions) *reports.Breakers {
+	if ts == nil {
+		return nil
+	}
+	out := &reports.Breakers{Transitions: []reports.BreakerTransition{}}
+	for _, t := range ts {
+		out.Transitions = append(out.Transitions, reports.BreakerTransition{Breaker: t.Breaker, From: t.From, To: t.To, Count: int64(t.Count), Instances: t.Instances})
+	}
+	return out
 }
 
 // queueResult maps the sampler's job queue figures into result.json's.

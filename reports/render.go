@@ -166,6 +166,9 @@ func buildDocument(r *Result, o *options) document {
 	if r.Queue != nil {
 		d.sections = append(d.sections, queueSection(r))
 	}
+	if r.Breakers != nil {
+		d.sections = append(d.sections, breakersSection(r))
+	}
 	if len(r.Faults) > 0 {
 		d.sections = append(d.sections, faultsSection(r))
 	}

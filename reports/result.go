@@ -120,6 +120,9 @@ type Result struct {
 	// Queue is the job queue over the run, in a phase with queue workers
 	// (queue.go).
 	Queue *Queue `json:"queue,omitempty"`
+	// Breakers are the app instances' circuit breakers' changes of state
+	// over the run, in phases with Prometheus (breakers.go).
+	Breakers *Breakers `json:"breakers,omitempty"`
 	// Runtime is where the topology's components ran: "process" (local
 	// processes) or "docker" (containers); absent in results written
 	// before it was recorded.

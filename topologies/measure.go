@@ -43,6 +43,9 @@ type Measurements struct {
 	CacheSeries []CacheInterval
 	// Queue is the job queue over the run; nil without workers.
 	Queue *QueueStats
+	// Breakers are the circuit breakers' changes of state over the run;
+	// nil without Prometheus, empty when none changed.
+	Breakers []BreakerTransitions
 }
 
 // ReplicaLag summarizes one replica's lag over the run, from the samples
@@ -157,11 +160,14 @@ type Sampler struct {
 	// cpuBaseline is set once the first CPU sample is taken.
 	cpuBaseline bool
 	// proxies caches which processes are the run's docker-proxy ones.
-	proxies   map[[2]uint64]bool
-	base      counters
-	jobsBase  *jobCounters // nil without workers
-	problems  []string
-	snapshots []counters // taken each interval, for CacheSeries
+	proxies  map[[2]uint64]bool
+	base     counters
+	jobsBase *jobCounters // nil without workers
+	// breakersBase are the breakers' transition counters at the start;
+	// nil without Prometheus.
+	breakersBase map[string]float64
+	problems     []string
+	snapshots    []counters // taken each interval, for CacheSeries
 }
 
 type lsnPoint struct {
@@ -234,6 +240,7 @@ func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sam
 	}
 	s.base = s.readCounters(ctx, s.problem)
 	s.jobsBase = s.readJobCounters(ctx)
+	s.breakersBase = s.readBreakers(ctx)
 	s.sampleCPU()
 	sctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
@@ -536,10 +543,11 @@ func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 	}
 	final := s.readCounters(ctx, s.problem)
 	queue := s.queueStats(ctx, s.jobsBase, s.readJobCounters(ctx), end.Sub(s.start))
+	breakers := breakerTransitions(s.breakersBase, s.readBreakers(ctx))
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := &Measurements{Start: s.start, End: end, Problems: s.problems, Queue: queue}
+	m := &Measurements{Start: s.start, End: end, Problems: s.problems, Queue: queue, Breakers: breakers}
 	for _, r := range s.replicas {
 		l := s.lag[r.name]
 		if l == nil {
