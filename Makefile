@@ -12,7 +12,7 @@ DEB_PACKAGES := postgresql-15 redis-server redis-tools haproxy varnish pgbouncer
 # A command that proves each package is installed.
 DEB_CHECKS := /usr/lib/postgresql/15/bin/initdb redis-server redis-cli haproxy varnishd pgbouncer prometheus wrk chromium dockerd debootstrap docker-compose prometheus-postgres-exporter prometheus-redis-exporter prometheus-varnish-exporter
 
-.PHONY: all build test deps bench loadgen-vs-wrk fuzz compare phase-1 phase-2 phase-3 phase-4 clean help images test-containers dockerd
+.PHONY: all build test deps bench loadgen-vs-wrk fuzz compare publish phase-1 phase-2 phase-3 phase-4 clean help images test-containers dockerd
 
 all: build
 
@@ -22,6 +22,7 @@ help:
 	@echo "make phase-N   the same for phases 2-4 (real Postgres, Redis, HAProxy, Varnish...)"
 	@echo "make capacity  find each phase's capacity under its SLO, phases 1-4 in turn (a few minutes each)"
 	@echo "make compare   compare the newest run of each phase"
+	@echo "make publish   re-run the published runs under reports/published (about 75 min; GROUPS=\"faults network\" for some)"
 	@echo "make test      install what the tests need (make deps) and run every test"
 	@echo "make bench     run the Go benchmarks"
 	@echo "make loadgen-vs-wrk  CPU per request of the load generator against wrk's on a bare handler (ROUNDS=5 of DURATION=5s)"
@@ -129,6 +130,12 @@ capacity: build deps
 	@for n in 1 2 3 4; do \
 		echo ./$(BIN) capacity --phase $$n; ./$(BIN) capacity --phase $$n || exit $$?; \
 	done; echo "capacity: reports under reports/runs/*-phase-N-capacity-read-heavy"
+
+# The published runs (reports/published/README.md), re-run on this machine:
+# all of them (about 75 minutes), or GROUPS="faults network" and so on.
+.PHONY: publish
+publish: build deps
+	reports/publish.sh $(GROUPS)
 
 # The newest read-heavy run of each phase under reports/runs, in phase order;
 # with fewer than two, the checked-in runs under reports/published.

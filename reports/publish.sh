@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Re-runs the published runs under reports/published, one after another, as
+# reports/published/README.md lists them:
+#
+#   reports/publish.sh [GROUP...]      (make publish GROUPS="faults network")
+#
+# Groups (all of them, in this order, when none is named):
+#   read-heavy  read-heavy on phases 1-4, no simulated network; compare.html
+#   network     read-heavy on phases 1-4 under --network datacenter and
+#               internet; replica-partition, redis-slow, cdn-origin-slow
+#   faults      primary-pause, replica-pause, app-kill, redis-kill on phase 3,
+#               three runs each (the first published in full, the others'
+#               results under repeats/); redis-outage, read-after-write;
+#               primary-pause on phase 4 (anonymous reads through the CDN)
+#   effects     batch-write, large-records, queue-jobs on phase 4; the
+#               partitioned-layout and materialized-view benchmarks on 1M users
+#   runtime     read-heavy at 1,000/s for 20 s on phases 1-4 under each
+#               runtime, side by side; run --target and --generators 2 against
+#               a topology that scalelab up started, next to scalelab run
+#   capacity    scalelab capacity on phases 1-4
+#
+# Every run is measured on this machine with whatever else runs on it: run
+# this on a quiet machine, and nothing else meanwhile. A run whose thresholds
+# fail is still published (its report says which failed); a run that could
+# not finish is listed at the end and the script exits 3. Logs go to
+# reports/runs/publish-TIME/. Afterwards re-render the published reports
+# (go test ./reports -update) and take their screenshots
+# (go test ./reports -run TestPagesInChromium -update).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bin=./bin/scalelab
+pub=reports/published
+logs=reports/runs/publish-$(date -u +%Y%m%d-%H%M%S)
+mkdir -p "$logs"
+broken=()
+
+# step NAME CMD...: runs one command, its output in $logs/NAME.log. Status 1
+# (a run's thresholds failed) counts as done; anything else as broken.
+step() {
+	local name=$1
+	shift
+	echo "$(date -u +%H:%M:%S) $name: $*"
+	"$@" >"$logs/$name.log" 2>&1
+	local rc=$?
+	if [ "$rc" -gt 1 ]; then
+		echo "  FAILED with status $rc (log: $logs/$name.log)"
+		broken+=("$name")
+	elif [ "$rc" -eq 1 ]; then
+		grep -h '^threshold failed' "$logs/$name.log" | sed 's/^/  /'
+	fi
+	return 0
+}
+
+# run OUT ARGS...: scalelab run into OUT, replacing what was there.
+run() {
+	local out=$1
+	shift
+	rm -rf "$out"
+	mkdir -p "$(dirname "$out")"
+	step "$(basename "$out")" "$bin" run "$@" --out "$out"
+}
+
+group_read_heavy() {
+	for n in 1 2 3 4; do
+		run "$pub/phase-$n-read-heavy" --phase "$n" --scenario read-heavy --network none
+	done
+	step compare "$bin" compare --html "$pub/compare.html" "$pub"/phase-{1,2,3,4}-read-heavy
+}
+
+group_network() {
+	for net in datacenter internet; do
+		for n in 1 2 3 4; do
+			run "$pub/phase-$n-read-heavy-$net" --phase "$n" --scenario read-heavy --network "$net"
+		done
+	done
+	run "$pub/phase-3-replica-partition" --phase 3 --scenario replica-partition --network datacenter
+	run "$pub/phase-3-redis-slow" --phase 3 --scenario redis-slow --network datacenter
+	run "$pub/phase-4-cdn-origin-slow" --phase 4 --scenario cdn-origin-slow --network internet
+}
+
+group_faults() {
+	for f in primary-pause replica-pause app-kill redis-kill; do
+		run "$pub/phase-3-$f" --phase 3 --scenario "$f"
+		for k in 2 3; do
+			run "$pub/repeats/phase-3-$f-$k" --phase 3 --scenario "$f" --seed "$k"
+			rm -f "$pub/repeats/phase-3-$f-$k/report.html"
+		done
+	done
+	run "$pub/phase-3-redis-outage" --phase 3 --scenario redis-outage
+	run "$pub/phase-3-read-after-write" --phase 3 --scenario read-after-write
+	run "$pub/phase-4-primary-pause" --phase 4 --scenario primary-pause
+}
+
+group_effects() {
+	for sc in batch-write large-records queue-jobs; do
+		run "$pub/phase-4-$sc" --phase 4 --scenario "$sc"
+	done
+	mkdir -p "$pub/benchmarks"
+	step layout-reads sh -c "go test ./server/postgres -run '^\$' -bench LayoutReads -benchtime 7x -timeout 30m -args -layout-users 1000000 | tee $pub/benchmarks/layout-reads.txt"
+	step stats sh -c "go test ./server/postgres -run '^\$' -bench Stats -benchtime 5x -timeout 30m -args -stats-users 1000000 | tee $pub/benchmarks/stats.txt"
+}
+
+group_runtime() {
+	# The docker runs need a daemon and the images: withdocker uses the
+	# daemon that answers, or starts one for this group and stops it by PID.
+	if [ -z "${SCALELAB_PUBLISH_IN_DOCKER:-}" ]; then
+		SCALELAB_PUBLISH_IN_DOCKER=1 step runtime go run ./internal/dockerd/withdocker -- "$0" runtime
+		return
+	fi
+	step images ./docker/images/build.sh
+	for n in 1 2 3 4; do
+		for rt in process docker; do
+			run "$pub/runtime/phase-$n-$rt" --phase "$n" --runtime "$rt" --scenario read-heavy --rate 1000 --duration 20s
+			rm -f "$pub/runtime/phase-$n-$rt/report.html"
+		done
+	done
+	# The same load from scalelab run, and from run --target (one
+	# generator, then two merged) against a topology scalelab up started
+	# and scalelab seed filled with the same 100,000 users.
+	local dir=$pub/target topdir
+	topdir=$(mktemp -d)
+	run "$dir/run" --phase 3 --scenario read-heavy --rate 1000 --duration 20s
+	if ! "$bin" up --phase 3 --topology-dir "$topdir" --log-level warn >"$logs/up.log" 2>&1; then
+		echo "  scalelab up failed (log: $logs/up.log)"
+		broken+=(up)
+		return
+	fi
+	local entry db
+	entry=$(sed -n 's#^entry: *\(http://[^/]*\)/.*#\1#p' "$logs/up.log")
+	db=$(sed -n 's#^ *primary .* \(postgres://[^ ]*\)$#\1#p' "$logs/up.log")
+	step seed "$bin" seed --db "$db" --users 100000
+	run "$dir/target" --target "$entry" --phase 3 --scenario read-heavy --rate 1000 --duration 20s
+	run "$dir/target-2-generators" --target "$entry" --phase 3 --scenario read-heavy --rate 1000 --duration 20s --generators 2
+	step down "$bin" down --topology-dir "$topdir"
+	rm -rf "$topdir"
+	for r in "$dir"/*/; do rm -f "$r/report.html"; done
+}
+
+group_capacity() {
+	for n in 1 2 3 4; do
+		rm -rf "$pub/phase-$n-capacity"
+		step "phase-$n-capacity" "$bin" capacity --phase "$n" --out "$pub/phase-$n-capacity"
+	done
+}
+
+groups=("$@")
+if [ ${#groups[@]} -eq 0 ]; then
+	groups=(read-heavy network faults effects runtime capacity)
+fi
+for g in "${groups[@]}"; do
+	case $g in
+	read-heavy | network | faults | effects | runtime | capacity) ;;
+	*)
+		echo "publish: unknown group $g (read-heavy, network, faults, effects, runtime, capacity)" >&2
+		exit 2
+		;;
+	esac
+done
+echo "publish: ${groups[*]}; logs in $logs; at commit $(git rev-parse --short HEAD)"
+for g in "${groups[@]}"; do
+	"group_${g//-/_}"
+done
+if [ ${#broken[@]} -gt 0 ]; then
+	echo "publish: could not finish: ${broken[*]}" >&2
+	exit 3
+fi
+echo "publish: done; now: go test ./reports -update && go test ./reports -run TestPagesInChromium -update"
