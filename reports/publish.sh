@@ -5,9 +5,11 @@
 #   reports/publish.sh [GROUP...]      (make publish GROUPS="faults network")
 #
 # Groups (all of them, in this order, when none is named):
-#   read-heavy  read-heavy on phases 1-4, no simulated network; compare.html
-#   network     read-heavy on phases 1-4 under --network datacenter and
-#               internet; replica-partition, redis-slow, cdn-origin-slow
+#   read-heavy  read-heavy at 1,000/s on phases 1-4, no simulated network;
+#               compare.html
+#   network     read-heavy at 1,000/s on phases 1-4 under --network
+#               datacenter and internet; replica-partition, redis-slow,
+#               cdn-origin-slow
 #   faults      primary-pause, replica-pause, app-kill, redis-kill on phase 3,
 #               three runs each (the first published in full, the others'
 #               results under repeats/); redis-outage, read-after-write;
@@ -18,6 +20,12 @@
 #               runtime, side by side; run --target and --generators 2 against
 #               a topology that scalelab up started, next to scalelab run
 #   capacity    scalelab capacity on phases 1-4
+#
+# read-heavy's own rate, 2,000/s, is more than phases 3 and 4 serve within
+# its SLO on the 2-core machine the published runs come from (their measured
+# capacity is 1,500 to 2,900/s there): the phases are compared at 1,000/s,
+# which every phase serves, so that what differs is what each phase costs,
+# not how far past its capacity it was pushed.
 #
 # Every run is measured on this machine with whatever else runs on it: run
 # this on a quiet machine, and nothing else meanwhile. A run whose thresholds
@@ -31,23 +39,24 @@ cd "$(dirname "$0")/.."
 
 bin=./bin/scalelab
 pub=reports/published
+rate=1000 # read-heavy's rate in the published comparisons (above)
 logs=reports/runs/publish-$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$logs"
 broken=()
 
-# step NAME CMD...: runs one command, its output in $logs/NAME.log. Status 1
-# (a run's thresholds failed) counts as done; anything else as broken.
+# step NAME CMD...: runs one command, its output in $logs/NAME.log. Status 99
+# (a run's thresholds failed) counts as done; any other but 0 as broken.
 step() {
 	local name=$1
 	shift
 	echo "$(date -u +%H:%M:%S) $name: $*"
 	"$@" >"$logs/$name.log" 2>&1
 	local rc=$?
-	if [ "$rc" -gt 1 ]; then
+	if [ "$rc" -eq 99 ]; then
+		grep -h '^threshold failed' "$logs/$name.log" | sed 's/^/  /'
+	elif [ "$rc" -ne 0 ]; then
 		echo "  FAILED with status $rc (log: $logs/$name.log)"
 		broken+=("$name")
-	elif [ "$rc" -eq 1 ]; then
-		grep -h '^threshold failed' "$logs/$name.log" | sed 's/^/  /'
 	fi
 	return 0
 }
@@ -63,7 +72,7 @@ run() {
 
 group_read_heavy() {
 	for n in 1 2 3 4; do
-		run "$pub/phase-$n-read-heavy" --phase "$n" --scenario read-heavy --network none
+		run "$pub/phase-$n-read-heavy" --phase "$n" --scenario read-heavy --rate "$rate" --network none
 	done
 	step compare "$bin" compare --html "$pub/compare.html" "$pub"/phase-{1,2,3,4}-read-heavy
 }
@@ -71,7 +80,7 @@ group_read_heavy() {
 group_network() {
 	for net in datacenter internet; do
 		for n in 1 2 3 4; do
-			run "$pub/phase-$n-read-heavy-$net" --phase "$n" --scenario read-heavy --network "$net"
+			run "$pub/phase-$n-read-heavy-$net" --phase "$n" --scenario read-heavy --rate "$rate" --network "$net"
 		done
 	done
 	run "$pub/phase-3-replica-partition" --phase 3 --scenario replica-partition --network datacenter
@@ -111,7 +120,7 @@ group_runtime() {
 	step images ./docker/images/build.sh
 	for n in 1 2 3 4; do
 		for rt in process docker; do
-			run "$pub/runtime/phase-$n-$rt" --phase "$n" --runtime "$rt" --scenario read-heavy --rate 1000 --duration 20s
+			run "$pub/runtime/phase-$n-$rt" --phase "$n" --runtime "$rt" --scenario read-heavy --rate "$rate" --duration 20s
 			rm -f "$pub/runtime/phase-$n-$rt/report.html"
 		done
 	done
@@ -120,7 +129,7 @@ group_runtime() {
 	# and scalelab seed filled with the same 100,000 users.
 	local dir=$pub/target topdir
 	topdir=$(mktemp -d)
-	run "$dir/run" --phase 3 --scenario read-heavy --rate 1000 --duration 20s
+	run "$dir/run" --phase 3 --scenario read-heavy --rate "$rate" --duration 20s
 	if ! "$bin" up --phase 3 --topology-dir "$topdir" --log-level warn >"$logs/up.log" 2>&1; then
 		echo "  scalelab up failed (log: $logs/up.log)"
 		broken+=(up)
@@ -130,8 +139,8 @@ group_runtime() {
 	entry=$(sed -n 's#^entry: *\(http://[^/]*\)/.*#\1#p' "$logs/up.log")
 	db=$(sed -n 's#^ *primary .* \(postgres://[^ ]*\)$#\1#p' "$logs/up.log")
 	step seed "$bin" seed --db "$db" --users 100000
-	run "$dir/target" --target "$entry" --phase 3 --scenario read-heavy --rate 1000 --duration 20s
-	run "$dir/target-2-generators" --target "$entry" --phase 3 --scenario read-heavy --rate 1000 --duration 20s --generators 2
+	run "$dir/target" --target "$entry" --phase 3 --scenario read-heavy --rate "$rate" --duration 20s
+	run "$dir/target-2-generators" --target "$entry" --phase 3 --scenario read-heavy --rate "$rate" --duration 20s --generators 2
 	step down "$bin" down --topology-dir "$topdir"
 	rm -rf "$topdir"
 	for r in "$dir"/*/; do rm -f "$r/report.html"; done

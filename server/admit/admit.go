@@ -19,6 +19,14 @@
 // to queue, the instance is overloaded and the budget drops to
 // QueueTimeout, so that the admitted requests wait little and the rest get
 // their 503 fast.
+//
+// Writes may not take every slot. A write waits on the primary, and when
+// the primary stalls (paused, failing over, a slow disk) the writes in
+// flight hang until their deadline while holding their slots; if they
+// could fill the gate, every read behind them would be shed although
+// replicas and caches could answer it. So a share of the slots is kept for
+// reads (ReadReserve): writes past the rest wait and are shed like any
+// request past the limit, and reads still find a slot.
 package admit
 
 import (
@@ -48,6 +56,11 @@ type Options struct {
 	// MaxQueue bounds the requests waiting for a slot; past it a request
 	// is shed without waiting. Zero: max(1024, 4 × MaxInFlight).
 	MaxQueue int
+	// ReadReserve is how many of the MaxInFlight slots writes (EnterWrite)
+	// may never take, so that writes hung on a stalled primary cannot shed
+	// the reads behind them. Zero: MaxInFlight/4; negative: none (writes
+	// may take every slot). At most MaxInFlight − 1.
+	ReadReserve int
 	// Registerer receives the gate's metrics; nil registers them nowhere.
 	Registerer prometheus.Registerer
 }
@@ -60,7 +73,10 @@ const (
 
 // Gate admits requests up to its limit. It is safe for concurrent use.
 type Gate struct {
-	slots    chan struct{}
+	slots chan struct{}
+	// writes holds one token per write in flight: a write takes a token,
+	// then a slot, so writes never hold more than cap(writes) slots.
+	writes   chan struct{}
 	waiting  atomic.Int64
 	maxQueue int64
 	timeout  time.Duration // while the queue stands
@@ -94,6 +110,14 @@ func New(o Options) (*Gate, error) {
 	if o.MaxQueue == 0 {
 		o.MaxQueue = max(1024, 4*o.MaxInFlight)
 	}
+	switch {
+	case o.ReadReserve == 0:
+		o.ReadReserve = o.MaxInFlight / 4
+	case o.ReadReserve < 0:
+		o.ReadReserve = 0
+	case o.ReadReserve >= o.MaxInFlight:
+		return nil, fmt.Errorf("admission: read reserve %d: want fewer than the %d in-flight slots", o.ReadReserve, o.MaxInFlight)
+	}
 	if o.BurstTimeout == 0 {
 		o.BurstTimeout = DefaultBurstTimeout
 	}
@@ -102,6 +126,7 @@ func New(o Options) (*Gate, error) {
 	}
 	g := &Gate{
 		slots:    make(chan struct{}, o.MaxInFlight),
+		writes:   make(chan struct{}, o.MaxInFlight-o.ReadReserve),
 		maxQueue: int64(o.MaxQueue),
 		timeout:  o.QueueTimeout,
 		burst:    max(o.BurstTimeout, o.QueueTimeout),
@@ -126,7 +151,11 @@ func New(o Options) (*Gate, error) {
 			Name: "scalelab_admission_queued",
 			Help: "Requests waiting for a slot now.",
 		}, func() float64 { return float64(g.waiting.Load()) })
-		for _, c := range []prometheus.Collector{g.shed, g.admitted, inflight, queued} {
+		writes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "scalelab_admission_writes_in_flight",
+			Help: "Writes being worked on now (they may hold all but the slots kept for reads).",
+		}, func() float64 { return float64(len(g.writes)) })
+		for _, c := range []prometheus.Collector{g.shed, g.admitted, inflight, queued, writes} {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register admission metrics: %w", err)
 			}
@@ -135,14 +164,46 @@ func New(o Options) (*Gate, error) {
 	return g, nil
 }
 
-// Enter asks for a slot. It returns at once when one is free, waits up to
-// the queue timeout otherwise, and reports whether the request was
-// admitted. An admitted request must call Leave when it is done.
+// Enter asks for a slot for a read. It returns at once when one is free,
+// waits up to the queue timeout otherwise, and reports whether the request
+// was admitted. An admitted request must call Leave when it is done.
 func (g *Gate) Enter(ctx context.Context) bool {
+	if !g.acquire(ctx, g.slots, true) {
+		return false
+	}
+	g.admitted.Inc()
+	return true
+}
+
+// EnterWrite is Enter for a write: it may take only the slots not kept for
+// reads, waiting for one as Enter waits. An admitted write must call
+// LeaveWrite when it is done.
+func (g *Gate) EnterWrite(ctx context.Context) bool {
+	if !g.acquire(ctx, g.writes, false) {
+		return false
+	}
+	if !g.Enter(ctx) {
+		<-g.writes
+		return false
+	}
+	return true
+}
+
+// LeaveWrite gives back the slot of an admitted write.
+func (g *Gate) LeaveWrite() {
+	g.Leave()
+	<-g.writes
+}
+
+// acquire puts a token into ch: at once when there is room, else after a
+// wait bounded by the queue's state (standing or a burst) and MaxQueue.
+// markFree records a free slot found at once (the slots' channel only).
+func (g *Gate) acquire(ctx context.Context, ch chan struct{}, markFree bool) bool {
 	select {
-	case g.slots <- struct{}{}:
-		g.lastFree.Store(g.now().UnixNano())
-		g.admitted.Inc()
+	case ch <- struct{}{}:
+		if markFree {
+			g.lastFree.Store(g.now().UnixNano())
+		}
 		return true
 	default:
 	}
@@ -163,8 +224,7 @@ func (g *Gate) Enter(ctx context.Context) bool {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case g.slots <- struct{}{}:
-		g.admitted.Inc()
+	case ch <- struct{}{}:
 		return true
 	case <-t.C:
 		g.shedLate.Inc()

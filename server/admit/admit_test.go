@@ -129,3 +129,59 @@ func value(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// Writes hung on a stalled primary may hold every slot but the read
+// reserve: the next write is shed, a read still gets in, and a write that
+// leaves makes room for another.
+func TestWritesLeaveTheReadReserve(t *testing.T) {
+	g, _ := mustGate(t, Options{MaxInFlight: 8, QueueTimeout: time.Millisecond, BurstTimeout: time.Millisecond})
+	ctx := context.Background()
+	for i := range 6 { // 8 − 8/4
+		if !g.EnterWrite(ctx) {
+			t.Fatalf("EnterWrite #%d = false with %d write slots free", i+1, 6-i)
+		}
+	}
+	if g.EnterWrite(ctx) {
+		t.Fatal("EnterWrite past the writes' share = true, want it shed")
+	}
+	for i := range 2 {
+		if !g.Enter(ctx) {
+			t.Fatalf("read #%d = false while the reserve is free", i+1)
+		}
+	}
+	if g.Enter(ctx) {
+		t.Fatal("a read with every slot taken = true, want it shed")
+	}
+	g.Leave()
+	g.LeaveWrite()
+	if !g.EnterWrite(ctx) {
+		t.Fatal("EnterWrite after a write left = false, want true")
+	}
+	if got, writes := len(g.slots), len(g.writes); got != 7 || writes != 6 {
+		t.Errorf("slots taken = %d, by writes %d; want 7 and 6", got, writes)
+	}
+}
+
+// The reserve's bounds: the default is a quarter of the slots (none for
+// one slot, so one slow write still sheds everything as before), a
+// negative reserve lets writes take every slot, and a reserve of every
+// slot is refused.
+func TestReadReserveOptions(t *testing.T) {
+	for _, tc := range []struct {
+		o          Options
+		writeSlots int
+	}{
+		{Options{MaxInFlight: 1}, 1},
+		{Options{MaxInFlight: 16}, 12},
+		{Options{MaxInFlight: 16, ReadReserve: 2}, 14},
+		{Options{MaxInFlight: 16, ReadReserve: -1}, 16},
+	} {
+		g, _ := mustGate(t, tc.o)
+		if got := cap(g.writes); got != tc.writeSlots {
+			t.Errorf("%+v: writes may take %d slots, want %d", tc.o, got, tc.writeSlots)
+		}
+	}
+	if _, err := New(Options{MaxInFlight: 4, ReadReserve: 4}); err == nil {
+		t.Error("New with a read reserve of every slot: no error")
+	}
+}

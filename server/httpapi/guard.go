@@ -29,19 +29,31 @@ func secureHeaders(h http.Handler) http.Handler {
 // admit passes h's requests through the admission gate: past the
 // instance's in-flight limit and queue-time budget a request is answered
 // 503 with Retry-After at once, instead of joining a queue that makes every
-// request slow.
+// request slow. Requests that are not GET or HEAD enter as writes, which
+// may not take the slots kept for reads (admit.Options.ReadReserve).
 func (a *api) admit(h httprouter.Handle) httprouter.Handle {
 	if a.gate == nil {
 		return h
 	}
 	retry := fmt.Sprint(int(a.gate.RetryAfter().Seconds()))
+	shed := func(w http.ResponseWriter) {
+		w.Header().Set("Retry-After", retry)
+		writeProblem(w, http.StatusServiceUnavailable, "the server is overloaded; retry after "+retry+"s", nil)
+	}
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		if !a.gate.Enter(r.Context()) {
-			w.Header().Set("Retry-After", retry)
-			writeProblem(w, http.StatusServiceUnavailable, "the server is overloaded; retry after "+retry+"s", nil)
-			return
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			if !a.gate.Enter(r.Context()) {
+				shed(w)
+				return
+			}
+			defer a.gate.Leave()
+		} else {
+			if !a.gate.EnterWrite(r.Context()) {
+				shed(w)
+				return
+			}
+			defer a.gate.LeaveWrite()
 		}
-		defer a.gate.Leave()
 		h(w, r, ps)
 	}
 }
