@@ -22,7 +22,7 @@ help:
 	@echo "make phase-N   the same for phases 2-4 (real Postgres, Redis, HAProxy, Varnish...)"
 	@echo "make capacity  find each phase's capacity under its SLO, phases 1-4 in turn (a few minutes each)"
 	@echo "make compare   compare the newest run of each phase"
-	@echo "make publish   re-run the published runs under reports/published (about 75 min; GROUPS=\"faults network\" for some)"
+	@echo "make publish   re-run the published runs under reports/published (about 90 min; GROUPS=\"faults network\" for some)"
 	@echo "make test      install what the tests need (make deps) and run every test"
 	@echo "make bench     run the Go benchmarks"
 	@echo "make loadgen-vs-wrk  CPU per request of the load generator against wrk's on a bare handler (ROUNDS=5 of DURATION=5s)"
@@ -132,7 +132,7 @@ capacity: build deps
 	done; echo "capacity: reports under reports/runs/*-phase-N-capacity-read-heavy"
 
 # The published runs (reports/published/README.md), re-run on this machine:
-# all of them (about 75 minutes), or GROUPS="faults network" and so on.
+# all of them (about 90 minutes), or GROUPS="faults network" and so on.
 .PHONY: publish
 publish: build deps
 	reports/publish.sh $(GROUPS)

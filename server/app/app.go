@@ -88,6 +88,7 @@ type Config struct {
 	MaxConns       int
 	MaxInFlight    int
 	QueueTimeout   time.Duration
+	ReadReserve    int
 
 	// Middleware, when set, wraps the API handler. It is no flag: the
 	// regress check uses it to plant a slowdown in the server under test.
@@ -123,6 +124,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConns, "max-conns", 4096, "most client connections open at once; more wait in the kernel's accept queue. 0 = no cap")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", 8*runtime.GOMAXPROCS(0), "most API requests worked on at once (default 8 × GOMAXPROCS); past it requests wait up to --queue-timeout, then get 503. 0 = no limit")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", 10*time.Millisecond, "how long an API request may wait for an in-flight slot before it is shed with 503 and Retry-After")
+	fs.IntVar(&c.ReadReserve, "read-reserve", 0, "in-flight slots kept for GET and HEAD, which writes may not take, so that writes hung on a stalled primary cannot shed reads (0: a quarter of --max-inflight; -1: none)")
 	fs.DurationVar(&c.L2TTL, "l2-ttl", 15*time.Minute, "L2 (Redis) cache TTL, jittered ±10%")
 	fs.DurationVar(&c.DegradedL1TTL, "l1-ttl-degraded", time.Second, "while Redis (the invalidation channel) is down, L1 entries older than this are loaded again: the bound on stale reads then")
 	fs.Var(&c.PurgeURLs, "purge-url", "CDN base URL to send PURGE to after writes, e.g. Varnish (repeatable; phase 4)")
@@ -295,9 +297,9 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 
 	var gate *admit.Gate
 	if c.MaxInFlight > 0 {
-		gate, err = admit.New(admit.Options{MaxInFlight: c.MaxInFlight, QueueTimeout: c.QueueTimeout, Registerer: reg})
+		gate, err = admit.New(admit.Options{MaxInFlight: c.MaxInFlight, QueueTimeout: c.QueueTimeout, ReadReserve: c.ReadReserve, Registerer: reg})
 		if err != nil {
-			return nil, configErrorf("--max-inflight, --queue-timeout: %v", err)
+			return nil, configErrorf("--max-inflight, --queue-timeout, --read-reserve: %v", err)
 		}
 	}
 
