@@ -122,6 +122,26 @@ func TestClientReconnects(t *testing.T) {
 	}
 }
 
+// A server that closes keep-alive connections idle for 100 ms, as Varnish
+// does after 5 s: a POST, which is not retried on a dead connection, must
+// not be written into one the server has closed while it sat idle.
+func TestClientDoesNotSendIntoAnIdleClosedConnection(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	srv.Config.IdleTimeout = 100 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	c := mustClient(t, srv.URL, 0)
+	for i := range 3 {
+		if _, err := c.Do(&Request{Method: "POST", Path: "/", Body: []byte(`{}`)}); err != nil {
+			t.Fatalf("POST %d: %v", i, err)
+		}
+		time.Sleep(staleAfter + 200*time.Millisecond) // the server closes it meanwhile
+	}
+}
+
 // A hand-written server covers what net/http never sends.
 func TestClientParsesOddResponses(t *testing.T) {
 	tests := []struct {
