@@ -90,14 +90,26 @@ func (n *network) link(from, to, upstream string) (string, error) {
 	}
 	shape, _ := shapeFor(n.profile, from, to)
 	shape = shapeWith(shape, name, n.settings)
-	port, err := n.ports.pick()
-	if err != nil {
-		return "", fmt.Errorf("link %s: %w", name, err)
-	}
-	listen := loopback(port)
-	p, err := n.client().CreateProxy(name, listen, upstream)
-	if err != nil {
-		return "", fmt.Errorf("link %s: create proxy: %w", name, err)
+	// A port free when picked can be taken before the proxy binds it
+	// (seen once in a phase-4 bring-up: "bind: address already in use");
+	// another port then does.
+	var (
+		listen string
+		p      *toxiclient.Proxy
+	)
+	for attempt := 1; ; attempt++ {
+		port, err := n.ports.pick()
+		if err != nil {
+			return "", fmt.Errorf("link %s: %w", name, err)
+		}
+		listen = loopback(port)
+		p, err = n.client().CreateProxy(name, listen, upstream)
+		if err == nil {
+			break
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			return "", fmt.Errorf("link %s: create proxy: %w", name, err)
+		}
 	}
 	for _, stream := range []string{"upstream", "downstream"} {
 		attrs := toxiclient.Attributes{"latency_us": shape.Latency.Microseconds(), "jitter_us": shape.Jitter.Microseconds()}
