@@ -104,7 +104,7 @@ func (t *Topology) Down(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if left := leftovers(before, ports); len(left) > 0 {
+	if left := settledLeftovers(ctx, before, ports); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("still there after stopping: %s", strings.Join(left, "; ")))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -265,6 +265,26 @@ func ListRuns(base string) ([]string, error) {
 
 // leftovers lists the processes (by PID and start time) and ports of a
 // stopped topology that are still there.
+// settledLeftovers is leftovers once the stopped processes have had up to
+// leftoverGrace to finish exiting: a stop command may return a moment
+// before its process is gone (pg_ctl stop -w returns when the postmaster
+// has removed its pid file, which it does just before it exits; seen as
+// "primary pid N runs" once in a run's teardown).
+func settledLeftovers(ctx context.Context, comps []ComponentInfo, ports []int) []string {
+	deadline := time.Now().Add(leftoverGrace)
+	for {
+		left := leftovers(comps, ports)
+		if len(left) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return left
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// leftoverGrace bounds the wait for stopped processes to exit and their
+// ports to close before Down reports them as left behind.
+const leftoverGrace = 3 * time.Second
+
 func leftovers(comps []ComponentInfo, ports []int) []string {
 	var left []string
 	for _, c := range comps {
