@@ -446,8 +446,14 @@ func (p *Plan) WriteTable(out io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  %d  %-11s  %s  (%s, %s)\n", ph.Phase, verdict, tierSummary(ph.Tiers), ph.Measured.Scenario, ph.Measured.Source)
 	}
-	for _, s := range p.Skipped {
-		fmt.Fprintf(&b, "  not used: %s\n", s)
+	// A folder of many runs (reports/published) would bury the plan under
+	// one line per run left out: past a few, a count (plan.json has them).
+	if len(p.Skipped) <= maxSkippedListed {
+		for _, s := range p.Skipped {
+			fmt.Fprintf(&b, "  not used: %s\n", s)
+		}
+	} else {
+		fmt.Fprintf(&b, "  not used: %d other runs of these phases (each phase's run above was preferred; plan.json's skipped lists them)\n", len(p.Skipped))
 	}
 	b.WriteString("\nreasons:\n")
 	for _, r := range p.Reasons {
@@ -456,6 +462,9 @@ func (p *Plan) WriteTable(out io.Writer) error {
 	_, err := io.WriteString(out, b.String())
 	return err
 }
+
+// maxSkippedListed is how many runs left out the text plan names one by one.
+const maxSkippedListed = 3
 
 func writeColumns(b *strings.Builder, rows [][]string) {
 	width := make([]int, len(rows[0]))

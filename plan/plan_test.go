@@ -259,3 +259,31 @@ func TestWrite(t *testing.T) {
 		}
 	}
 }
+
+// A few runs left out are named; many are counted, so that a folder of
+// runs does not bury the plan.
+func TestWriteTableSkipped(t *testing.T) {
+	p, err := Make(defaults(1_000_000), mustLoad(t))
+	if err != nil {
+		t.Fatalf("Make: %v", err)
+	}
+	for _, tc := range []struct {
+		skipped int
+		want    string
+	}{
+		{2, "  not used: run-1\n"},
+		{5, "  not used: 5 other runs of these phases"},
+	} {
+		p.Skipped = nil
+		for i := range tc.skipped {
+			p.Skipped = append(p.Skipped, "run-"+string(rune('0'+i)))
+		}
+		var table strings.Builder
+		if err := p.WriteTable(&table); err != nil {
+			t.Fatalf("WriteTable: %v", err)
+		}
+		if !strings.Contains(table.String(), tc.want) {
+			t.Errorf("%d skipped: table lacks %q:\n%s", tc.skipped, tc.want, table.String())
+		}
+	}
+}
