@@ -107,6 +107,7 @@ func isWrite(request string) bool {
 // others are returned as skipped, with the run that was preferred.
 func Load(paths []string) (kept []Measured, skipped []string, err error) {
 	var files []string
+	named := map[string]bool{} // given as a file, not found in a folder
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -114,6 +115,7 @@ func Load(paths []string) (kept []Measured, skipped []string, err error) {
 		}
 		if !fi.IsDir() {
 			files = append(files, p)
+			named[p] = true
 			continue
 		}
 		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
@@ -139,6 +141,13 @@ func Load(paths []string) (kept []Measured, skipped []string, err error) {
 		r, err := reports.Read(f)
 		if err != nil {
 			return nil, nil, err
+		}
+		if r.Target != "" && !named[f] {
+			// A run against a deployment the lab did not start sampled no
+			// component: there is nothing in it to plan with, and a folder
+			// of runs may hold some.
+			skipped = append(skipped, fmt.Sprintf("%s: a run against %s (--target) measured no component", f, r.Target))
+			continue
 		}
 		m, err := FromResult(f, r)
 		if err != nil {

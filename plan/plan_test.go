@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -285,5 +286,43 @@ func TestWriteTableSkipped(t *testing.T) {
 		if !strings.Contains(table.String(), tc.want) {
 			t.Errorf("%d skipped: table lacks %q:\n%s", tc.skipped, tc.want, table.String())
 		}
+	}
+}
+
+// A run against a deployment the lab did not start (--target) has no
+// component to plan with: found in a folder it is left out and said so;
+// named on its own it is an error.
+func TestLoadSkipsTargetRuns(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join("testdata", "runs", "phase-3", "result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(src, &doc); err != nil {
+		t.Fatal(err)
+	}
+	delete(doc, "components")
+	doc["target"] = "http://127.0.0.1:8080"
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "target", "result.json")
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(target, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kept, skipped, err := Load([]string{filepath.Join("testdata", "runs"), dir})
+	if err != nil {
+		t.Fatalf("Load with a --target run in a folder: %v", err)
+	}
+	if len(kept) != 3 || !slices.ContainsFunc(skipped, func(s string) bool { return strings.Contains(s, "(--target) measured no component") }) {
+		t.Errorf("kept %d runs, skipped %q; want 3 kept and the --target run skipped", len(kept), skipped)
+	}
+	if _, _, err := Load([]string{target}); err == nil {
+		t.Error("Load of a --target result named on its own: no error")
 	}
 }
