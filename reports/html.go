@@ -188,7 +188,10 @@ type htmlChart struct {
 }
 
 // htmlStyle is shared by the report and the comparison page. Tables wrap
-// their headers and scroll inside their box rather than widen the page.
+// their headers and scroll inside their box rather than widen the page;
+// numbers never wrap, but a row's name (the first cell: an operation or a
+// request such as "POST /api/v1/users/{id}/data:batch (delete-account)")
+// may, so that long names do not make a table scroll.
 const htmlStyle = `<style>
 body { font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #111827; background: #f3f4f6; margin: 0; }
 main { max-width: 980px; margin: 0 auto; padding: 24px 32px 40px; background: #fff; min-height: 100vh; box-sizing: border-box; overflow-wrap: anywhere; }
@@ -203,6 +206,7 @@ code { font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { padding: 4px 10px; border-bottom: 1px solid #e5e7eb; text-align: left; overflow-wrap: normal; }
 td { white-space: nowrap; }
+td:first-child { white-space: normal; }
 td code { white-space: normal; }
 th { font-weight: 600; color: #374151; background: #f9fafb; vertical-align: bottom; }
 .num { text-align: right; }

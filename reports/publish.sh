@@ -8,19 +8,21 @@
 #   read-heavy  read-heavy at 1,000/s on phases 1-4, no simulated network;
 #               compare.html
 #   network     read-heavy at 300/s on phases 1-4 under --network none,
-#               datacenter and internet; replica-partition, redis-slow,
-#               cdn-origin-slow
+#               datacenter and internet; then network-faults:
+#   network-faults  replica-partition (100/s), redis-slow and
+#               cdn-origin-slow (300/s), under a profile
 #   faults      primary-pause, replica-pause, app-kill, redis-kill on phase 3,
 #               three runs each (the first published in full, the others'
 #               results under repeats/); primary-pause on phase 4
 #               (anonymous reads through the CDN)
 #   consistency redis-outage and read-after-write (250 operations/s) on
 #               phase 3
-#   effects     batch-write, large-records, queue-jobs on phase 4; the
+#   effects     batch-write (3/s), large-records, queue-jobs on phase 4; the
 #               partitioned-layout and materialized-view benchmarks on 1M users
-#   runtime     read-heavy at 1,000/s for 20 s on phases 1-4 under each
-#               runtime, side by side; run --target and --generators 2 against
-#               a topology that scalelab up started, next to scalelab run
+#   runtime     read-heavy at 300/s for 20 s on phases 1-4 under each
+#               runtime, side by side; at 500/s, run --target and
+#               --generators 2 against a topology that scalelab up started,
+#               next to scalelab run
 #   capacity    scalelab capacity on phases 1-4
 #
 # read-heavy's own rate, 2,000/s, is more than phases 3 and 4 serve within
@@ -42,7 +44,8 @@ cd "$(dirname "$0")/.."
 bin=./bin/scalelab
 pub=reports/published
 rate=1000   # read-heavy's rate in the published comparisons (above)
-netrate=300 # and under each network profile (group_network)
+netrate=300 # under each network profile (group_network) and each runtime
+targetrate=500 # run against run --target (group_runtime)
 logs=reports/runs/publish-$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$logs"
 broken=()
@@ -90,9 +93,15 @@ group_network() {
 			run "$pub/phase-$n-network-$net" --phase "$n" --scenario read-heavy --rate "$netrate" --network "$net"
 		done
 	done
-	run "$pub/phase-3-replica-partition" --phase 3 --scenario replica-partition --network datacenter
-	run "$pub/phase-3-redis-slow" --phase 3 --scenario redis-slow --network datacenter
-	run "$pub/phase-4-cdn-origin-slow" --phase 4 --scenario cdn-origin-slow --network internet
+	group_network_faults
+}
+
+# The network faults, at rates that leave the proxies room on two cores
+# (the scenarios' own 300 and 500/s saturate them under a profile).
+group_network_faults() {
+	run "$pub/phase-3-replica-partition" --phase 3 --scenario replica-partition --network datacenter --rate 100
+	run "$pub/phase-3-redis-slow" --phase 3 --scenario redis-slow --network datacenter --rate "$netrate"
+	run "$pub/phase-4-cdn-origin-slow" --phase 4 --scenario cdn-origin-slow --network internet --rate "$netrate"
 }
 
 group_faults() {
@@ -115,7 +124,10 @@ group_consistency() {
 }
 
 group_effects() {
-	for sc in batch-write large-records queue-jobs; do
+	# batch-write's 10 operations/s are 500 writes/s, more than phase 4's
+	# primary takes here next to everything else: 3/s.
+	run "$pub/phase-4-batch-write" --phase 4 --scenario batch-write --rate 3
+	for sc in large-records queue-jobs; do
 		run "$pub/phase-4-$sc" --phase 4 --scenario "$sc"
 	done
 	mkdir -p "$pub/benchmarks"
@@ -133,7 +145,7 @@ group_runtime() {
 	step images ./docker/images/build.sh
 	for n in 1 2 3 4; do
 		for rt in process docker; do
-			run "$pub/runtime/phase-$n-$rt" --phase "$n" --runtime "$rt" --scenario read-heavy --rate "$rate" --duration 20s
+			run "$pub/runtime/phase-$n-$rt" --phase "$n" --runtime "$rt" --scenario read-heavy --rate "$netrate" --duration 20s
 			rm -f "$pub/runtime/phase-$n-$rt/report.html"
 		done
 	done
@@ -142,7 +154,8 @@ group_runtime() {
 	# and scalelab seed filled with the same 100,000 users.
 	local dir=$pub/target topdir
 	topdir=$(mktemp -d)
-	run "$dir/run" --phase 3 --scenario read-heavy --rate "$rate" --duration 20s
+	chmod 755 "$topdir" # Postgres and Varnish run as their own users
+	run "$dir/run" --phase 3 --scenario read-heavy --rate "$targetrate" --duration 20s
 	if ! "$bin" up --phase 3 --topology-dir "$topdir" --log-level warn >"$logs/up.log" 2>&1; then
 		echo "  scalelab up failed (log: $logs/up.log)"
 		broken+=(up)
@@ -152,8 +165,8 @@ group_runtime() {
 	entry=$(sed -n 's#^entry: *\(http://[^/]*\)/.*#\1#p' "$logs/up.log")
 	db=$(sed -n 's#^ *primary .* \(postgres://[^ ]*\)$#\1#p' "$logs/up.log")
 	step seed "$bin" seed --db "$db" --users 100000
-	run "$dir/target" --target "$entry" --phase 3 --scenario read-heavy --rate "$rate" --duration 20s
-	run "$dir/target-2-generators" --target "$entry" --phase 3 --scenario read-heavy --rate "$rate" --duration 20s --generators 2
+	run "$dir/target" --target "$entry" --phase 3 --scenario read-heavy --rate "$targetrate" --duration 20s
+	run "$dir/target-2-generators" --target "$entry" --phase 3 --scenario read-heavy --rate "$targetrate" --duration 20s --generators 2
 	step down "$bin" down --topology-dir "$topdir"
 	rm -rf "$topdir"
 	for r in "$dir"/*/; do rm -f "$r/report.html"; done
@@ -172,7 +185,7 @@ if [ ${#groups[@]} -eq 0 ]; then
 fi
 for g in "${groups[@]}"; do
 	case $g in
-	read-heavy | network | faults | consistency | effects | runtime | capacity) ;;
+	read-heavy | network | network-faults | faults | consistency | effects | runtime | capacity) ;;
 	*)
 		echo "publish: unknown group $g (read-heavy, network, faults, consistency, effects, runtime, capacity)" >&2
 		exit 2
