@@ -323,12 +323,17 @@ type router struct {
 	primaryFails  int       // consecutive failed probes of the primary; the router's goroutine only
 	primarySeen   time.Time // when a probe last reached the primary
 	primaryTried  time.Time // when the primary was last probed
-	replicas      []*replica
-	interval      time.Duration
-	timeout       time.Duration
-	usable        func(*replicaState) bool
-	log           *slog.Logger
-	history       lsnHistory
+	// attempt is the probe of a primary taken for down, in flight; nil
+	// when none is. The router's goroutine only; attempts counts the
+	// goroutines, which close waits for.
+	attempt  *primaryAttempt
+	attempts sync.WaitGroup
+	replicas []*replica
+	interval time.Duration
+	timeout  time.Duration
+	usable   func(*replicaState) bool
+	log      *slog.Logger
+	history  lsnHistory
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -348,6 +353,12 @@ func (rt *router) start() {
 	go func() {
 		defer close(rt.done)
 		defer func() {
+			rt.attempts.Wait() // ctx is cancelled: they end
+			if a := rt.attempt; a != nil {
+				if res := <-a.done; res.conn != nil {
+					res.conn.close()
+				}
+			}
 			primary.close()
 			for _, p := range probes {
 				p.close()
@@ -382,61 +393,150 @@ func (rt *router) close() {
 // visible on the primary up to wal_writer_delay before it is written and
 // can reach a replica, and a reader sees that as lag too.
 func (rt *router) round(ctx context.Context, primary *probeConn, probes []*probeConn) {
-	// Once the primary is taken for down, it is probed every primaryRetry,
-	// with a longer timeout: each probe that times out leaves a connection in the
-	// stopped primary's accept queue, and a primary that resumes must work
-	// through that queue before it answers the next probe.
-	down := rt.primaryFails >= 2
-	if down && time.Since(rt.primaryTried) < primaryRetry {
+	// Once the primary is taken for down, one patient probe at a time
+	// (probeDownPrimary). Before that, a primary whose probes fail is
+	// probed every primaryRetry with a longer timeout, until it has been
+	// unanswered for primaryDownAfter.
+	if rt.primaryHealth.Down() {
+		rt.probeDownPrimary(ctx, primary)
+		rt.probeReplicas(ctx, probes)
+		return
+	}
+	failing := rt.primaryFails >= 2
+	if failing && time.Since(rt.primaryTried) < primaryRetry {
 		rt.probeReplicas(ctx, probes)
 		return
 	}
 	rt.primaryTried = time.Now()
 	timeout := rt.timeout
-	if down {
+	if failing {
 		timeout = max(timeout, primaryRetry)
 	}
-	var text *string
-	err := primary.queryRow(ctx, timeout, `SELECT pg_current_wal_insert_lsn()::text`, &text)
-	if err == nil && text == nil {
-		err = errors.New("pg_current_wal_insert_lsn() is null")
-	}
-	var lsn server.Position
+	lsn, err := primary.insertPosition(ctx, timeout)
 	if err == nil {
-		lsn, err = server.ParsePosition(*text)
-		lsn = recordEnd(lsn)
-	}
-	if err == nil {
-		rt.history.add(lsn, time.Now())
-		rt.primaryHealth.seen(lsn)
-		if primary.failing {
-			rt.log.Info("router reaches the primary again")
-		}
-		primary.failing = false
-		rt.primaryFails = 0
-		rt.primarySeen = time.Now()
-		rt.primaryHealth.markUp()
+		rt.primaryReached(primary, lsn)
 	} else if ctx.Err() == nil {
-		// Several in a row over primaryDownAfter: a few probes slower
-		// than their timeout on a busy machine must not fail the writes
-		// in flight. A probe whose timeout fired long after it was due
-		// says that this process, or the whole machine, stalled (seen on
-		// the 2-core test box: stalls of seconds), not that the primary
-		// is gone: it is no evidence either way.
-		stalled := isTimeout(err) && time.Since(rt.primaryTried) > 2*timeout
-		if stalled {
-			rt.log.Debug("primary probe timed out late: this process stalled; not counted", "took", time.Since(rt.primaryTried), "timeout", timeout)
-		} else if rt.primaryFails++; rt.primaryFails >= 3 && time.Since(rt.primarySeen) >= primaryDownAfter {
-			rt.primaryHealth.markDown(err)
-		}
-		// Lags are then measured against the last position seen; reads
-		// keep going to replicas, which serve them while the primary is out.
-		if !primary.failing {
-			rt.log.Warn("router cannot read the primary's WAL position", "err", err)
-		}
-		primary.failing = true
+		rt.primaryFailed(primary, err, timeout)
 	}
 	rt.probeReplicas(ctx, probes)
+}
+
+// primaryReached records a probe that reached the primary at lsn: it
+// clears the health flag.
+func (rt *router) primaryReached(primary *probeConn, lsn server.Position) {
+	rt.history.add(lsn, time.Now())
+	rt.primaryHealth.seen(lsn)
+	if primary.failing {
+		rt.log.Info("router reaches the primary again")
+	}
+	primary.failing = false
+	rt.primaryFails = 0
+	rt.primarySeen = time.Now()
+	rt.primaryHealth.markUp()
+}
+
+// primaryFailed records a probe of the primary that failed with err,
+// after the timeout it was given.
+func (rt *router) primaryFailed(primary *probeConn, err error, timeout time.Duration) {
+	// Several in a row over primaryDownAfter: a few probes slower
+	// than their timeout on a busy machine must not fail the writes
+	// in flight. A probe whose timeout fired long after it was due
+	// says that this process, or the whole machine, stalled (seen on
+	// the 2-core test box: stalls of seconds), not that the primary
+	// is gone: it is no evidence either way.
+	stalled := isTimeout(err) && time.Since(rt.primaryTried) > 2*timeout
+	if stalled {
+		rt.log.Debug("primary probe timed out late: this process stalled; not counted", "took", time.Since(rt.primaryTried), "timeout", timeout)
+	} else if rt.primaryFails++; rt.primaryFails >= 3 && time.Since(rt.primarySeen) >= primaryDownAfter {
+		rt.primaryHealth.markDown(err)
+	}
+	// Lags are then measured against the last position seen; reads
+	// keep going to replicas, which serve them while the primary is out.
+	if !primary.failing {
+		rt.log.Warn("router cannot read the primary's WAL position", "err", err)
+	}
+	primary.failing = true
+}
+
+// A primary taken for down is probed patiently. A stopped primary (paused,
+// or its machine stalled) still completes TCP handshakes: each connection
+// attempt waits in its accept queue, and one that times out stays there
+// after its client gave up. Dialling afresh every primaryRetry, as the
+// router did, left two such attempts a second per instance, and on resuming
+// the primary worked through the whole queue (at about 20 a second here)
+// before it answered the probe at its end: writes failed for 3 to 4 s after
+// a 5 s pause. Now one attempt at a time waits up to primaryPatience, and
+// a primary that resumes answers it among the first.
+
+// primaryPatience bounds one connection attempt to a primary taken for
+// down.
+const primaryPatience = 30 * time.Second
+
+// primaryAttempt is one probe of a primary taken for down, running in its
+// own goroutine; done receives its result once.
+type primaryAttempt struct {
+	done chan primaryAttemptResult
+}
+
+type primaryAttemptResult struct {
+	conn *probeConn // connected, on success
+	lsn  server.Position
+	err  error
+}
+
+// probeDownPrimary starts an attempt when none is in flight (at most one
+// every primaryRetry: a primary that refuses at once is not hammered), or
+// collects the one that finished. It never waits.
+func (rt *router) probeDownPrimary(ctx context.Context, primary *probeConn) {
+	if a := rt.attempt; a != nil {
+		select {
+		case res := <-a.done:
+			rt.attempt = nil
+			if res.err == nil {
+				primary.close()
+				primary.conn, res.conn.conn = res.conn.conn, nil
+				rt.primaryReached(primary, res.lsn)
+			} else if ctx.Err() == nil {
+				rt.primaryFailed(primary, res.err, primaryPatience)
+			}
+		default:
+		}
+		return
+	}
+	if time.Since(rt.primaryTried) < primaryRetry {
+		return
+	}
+	rt.primaryTried = time.Now()
+	primary.close()
+	a := &primaryAttempt{done: make(chan primaryAttemptResult, 1)}
+	rt.attempt = a
+	rt.attempts.Go(func() {
+		c := &probeConn{cfg: rt.primary}
+		lsn, err := c.insertPosition(ctx, primaryPatience)
+		if err != nil {
+			c.close()
+			a.done <- primaryAttemptResult{err: err}
+			return
+		}
+		a.done <- primaryAttemptResult{conn: c, lsn: lsn}
+	})
+}
+
+// insertPosition reads the primary's WAL insert position, as the end of
+// the record before it.
+func (p *probeConn) insertPosition(ctx context.Context, timeout time.Duration) (server.Position, error) {
+	var text *string
+	if err := p.queryRow(ctx, timeout, `SELECT pg_current_wal_insert_lsn()::text`, &text); err != nil {
+		return 0, err
+	}
+	if text == nil {
+		return 0, errors.New("pg_current_wal_insert_lsn() is null")
+	}
+	lsn, err := server.ParsePosition(*text)
+	if err != nil {
+		return 0, err
+	}
+	return recordEnd(lsn), nil
 }
 
 // primaryDownAfter is how long the primary must have gone unanswered
@@ -445,8 +545,7 @@ func (rt *router) round(ctx context.Context, primary *probeConn, probes []*probe
 // seconds while it is.
 const primaryDownAfter = time.Second
 
-// primaryRetry is how often a failing primary is probed, and its probes'
-// timeout then.
+// primaryRetry is how often a failing primary is probed at most.
 const primaryRetry = 500 * time.Millisecond
 
 // probeReplicas samples every replica at once.
