@@ -128,7 +128,7 @@ type Client struct {
 
 	br     *bufio.Reader
 	reused bool      // conn has carried a request before
-	used   time.Time // when conn last finished a request
+	used   time.Time // when the last request ended (Do's clock reading)
 	header []byte    // "Key: value\r\n" lines sent with every request
 	wbuf   []byte
 	resp   Response
@@ -215,6 +215,7 @@ func (c *Client) Do(req *Request) (*Response, error) {
 	}
 	err := c.roundTrip(req, t0)
 	end := time.Now()
+	c.used = end
 
 	class := ""
 	status := 0
@@ -327,7 +328,6 @@ func (c *Client) roundTrip(req *Request, t0 time.Time) error {
 		if !keep {
 			c.drop()
 		}
-		c.used = time.Now()
 		return nil
 	}
 }

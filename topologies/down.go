@@ -263,8 +263,6 @@ func ListRuns(base string) ([]string, error) {
 	return out, nil
 }
 
-// leftovers lists the processes (by PID and start time) and ports of a
-// stopped topology that are still there.
 // settledLeftovers is leftovers once the stopped processes have had up to
 // leftoverGrace to finish exiting: a stop command may return a moment
 // before its process is gone (pg_ctl stop -w returns when the postmaster
@@ -285,6 +283,8 @@ func settledLeftovers(ctx context.Context, comps []ComponentInfo, ports []int) [
 // ports to close before Down reports them as left behind.
 const leftoverGrace = 3 * time.Second
 
+// leftovers lists the processes (by PID and start time) and ports of a
+// stopped topology that are still there.
 func leftovers(comps []ComponentInfo, ports []int) []string {
 	var left []string
 	for _, c := range comps {
