@@ -1,6 +1,7 @@
 package topologies
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"math"
@@ -29,18 +30,22 @@ var breakerQueries = []struct{ breaker, query string }{
 	{"ratelimit", `sum by (component, from, to) (scalelab_ratelimit_breaker_transitions_total)`},
 }
 
-// readBreakers reads the breakers' transition counters, keyed
-// "breaker/from/to/component"; nil when the topology has no Redis (no
-// breakers) or no Prometheus, or Prometheus could not be asked (told to
-// problem).
-func (s *Sampler) readBreakers(ctx context.Context) map[string]float64 {
+// breakerKey names one instance's counter of one change of one breaker.
+type breakerKey struct {
+	breaker, from, to, component string
+}
+
+// readBreakers reads the breakers' transition counters, per instance; nil
+// when the topology has no Redis (no breakers) or no Prometheus, or
+// Prometheus could not be asked (told to problem).
+func (s *Sampler) readBreakers(ctx context.Context) map[breakerKey]float64 {
 	if s.top.Prometheus() == nil && s.top.PrometheusURL == "" {
 		return nil
 	}
 	if !slices.ContainsFunc(s.top.Components(), func(c ComponentInfo) bool { return c.Kind == "redis" }) {
 		return nil
 	}
-	out := map[string]float64{}
+	out := map[breakerKey]float64{}
 	for _, q := range breakerQueries {
 		vec, err := promQuery(ctx, s.top.PrometheusURL, q.query)
 		if err != nil {
@@ -52,7 +57,7 @@ func (s *Sampler) readBreakers(ctx context.Context) map[string]float64 {
 			if breaker == "" {
 				breaker = v.labels["tier"]
 			}
-			out[strings.Join([]string{breaker, v.labels["from"], v.labels["to"], v.labels["component"]}, "/")] += v.value
+			out[breakerKey{breaker, v.labels["from"], v.labels["to"], v.labels["component"]}] += v.value
 		}
 	}
 	return out
@@ -62,31 +67,29 @@ func (s *Sampler) readBreakers(ctx context.Context) map[string]float64 {
 // run into the changes made in between, by breaker and change, in a
 // stable order; nil when either reading is missing, empty when no
 // breaker changed state.
-func breakerTransitions(base, final map[string]float64) []BreakerTransitions {
+func breakerTransitions(base, final map[breakerKey]float64) []BreakerTransitions {
 	if base == nil || final == nil {
 		return nil
 	}
-	byChange := map[[3]string]*BreakerTransitions{}
+	byChange := map[breakerKey]*BreakerTransitions{} // component left empty
 	for key, v := range final {
-		parts := strings.SplitN(key, "/", 4)
-		if len(parts) != 4 {
-			continue
-		}
 		n := uint64(math.Round(counterDelta(base[key], v)))
 		if n == 0 {
 			continue
 		}
-		k := [3]string{parts[0], parts[1], parts[2]}
+		k := breakerKey{breaker: key.breaker, from: key.from, to: key.to}
 		t := byChange[k]
 		if t == nil {
-			t = &BreakerTransitions{Breaker: parts[0], From: parts[1], To: parts[2]}
+			t = &BreakerTransitions{Breaker: k.breaker, From: k.from, To: k.to}
 			byChange[k] = t
 		}
 		t.Count += n
 		t.Instances++
 	}
 	out := []BreakerTransitions{}
-	for _, k := range slices.SortedFunc(maps.Keys(byChange), func(a, b [3]string) int { return strings.Compare(strings.Join(a[:], "/"), strings.Join(b[:], "/")) }) {
+	for _, k := range slices.SortedFunc(maps.Keys(byChange), func(a, b breakerKey) int {
+		return cmp.Or(strings.Compare(a.breaker, b.breaker), strings.Compare(a.from, b.from), strings.Compare(a.to, b.to))
+	}) {
 		out = append(out, *byChange[k])
 	}
 	return out

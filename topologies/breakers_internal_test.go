@@ -6,21 +6,20 @@ import (
 )
 
 func TestBreakerTransitions(t *testing.T) {
-	base := map[string]float64{
-		"l2/closed/open/app-1":        2,
-		"l2/open/half-open/app-1":     2,
-		"ratelimit/closed/open/app-1": 1,
+	base := map[breakerKey]float64{
+		{"l2", "closed", "open", "app-1"}:        2,
+		{"l2", "open", "half-open", "app-1"}:     2,
+		{"ratelimit", "closed", "open", "app-1"}: 1,
 	}
-	final := map[string]float64{
-		"l2/closed/open/app-1":             3, // one more
-		"l2/closed/open/app-2":             1, // new series
-		"l2/open/half-open/app-1":          2, // unchanged: left out
-		"ratelimit/closed/open/app-1":      1,
-		"ratelimit/half-open/closed/app-3": 0, // restarted instance, nothing since
-		"l2/half-open/closed/app-3":        1, // restarted: 1 since its reset
-		"malformed":                        5,
+	final := map[breakerKey]float64{
+		{"l2", "closed", "open", "app-1"}:             3, // one more
+		{"l2", "closed", "open", "app-2"}:             1, // new series
+		{"l2", "open", "half-open", "app-1"}:          2, // unchanged: left out
+		{"ratelimit", "closed", "open", "app-1"}:      1,
+		{"ratelimit", "half-open", "closed", "app-3"}: 0, // restarted instance, nothing since
+		{"l2", "half-open", "closed", "app-3"}:        1, // restarted: 1 since its reset
 	}
-	base["l2/half-open/closed/app-3"] = 4
+	base[breakerKey{"l2", "half-open", "closed", "app-3"}] = 4
 	got := breakerTransitions(base, final)
 	want := []BreakerTransitions{
 		{Breaker: "l2", From: "closed", To: "open", Count: 2, Instances: 2},

@@ -165,7 +165,7 @@ type Sampler struct {
 	jobsBase *jobCounters // nil without workers
 	// breakersBase are the breakers' transition counters at the start;
 	// nil without Prometheus.
-	breakersBase map[string]float64
+	breakersBase map[breakerKey]float64
 	problems     []string
 	snapshots    []counters // taken each interval, for CacheSeries
 }
