@@ -323,10 +323,10 @@ type router struct {
 	primaryFails  int       // consecutive failed probes of the primary; the router's goroutine only
 	primarySeen   time.Time // when a probe last reached the primary
 	primaryTried  time.Time // when the primary was last probed
-	// attempt is the probe of a primary taken for down, in flight; nil
-	// when none is. The router's goroutine only; attempts counts the
-	// goroutines, which close waits for.
-	attempt  *primaryAttempt
+	// attempt receives the result of the probe of a primary taken for
+	// down that is in flight; nil when none is. The router's goroutine
+	// only; attempts counts the probes' goroutines, which close waits for.
+	attempt  chan primaryAttemptResult
 	attempts sync.WaitGroup
 	replicas []*replica
 	interval time.Duration
@@ -354,8 +354,8 @@ func (rt *router) start() {
 		defer close(rt.done)
 		defer func() {
 			rt.attempts.Wait() // ctx is cancelled: they end
-			if a := rt.attempt; a != nil {
-				if res := <-a.done; res.conn != nil {
+			if rt.attempt != nil {
+				if res := <-rt.attempt; res.conn != nil {
 					res.conn.close()
 				}
 			}
@@ -472,12 +472,8 @@ func (rt *router) primaryFailed(primary *probeConn, err error, timeout time.Dura
 // down.
 const primaryPatience = 30 * time.Second
 
-// primaryAttempt is one probe of a primary taken for down, running in its
-// own goroutine; done receives its result once.
-type primaryAttempt struct {
-	done chan primaryAttemptResult
-}
-
+// primaryAttemptResult is what one probe of a primary taken for down,
+// running in its own goroutine, found.
 type primaryAttemptResult struct {
 	conn *probeConn // connected, on success
 	lsn  server.Position
@@ -488,13 +484,13 @@ type primaryAttemptResult struct {
 // every primaryRetry: a primary that refuses at once is not hammered), or
 // collects the one that finished. It never waits.
 func (rt *router) probeDownPrimary(ctx context.Context, primary *probeConn) {
-	if a := rt.attempt; a != nil {
+	if rt.attempt != nil {
 		select {
-		case res := <-a.done:
+		case res := <-rt.attempt:
 			rt.attempt = nil
 			if res.err == nil {
 				primary.close()
-				primary.conn, res.conn.conn = res.conn.conn, nil
+				primary.conn = res.conn.conn
 				rt.primaryReached(primary, res.lsn)
 			} else if ctx.Err() == nil {
 				rt.primaryFailed(primary, res.err, primaryPatience)
@@ -508,17 +504,17 @@ func (rt *router) probeDownPrimary(ctx context.Context, primary *probeConn) {
 	}
 	rt.primaryTried = time.Now()
 	primary.close()
-	a := &primaryAttempt{done: make(chan primaryAttemptResult, 1)}
-	rt.attempt = a
+	done := make(chan primaryAttemptResult, 1)
+	rt.attempt = done
 	rt.attempts.Go(func() {
 		c := &probeConn{cfg: rt.primary}
 		lsn, err := c.insertPosition(ctx, primaryPatience)
 		if err != nil {
 			c.close()
-			a.done <- primaryAttemptResult{err: err}
+			done <- primaryAttemptResult{err: err}
 			return
 		}
-		a.done <- primaryAttemptResult{conn: c, lsn: lsn}
+		done <- primaryAttemptResult{conn: c, lsn: lsn}
 	})
 }
 
