@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -102,14 +103,14 @@ func TestInjectLinkFaults(t *testing.T) {
 func TestNetworkResult(t *testing.T) {
 	res := reports.Result{Components: []reports.Component{{Name: "app-1", CPUS: 3}, {Name: "toxiproxy", CPUS: 1}}}
 	path := []topologies.ReadStep{{Tier: "l1", Links: []string{"client->app-1"}, RoundTripMS: 0.5}, {Tier: "l2", Links: []string{"app->redis"}, RoundTripMS: 0.5}}
-	n := networkResult("datacenter", []topologies.Link{{Name: "app->redis", LatencyMS: 0.25, JitterMS: 0.025, TimeoutS: 30}}, path, &res)
+	n := networkResult("datacenter", []topologies.Link{{Name: "app->redis", LatencyMS: 0.25, JitterMS: 0.025, TimeoutS: 30}}, path, nil, &res)
 	if n.Profile != "datacenter" || len(n.Links) != 1 || n.Links[0].Name != "app->redis" || n.Links[0].LatencyMS != 0.25 || n.Links[0].TimeoutS != 30 {
 		t.Errorf("network = %+v", n)
 	}
 	if len(n.ReadPath) != 2 || n.ReadPath[1].Tier != "l2" || n.ReadPath[1].RoundTripMS != 0.5 {
 		t.Errorf("read path = %+v, want l1 then l2", n.ReadPath)
 	}
-	if none := networkResult("none", nil, path, &res); none.ReadPath != nil {
+	if none := networkResult("none", nil, path, nil, &res); none.ReadPath != nil {
 		t.Errorf("read path under none = %+v, want none: no link was proxied", none.ReadPath)
 	}
 	if n.ProxyCPUS != 1 || n.ProxyCPUShare != 0.25 {
@@ -117,5 +118,44 @@ func TestNetworkResult(t *testing.T) {
 	}
 	if len(res.Components) != 1 || res.Components[0].Name != "app-1" {
 		t.Errorf("components = %+v, want app-1 only: the proxies are not the system", res.Components)
+	}
+}
+
+// The round trips a request made on each link are the chunks that crossed
+// it the fewer way (Redis pushes pub/sub messages no request waits for),
+// less what crosses it with no load, over the run's requests; replication
+// is not on a request's path.
+func TestLinkTraffic(t *testing.T) {
+	links := []topologies.Link{
+		{Name: "client->app-1", LatencyMS: 0.25},
+		{Name: "app->redis", LatencyMS: 0.25},
+		{Name: "primary->replica-1", LatencyMS: 0.25},
+	}
+	start := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	m := &topologies.Measurements{
+		Start: start, End: start.Add(10 * time.Second),
+		Links: []topologies.LinkTraffic{
+			{Name: "client->app-1", Upstream: 1000, Downstream: 1000},
+			{Name: "app->redis", Upstream: 2600, Downstream: 2700}, // 100 of them idle; 100 pub/sub messages
+			{Name: "primary->replica-1", Upstream: 900, Downstream: 950},
+		},
+		IdleLinks: []topologies.LinkTraffic{
+			{Name: "client->app-1"},
+			{Name: "app->redis", Upstream: 20, Downstream: 20},
+			{Name: "primary->replica-1", Upstream: 90, Downstream: 95},
+		},
+		IdleSeconds: 2,
+	}
+	got, added := linkTraffic(links, m, 1000)
+	want := []reports.LinkTraffic{
+		{Link: "client->app-1", ChunksUp: 1000, ChunksDown: 1000, RoundTripsPerRequest: 1, AddedMSPerRequest: 0.5},
+		{Link: "app->redis", ChunksUp: 2600, ChunksDown: 2700, IdleRoundTripsPerS: 10, RoundTripsPerRequest: 2.5, AddedMSPerRequest: 1.25},
+		{Link: "primary->replica-1", ChunksUp: 900, ChunksDown: 950, IdleRoundTripsPerS: 45, RoundTripsPerRequest: 0.45, AddedMSPerRequest: 0.225},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("traffic =\n%+v\nwant\n%+v", got, want)
+	}
+	if added != 1.75 {
+		t.Errorf("added per request = %v ms, want 1.75: replication waits on no request", added)
 	}
 }

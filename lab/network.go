@@ -16,7 +16,7 @@ const proxyComponent = "toxiproxy"
 // read takes through them, and moves the proxies' CPU time out of
 // res.Components: it is what simulating the distance cost, not what the
 // system spent, so no per-request figure may count it.
-func networkResult(profile string, links []topologies.Link, path []topologies.ReadStep, res *reports.Result) *reports.Network {
+func networkResult(profile string, links []topologies.Link, path []topologies.ReadStep, m *topologies.Measurements, res *reports.Result) *reports.Network {
 	n := &reports.Network{Profile: profile}
 	for _, l := range links {
 		n.Links = append(n.Links, reports.NetworkLink{
@@ -27,6 +27,9 @@ func networkResult(profile string, links []topologies.Link, path []topologies.Re
 		for _, s := range path {
 			n.ReadPath = append(n.ReadPath, reports.ReadStep{Tier: s.Tier, Links: s.Links, RoundTripMS: s.RoundTripMS})
 		}
+	}
+	if m != nil {
+		n.Traffic, n.AddedMSPerRequest = linkTraffic(links, m, res.Totals.Requests)
 	}
 	var total float64
 	for _, c := range res.Components {
@@ -40,6 +43,31 @@ func networkResult(profile string, links []topologies.Link, path []topologies.Re
 		n.ProxyCPUShare = n.ProxyCPUS / total
 	}
 	return n
+}
+
+// linkTraffic is what crossed each link per request, the idle rate taken
+// out, and what that added to the mean request in all.
+func linkTraffic(links []topologies.Link, m *topologies.Measurements, requests int64) ([]reports.LinkTraffic, float64) {
+	seconds := m.End.Sub(m.Start).Seconds()
+	var out []reports.LinkTraffic
+	var added float64
+	for _, lt := range m.Links {
+		r := reports.LinkTraffic{Link: lt.Name, ChunksUp: lt.Upstream, ChunksDown: lt.Downstream}
+		if i := slices.IndexFunc(m.IdleLinks, func(x topologies.LinkTraffic) bool { return x.Name == lt.Name }); i >= 0 && m.IdleSeconds > 0 {
+			r.IdleRoundTripsPerS = float64(m.IdleLinks[i].RoundTrips()) / m.IdleSeconds
+		}
+		if requests > 0 {
+			r.RoundTripsPerRequest = max(0, float64(lt.RoundTrips())-r.IdleRoundTripsPerS*seconds) / float64(requests)
+		}
+		if i := slices.IndexFunc(links, func(l topologies.Link) bool { return l.Name == lt.Name }); i >= 0 {
+			r.AddedMSPerRequest = r.RoundTripsPerRequest * 2 * links[i].LatencyMS
+		}
+		if r.OnRequestPath() {
+			added += r.AddedMSPerRequest
+		}
+		out = append(out, r)
+	}
+	return out, added
 }
 
 // WithScenario returns a session that drives sc on s's topology, so that

@@ -147,6 +147,7 @@ func TestNetworkPhase3(t *testing.T) {
 						t.Fatalf("datacenter result has no read path: %+v", res.Network)
 					}
 					expected = e
+					checkTraffic(t, res.Network)
 				}
 			}
 			diffs = append(diffs, p[1]-p[0])
@@ -226,4 +227,21 @@ func lagMS(t *testing.T, res reports.Result, replica string, from, to int) float
 		t.Fatalf("%s's lag series has no second in [%d, %d): %s", replica, from, to, fmt.Sprint(res.Replicas[i].Series))
 	}
 	return top
+}
+
+// checkTraffic checks the proxies' counts on the one link whose round
+// trips per request are known: each request crosses client->haproxy once,
+// there and back.
+func checkTraffic(t *testing.T, n *reports.Network) {
+	t.Helper()
+	i := slices.IndexFunc(n.Traffic, func(lt reports.LinkTraffic) bool { return lt.Link == "client->haproxy" })
+	if i < 0 {
+		t.Fatalf("no traffic counted on client->haproxy: %+v", n.Traffic)
+	}
+	// A request retried by the load generator on a fresh connection
+	// crosses twice; a response split over two reads counts two chunks.
+	if rt := n.Traffic[i].RoundTripsPerRequest; rt < 0.95 || rt > 1.1 {
+		t.Errorf("client->haproxy: %.3f round trips per request, want about 1 (%+v)", rt, n.Traffic[i])
+	}
+	t.Logf("the proxies counted round trips adding %.3f ms to the mean request: %+v", n.AddedMSPerRequest, n.Traffic)
 }

@@ -224,7 +224,7 @@ func (s *Session) MeasureRate(ctx context.Context, rate float64, d time.Duration
 }
 
 func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []scheduledFault, linkFaults []linkFault) (*Measured, error) {
-	sampler, err := topologies.StartSampler(ctx, s.top, topologies.SamplerOptions{Logger: s.log})
+	sampler, err := topologies.StartSampler(ctx, s.top, topologies.SamplerOptions{Logger: s.log, IdleTraffic: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("start sampling the topology: %w", err)
 	}
@@ -277,7 +277,7 @@ func (s *Session) Result(ctx context.Context, m *Measured) reports.Result {
 	})
 	res.Faults = m.Faults
 	res.Notes = append(res.Notes, m.LinkFaults...)
-	res.Network = networkResult(s.top.Network, s.top.Links, s.cfg.Definition.ReadPath(s.top.Links), &res)
+	res.Network = networkResult(s.top.Network, s.top.Links, s.cfg.Definition.ReadPath(s.top.Links), m.Topology, &res)
 	res.Runtime = cmp.Or(s.top.Runtime, string(topologies.RuntimeProcess))
 	res.UpS, res.DownS = s.top.UpSeconds, s.downS
 	return res

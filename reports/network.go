@@ -2,6 +2,7 @@ package reports
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -17,6 +18,15 @@ type Network struct {
 	// order a read tries them, with the links it crosses to reach each
 	// (see ReadCosts).
 	ReadPath []ReadStep `json:"read_path,omitempty"`
+	// Traffic is what crossed each link during the run, counted by the
+	// proxies, with what it added to the mean request; absent in results
+	// from before the proxies counted.
+	Traffic []LinkTraffic `json:"traffic,omitempty"`
+	// AddedMSPerRequest is the sum of Traffic's AddedMSPerRequest over
+	// the links a request can cross (all but replication, primary->…):
+	// what the distance added to the mean request, if no two of its
+	// round trips overlapped.
+	AddedMSPerRequest float64 `json:"added_ms_per_request,omitempty"`
 	// ProxyCPUS is the CPU time the proxies (Toxiproxy, its own process)
 	// used during the measured part. It is the simulation's cost, not the
 	// system's, so it is not among Components and not in any per-request
@@ -40,6 +50,33 @@ type NetworkLink struct {
 	// without data (0: never).
 	TimeoutS float64 `json:"timeout_s,omitempty"`
 }
+
+// LinkTraffic is what crossed one link during the measured part, as its
+// proxy counted it: chunks of data, each what one read of the sender's
+// socket returned. HTTP/1.1, Redis and Postgres send one chunk each way
+// per round trip, so the fewer of ChunksUp and ChunksDown counts round
+// trips (the other direction's extra chunks are pushed messages: Redis'
+// pub/sub, a replica's status reports).
+type LinkTraffic struct {
+	Link string `json:"link"`
+	// ChunksUp went towards the link's server, ChunksDown came back.
+	ChunksUp   int64 `json:"chunks_up"`
+	ChunksDown int64 `json:"chunks_down"`
+	// IdleRoundTripsPerS crossed the link each second with no load, just
+	// before the run: health checks, replica position checks and other
+	// probes, which do not wait on any request.
+	IdleRoundTripsPerS float64 `json:"idle_round_trips_per_s"`
+	// RoundTripsPerRequest is the link's round trips, less the idle rate
+	// over the run's duration, over the run's requests.
+	RoundTripsPerRequest float64 `json:"round_trips_per_request"`
+	// AddedMSPerRequest is RoundTripsPerRequest times the link's round
+	// trip (twice its latency).
+	AddedMSPerRequest float64 `json:"added_ms_per_request"`
+}
+
+// OnRequestPath says whether a request can wait on the link: every link
+// but replication's (primary->replica-N).
+func (lt LinkTraffic) OnRequestPath() bool { return !strings.HasPrefix(lt.Link, "primary->") }
 
 // ReadStep is a tier that may answer a read of one user (l3 the CDN, l1,
 // l2, database), the links a read crosses from the step before to reach
@@ -116,6 +153,10 @@ func networkSection(r *Result) section {
 		return section{title: "Network", text: "Every component talked to the next over loopback (profile none): no network distance was simulated, so a hop cost microseconds, not the fraction of a millisecond a data centre charges."}
 	}
 	tb := &table{head: []string{"link", "added each way (ms)", "jitter ± (ms)", "bandwidth", "idle timeout"}, num: []bool{false, true, true, true, true}}
+	if len(n.Traffic) > 0 {
+		tb.head = append(tb.head, "round trips per request", "adds to a request (ms)")
+		tb.num = append(tb.num, true, true)
+	}
 	for _, l := range n.Links {
 		bw, idle := "unlimited", "none"
 		if l.BandwidthKBps > 0 {
@@ -124,10 +165,22 @@ func networkSection(r *Result) section {
 		if l.TimeoutS > 0 {
 			idle = strconv.FormatFloat(l.TimeoutS, 'g', -1, 64) + " s"
 		}
-		tb.rows = append(tb.rows, []cell{{text: l.Name, code: true}, c(fmtMS(l.LatencyMS)), c(fmtMS(l.JitterMS)), c(bw), c(idle)})
+		row := []cell{{text: l.Name, code: true}, c(fmtMS(l.LatencyMS)), c(fmtMS(l.JitterMS)), c(bw), c(idle)}
+		if len(n.Traffic) > 0 {
+			rt, added := "—", "—"
+			if i := slices.IndexFunc(n.Traffic, func(t LinkTraffic) bool { return t.Link == l.Name }); i >= 0 {
+				rt = strconv.FormatFloat(n.Traffic[i].RoundTripsPerRequest, 'f', 2, 64)
+				added = fmtMS(n.Traffic[i].AddedMSPerRequest)
+				if !n.Traffic[i].OnRequestPath() {
+					added = "(replication)"
+				}
+			}
+			row = append(row, c(rt), c(added))
+		}
+		tb.rows = append(tb.rows, row)
 	}
 	s := section{title: "Network", text: profileSentence(n), table: tb}
-	s.paras = readArithmetic(r)
+	s.paras = append(readArithmetic(r), trafficArithmetic(n)...)
 	s.after = fmt.Sprintf("The proxies are part of the experiment, not of the system: they used %s CPU s (%s of all the CPU measured), which is left out of the CPU by component and of every per-request figure.",
 		fmtCPU(n.ProxyCPUS), fmtHitRate(n.ProxyCPUShare))
 	return s
@@ -188,6 +241,31 @@ func readArithmetic(r *Result) []string {
 		paras = append(paras, fmt.Sprintf("So the median read paid about %s ms for the distance: this run's p50 should be about that much above the same run under profile none, if the machine was not busier for it (the proxies' CPU, below, is on the same cores).", fmtMS(med)))
 	}
 	return paras
+}
+
+// trafficArithmetic says what the proxies counted: how many round trips
+// a request made in all, and what they added to the mean request.
+func trafficArithmetic(n *Network) []string {
+	if len(n.Traffic) == 0 {
+		return nil
+	}
+	var trips float64
+	var idle []string
+	for _, t := range n.Traffic {
+		if !t.OnRequestPath() {
+			continue
+		}
+		trips += t.RoundTripsPerRequest
+		if t.IdleRoundTripsPerS >= 1 {
+			idle = append(idle, fmt.Sprintf("`%s` %.0f/s", t.Link, t.IdleRoundTripsPerS))
+		}
+	}
+	text := fmt.Sprintf("The proxies counted every round trip over each link (the last two columns). A request made %.2f round trips over the links between the tiers, its own and those of the work it caused (a rate-limit check, a cache fill), which added %s ms to the mean request if none of them overlapped: this run's mean latency should be about that much above the same run under profile none.",
+		trips, fmtMS(n.AddedMSPerRequest))
+	if len(idle) > 0 {
+		text += " Counted apart, and left out: what crossed the links for a second with no load just before the run (health checks, replica position checks), " + strings.Join(idle, ", ") + "."
+	}
+	return []string{text}
 }
 
 // hopSum writes the round trips of hops links as arithmetic: "2 links, 1.00 ms".

@@ -90,3 +90,39 @@ func TestNetworkSectionShowsTheArithmetic(t *testing.T) {
 		t.Errorf("internet profile sentence = %q", got)
 	}
 }
+
+// With the proxies' counts, the table gives each link's round trips per
+// request and the section what they added to the mean request, the idle
+// traffic named apart.
+func TestNetworkSectionShowsTheTraffic(t *testing.T) {
+	n := phase3Network()
+	n.Links = append(n.Links, NetworkLink{Name: "primary->replica-1", LatencyMS: 0.25})
+	n.Traffic = []LinkTraffic{
+		{Link: "client->haproxy", RoundTripsPerRequest: 1, AddedMSPerRequest: 0.5},
+		{Link: "haproxy->app-1", RoundTripsPerRequest: 1, AddedMSPerRequest: 0.5, IdleRoundTripsPerS: 1},
+		{Link: "app->redis", RoundTripsPerRequest: 1.5, AddedMSPerRequest: 0.75},
+		{Link: "app->replica-1", RoundTripsPerRequest: 0.25, AddedMSPerRequest: 0.125, IdleRoundTripsPerS: 60},
+		{Link: "primary->replica-1", RoundTripsPerRequest: 3, AddedMSPerRequest: 1.5},
+	}
+	n.AddedMSPerRequest = 1.875
+	s := networkSection(&Result{Network: n, Cache: Cache{L1HitRate: Float(0.8), L2HitRate: Float(0.5)}})
+	text := strings.Join(s.paras, "\n")
+	for _, want := range []string{
+		"A request made 3.75 round trips over the links between the tiers",
+		"which added 1.88 ms to the mean request",
+		"`haproxy->app-1` 1/s, `app->replica-1` 60/s.",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("network section lacks %q:\n%s", want, text)
+		}
+	}
+	if got := strings.Join(s.table.head, "|"); !strings.HasSuffix(got, "|round trips per request|adds to a request (ms)") {
+		t.Errorf("table head = %q, want the traffic columns last", got)
+	}
+	for i, want := range [][2]string{{"1.00", "0.500"}, {"1.00", "0.500"}, {"1.50", "0.750"}, {"0.25", "0.125"}, {"3.00", "(replication)"}} {
+		row := s.table.rows[i]
+		if got := [2]string{row[5].text, row[6].text}; got != want {
+			t.Errorf("%s: traffic cells %q, want %q", row[0].text, got, want)
+		}
+	}
+}

@@ -164,6 +164,68 @@ func (n *network) Links() []Link {
 	return slices.Clone(n.links)
 }
 
+// LinkTraffic is what crossed one proxied link, as its distance toxics
+// counted it: chunks of data, each what one read of the sender's socket
+// returned (a message, or several sent together).
+type LinkTraffic struct {
+	Name string
+	// Upstream chunks went towards the link's server, Downstream back.
+	Upstream, Downstream int64
+}
+
+// RoundTrips estimates the link's round trips: a request/reply protocol
+// (HTTP/1.1, Redis, Postgres' extended queries) sends one chunk each way
+// per round trip, so the fewer of the two. The other direction's extra
+// chunks are messages no request waited for: Redis pushing pub/sub
+// messages to a subscriber, a replica's status reports to its primary.
+func (lt LinkTraffic) RoundTrips() int64 { return min(lt.Upstream, lt.Downstream) }
+
+// Traffic counts the chunks that have crossed each link so far, in the
+// order the links were made; nil when no link is proxied.
+func (t *Topology) Traffic() ([]LinkTraffic, error) {
+	n := t.rt.net
+	if !n.on() || n.proxy == nil {
+		return nil, nil
+	}
+	proxies, err := n.client().Proxies()
+	if err != nil {
+		return nil, fmt.Errorf("link traffic: %w", err)
+	}
+	var out []LinkTraffic
+	for _, l := range n.Links() {
+		p := proxies[l.Name]
+		if p == nil {
+			return nil, fmt.Errorf("link traffic: no proxy for %s", l.Name)
+		}
+		lt := LinkTraffic{Name: l.Name}
+		for _, tx := range p.ActiveToxics {
+			chunks, _ := tx.Attributes["chunks"].(float64)
+			switch tx.Name {
+			case "distance_upstream":
+				lt.Upstream = int64(chunks)
+			case "distance_downstream":
+				lt.Downstream = int64(chunks)
+			}
+		}
+		out = append(out, lt)
+	}
+	return out, nil
+}
+
+// trafficDelta is what crossed each link between two readings.
+func trafficDelta(base, final []LinkTraffic) []LinkTraffic {
+	var out []LinkTraffic
+	for _, f := range final {
+		d := f
+		if i := slices.IndexFunc(base, func(b LinkTraffic) bool { return b.Name == f.Name }); i >= 0 {
+			d.Upstream -= base[i].Upstream
+			d.Downstream -= base[i].Downstream
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
 // portOf is the port of a host:port.
 func portOf(addr string) (int, error) {
 	_, p, err := net.SplitHostPort(addr)

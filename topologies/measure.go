@@ -46,6 +46,14 @@ type Measurements struct {
 	// Breakers are the circuit breakers' changes of state over the run;
 	// nil without Prometheus, empty when none changed.
 	Breakers []BreakerTransitions
+	// Links counts what crossed each proxied link over the run; nil
+	// under the network profile none.
+	Links []LinkTraffic
+	// IdleLinks counts what crossed each link in IdleSeconds with no
+	// load, just before the run (SamplerOptions.IdleTraffic): health
+	// checks and probes, which cross the links whatever the load.
+	IdleLinks   []LinkTraffic
+	IdleSeconds float64
 }
 
 // ReplicaLag summarizes one replica's lag over the run, from the samples
@@ -132,6 +140,10 @@ type SamplerOptions struct {
 	// ProbeTimeout is how long a replica may take to show a probe write
 	// before it counts as not visible; default 5s.
 	ProbeTimeout time.Duration
+	// IdleTraffic, when positive and links are proxied, is how long
+	// StartSampler counts what crosses the links before it returns, with
+	// no load yet (Measurements.IdleLinks).
+	IdleTraffic time.Duration
 	// Logger receives sampling problems; nil discards them.
 	Logger *slog.Logger
 }
@@ -166,8 +178,14 @@ type Sampler struct {
 	// breakersBase are the breakers' transition counters at the start;
 	// nil without Prometheus.
 	breakersBase map[breakerKey]float64
-	problems     []string
-	snapshots    []counters // taken each interval, for CacheSeries
+	// linksBase is the links' traffic at the start; nil when no link is
+	// proxied or it could not be read. idleLinks and idleFor are what
+	// crossed them with no load (SamplerOptions.IdleTraffic).
+	linksBase []LinkTraffic
+	idleLinks []LinkTraffic
+	idleFor   time.Duration
+	problems  []string
+	snapshots []counters // taken each interval, for CacheSeries
 }
 
 type lsnPoint struct {
@@ -241,6 +259,12 @@ func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sam
 	s.base = s.readCounters(ctx, s.problem)
 	s.jobsBase = s.readJobCounters(ctx)
 	s.breakersBase = s.readBreakers(ctx)
+	s.linksBase = s.readTraffic()
+	if s.linksBase != nil && opts.IdleTraffic > 0 {
+		if err := s.countIdle(ctx, opts.IdleTraffic); err != nil {
+			return nil, err
+		}
+	}
 	s.sampleCPU()
 	sctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
@@ -544,10 +568,19 @@ func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 	final := s.readCounters(ctx, s.problem)
 	queue := s.queueStats(ctx, s.jobsBase, s.readJobCounters(ctx), end.Sub(s.start))
 	breakers := breakerTransitions(s.breakersBase, s.readBreakers(ctx))
+	var links []LinkTraffic
+	if s.linksBase != nil {
+		if final := s.readTraffic(); final != nil {
+			links = trafficDelta(s.linksBase, final)
+		}
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := &Measurements{Start: s.start, End: end, Problems: s.problems, Queue: queue, Breakers: breakers}
+	m := &Measurements{Start: s.start, End: end, Problems: s.problems, Queue: queue, Breakers: breakers, Links: links}
+	if links != nil && s.idleLinks != nil {
+		m.IdleLinks, m.IdleSeconds = s.idleLinks, s.idleFor.Seconds()
+	}
 	for _, r := range s.replicas {
 		l := s.lag[r.name]
 		if l == nil {
@@ -608,6 +641,37 @@ func (s *Sampler) problem(format string, args ...any) {
 	s.mu.Lock()
 	s.problems = append(s.problems, msg)
 	s.mu.Unlock()
+}
+
+// countIdle counts what crosses the links in d with no load, then makes
+// the end of that count the run's baseline.
+func (s *Sampler) countIdle(ctx context.Context, d time.Duration) error {
+	start := time.Now()
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		return fmt.Errorf("count idle link traffic: %w", ctx.Err())
+	}
+	final := s.readTraffic()
+	if final == nil {
+		s.linksBase = nil
+		return nil
+	}
+	s.idleLinks, s.idleFor = trafficDelta(s.linksBase, final), time.Since(start)
+	s.linksBase = final
+	s.start = time.Now()
+	return nil
+}
+
+// readTraffic reads what has crossed each proxied link so far; nil,
+// told to problem, when that cannot be read.
+func (s *Sampler) readTraffic() []LinkTraffic {
+	lt, err := s.top.Traffic()
+	if err != nil {
+		s.problem("%v", err)
+		return nil
+	}
+	return lt
 }
 
 // readCounters reads the cumulative cache and load-balancer counters,

@@ -111,8 +111,10 @@ func median(ds []time.Duration) time.Duration {
 
 // A round trip over a link pays its latency twice, and two latency toxics
 // on one link add up (a slow fault on top of the profile's distance). A
-// lower bound only: how much later than due a chunk leaves depends on the
-// machine (see BenchmarkRoundTrip).
+// chunk may leave early by what the toxic's clock has been oversleeping,
+// at most maxEarly and half its delay; the median chunk leaves about on
+// time. Lower bounds only: how late a chunk leaves depends on the machine
+// (see BenchmarkRoundTrip).
 func TestLatencyToxicsAddUp(t *testing.T) {
 	cl, echo := mustServe(t), mustEcho(t)
 	tests := []struct {
@@ -125,14 +127,22 @@ func TestLatencyToxicsAddUp(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := mustLink(t, cl, fmt.Sprint("link-", i), echo, tt.latencies...)
-			var oneWay time.Duration
+			var oneWay, floor time.Duration
 			for _, l := range tt.latencies {
 				oneWay += l
+				floor += l - min(maxEarly, l/2)
 			}
-			for i, rtt := range roundTrips(t, addr, 20) {
-				if rtt < 2*oneWay {
-					t.Errorf("round trip %d took %v, less than the %v the link adds", i, rtt, 2*oneWay)
+			rtts := roundTrips(t, addr, 100)
+			for i, rtt := range rtts {
+				if rtt < 2*floor {
+					t.Errorf("round trip %d took %v, less than the %v the link adds at the earliest", i, rtt, 2*floor)
 				}
+			}
+			// Once the toxic has learnt its clock's median lateness, the
+			// median chunk leaves on time; 50 µs leaves room for a machine
+			// that got faster during the test.
+			if p50, want := median(rtts), 2*oneWay-50*time.Microsecond; p50 < want {
+				t.Errorf("median round trip %v, want at least %v", p50, want)
 			}
 		})
 	}
@@ -244,4 +254,33 @@ func BenchmarkSleep250us(b *testing.B) {
 		}
 		report(b, late)
 	})
+}
+
+// Each latency toxic counts the chunks it delayed over all of the link's
+// connections, and Toxiproxy's API shows the count among its attributes.
+func TestLatencyToxicCountsChunks(t *testing.T) {
+	cl, echo := mustServe(t), mustEcho(t)
+	addr := mustLink(t, cl, "counted", echo, 50*time.Microsecond)
+	for range 2 { // two connections, 7 round trips each
+		roundTrips(t, addr, 7)
+	}
+	p, err := cl.Proxy("counted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	toxics, err := p.Toxics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(toxics) != 2 {
+		t.Fatalf("toxics = %+v, want one each way", toxics)
+	}
+	for _, tx := range toxics {
+		if got := tx.Attributes["chunks"]; got != float64(14) {
+			t.Errorf("%s toxic counted %v chunks, want 14: %+v", tx.Stream, got, tx.Attributes)
+		}
+		if got := tx.Attributes["latency_us"]; got != float64(50) {
+			t.Errorf("%s toxic shows latency %v µs, want 50", tx.Stream, got)
+		}
+	}
 }
