@@ -160,7 +160,9 @@ type Sampler struct {
 	interval time.Duration
 	start    time.Time
 	cancel   context.CancelFunc
-	done     chan struct{}
+	// loops are the sampling goroutines (loop and, with Postgres,
+	// lagLoop); Stop cancels them and waits.
+	loops    sync.WaitGroup
 	probe    *visibilityProbe // nil without replicas
 	primary  *pgNode          // nil without Postgres
 	replicas []pgNode
@@ -233,8 +235,8 @@ type counters struct {
 	varnish  map[string]uint64
 }
 
-// StartSampler takes the baseline readings and starts sampling in a
-// goroutine that Stop ends.
+// StartSampler takes the baseline readings and starts sampling in
+// goroutines that Stop ends.
 func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sampler, error) {
 	if opts.Interval <= 0 {
 		opts.Interval = time.Second
@@ -250,7 +252,7 @@ func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sam
 	}
 	s := &Sampler{
 		top: top, log: opts.Logger, interval: opts.Interval, start: time.Now(),
-		lag: map[string]*lagSeries{}, cpu: map[string]*cpuSeries{}, done: make(chan struct{}),
+		lag: map[string]*lagSeries{}, cpu: map[string]*cpuSeries{},
 	}
 	s.primary, s.replicas = top.pgNodes()
 	for _, r := range s.replicas {
@@ -268,7 +270,10 @@ func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sam
 	s.sampleCPU()
 	sctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
-	go s.loop(sctx)
+	s.loops.Go(func() { s.loop(sctx) })
+	if s.primary != nil {
+		s.loops.Go(func() { s.lagLoop(sctx) })
+	}
 	if s.primary != nil && len(s.replicas) > 0 && opts.ProbeInterval > 0 {
 		s.probe = startVisibilityProbe(sctx, *s.primary, s.replicas, opts.ProbeInterval, opts.ProbeTimeout, s.log)
 	}
@@ -307,39 +312,62 @@ func (t *Topology) varnishCounters(ctx context.Context) (map[string]uint64, erro
 	return varnishStats(ctx, t.VarnishWorkDir)
 }
 
+// loop samples CPU time and the cache counters each interval.
 func (s *Sampler) loop(ctx context.Context) {
-	defer close(s.done)
-	var conn *pgx.Conn
-	defer func() {
-		if conn != nil {
-			conn.Close(context.Background())
-		}
-	}()
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
-		if p := s.primary; p != nil {
-			var err error
-			if conn == nil {
-				cctx, cancel := context.WithTimeout(ctx, s.interval)
-				conn, err = pgx.Connect(cctx, p.url)
-				cancel()
-			}
-			if err == nil {
-				qctx, cancel := context.WithTimeout(ctx, s.interval)
-				err = s.sampleLag(qctx, conn)
-				cancel()
-			}
-			if err != nil && ctx.Err() == nil {
-				s.log.Debug("sample replica lag", "err", err)
-				if conn != nil {
-					conn.Close(context.Background())
-					conn = nil
-				}
-			}
-		}
 		s.sampleCPU()
 		s.sampleCounters(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// lagTimeout bounds one replica lag sample, connecting to the primary
+// included. It is not the interval: on a loaded machine a connection's
+// start-up alone can take longer than a short interval, and a timeout
+// that short gave up on every attempt, so that a machine slow for a whole
+// run recorded no lag at all. A slow sample only delays the next one (the
+// ticker drops the ticks it missed), and a paused primary costs one
+// attempt, and one connection in its listen queue, per lagTimeout.
+const lagTimeout = 5 * time.Second
+
+// lagLoop samples replica lag on the primary each interval, on a
+// connection of its own that it keeps between samples. It runs apart from
+// loop, so that a slow or paused primary does not hold up the CPU and
+// counter readings.
+func (s *Sampler) lagLoop(ctx context.Context) {
+	var conn *pgx.Conn
+	defer func() { closeConn(conn) }()
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		err := func() error {
+			sctx, cancel := context.WithTimeout(ctx, lagTimeout)
+			defer cancel()
+			if conn == nil {
+				c, err := pgx.Connect(sctx, s.primary.url)
+				if err != nil {
+					return fmt.Errorf("connect to %s: %w", s.primary.name, err)
+				}
+				conn = c
+			}
+			return s.sampleLag(sctx, conn)
+		}()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.log.Debug("sample replica lag", "err", err)
+			// A timed-out query leaves the connection unusable; start
+			// afresh next time in any case.
+			closeConn(conn)
+			conn = nil
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -364,8 +392,9 @@ WHERE s.slot_type = 'physical'`
 func (s *Sampler) sampleLag(ctx context.Context, conn *pgx.Conn) error {
 	rows, err := conn.Query(ctx, lagQuery)
 	if err != nil {
-		return err
+		return fmt.Errorf("lag query: %w", err)
 	}
+	defer rows.Close()
 	type row struct {
 		slot      string
 		streaming bool
@@ -377,12 +406,12 @@ func (s *Sampler) sampleLag(ctx context.Context, conn *pgx.Conn) error {
 	for rows.Next() {
 		var r row
 		if err := rows.Scan(&r.slot, &r.streaming, &r.replayLag, &r.replayLSN, &r.current); err != nil {
-			return err
+			return fmt.Errorf("lag query: %w", err)
 		}
 		got = append(got, r)
 	}
 	if err := rows.Err(); err != nil {
-		return err
+		return fmt.Errorf("lag query: %w", err)
 	}
 	now := time.Now()
 	names := map[string]string{}
@@ -551,7 +580,7 @@ func groupCPU(stats []procStat, pid int) float64 {
 // next scrape) and returns the measurements.
 func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 	s.cancel()
-	<-s.done
+	s.loops.Wait()
 	if s.probe != nil {
 		s.probe.wait()
 		if p := s.probe; p.writeErrors > 0 {
