@@ -103,6 +103,12 @@ func WithPrimary(ctx context.Context) context.Context {
 	return context.WithValue(ctx, primaryKey, true)
 }
 
+// WithoutPrimary undoes WithPrimary: for a store whose primary is out,
+// which serves the read from a replica that has caught up with it.
+func WithoutPrimary(ctx context.Context) context.Context {
+	return context.WithValue(ctx, primaryKey, false)
+}
+
 // UsePrimary reports whether ctx's reads must go to the primary
 // (WithPrimary).
 func UsePrimary(ctx context.Context) bool {

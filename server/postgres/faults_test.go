@@ -99,10 +99,11 @@ func testHungReplicaReadsHedged(t *testing.T, c *cluster) {
 	}
 }
 
-// While the primary is paused, reads are served by the replicas and writes
-// fail fast with EUNAVAILABLE (a write in flight when it stopped included),
-// Ping fails at once and ServesReads holds; once it resumes, writes work
-// again.
+// While the primary is paused, reads are served by the replicas (those
+// that must go to the primary too, by one that has caught up with it) and
+// writes fail fast with EUNAVAILABLE (a write in flight when it stopped
+// included), Ping fails at once and ServesReads holds; once it resumes,
+// writes work again.
 func testPausedPrimary(t *testing.T, c *cluster) {
 	// One connection to the primary, on which the update below is
 	// prepared before the pause: the update sent during the pause is then
@@ -165,6 +166,14 @@ func testPausedPrimary(t *testing.T, c *cluster) {
 		}
 		time.Sleep(50 * time.Millisecond) // past the lag bound: replicas stay usable
 	}
+	// A read that must go to the primary (a reader whose write hints
+	// could not be looked up) is served by a replica that has replayed
+	// everything the primary was known to have reached: the write above
+	// was recorded, so it has the update made before the pause.
+	got, err := db.User(server.WithPrimary(ctx), u.ID)
+	if err != nil || got.Profile.Name != warm {
+		t.Errorf("WithPrimary read with the primary paused = %+v, %v; want the user as updated before the pause, from a caught-up replica", got, err)
+	}
 
 	resume()
 	after := "after the pause"
@@ -184,7 +193,7 @@ func testPausedPrimary(t *testing.T, c *cluster) {
 		t.Errorf("version after one acknowledged update = %d, want %d: a write that answered %s was applied", v, u.Version+1, server.EUNAVAILABLE)
 	}
 	time.Sleep(300 * time.Millisecond) // a late write would land by now
-	got, err := db.User(server.WithPrimary(t.Context()), u.ID)
+	got, err = db.User(server.WithPrimary(t.Context()), u.ID)
 	if err != nil || got.Profile.Name != after || got.Version != v {
 		t.Errorf("User after the pause = %+v, %v; want name %q, version %d (no late write over it)", got, err, after, v)
 	}

@@ -42,6 +42,7 @@ func readHedged[T any](ctx context.Context, db *DB, op string, fn func(ctx conte
 	var r *replica
 	var reason string
 	if len(db.replicas) > 0 {
+		ctx = db.primaryOut(ctx)
 		var recheck bool
 		r, recheck, reason = db.route(ctx)
 		if recheck {

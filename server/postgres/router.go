@@ -110,7 +110,9 @@ type querier interface {
 
 // read runs fn, a read-only operation, where routing sends it:
 //
-//   - server.UsePrimary(ctx): the primary;
+//   - server.UsePrimary(ctx): the primary; while the primary is taken for
+//     down, a replica that has replayed everything the primary is known to
+//     have reached (below), else the primary, which fails at once;
 //   - otherwise a usable replica (healthy, lag within MaxReplicaLag and
 //     MaxReplicaLagBytes), round robin, whose last sampled replay position
 //     is at least server.MinPosition(ctx);
@@ -129,6 +131,7 @@ type querier interface {
 func (db *DB) read(ctx context.Context, op string, fn func(q querier) error) error {
 	start := time.Now()
 	if len(db.replicas) > 0 {
+		ctx = db.primaryOut(ctx)
 		r, recheck, reason := db.route(ctx)
 		if r != nil {
 			var served bool
@@ -158,6 +161,27 @@ func (db *DB) read(ctx context.Context, op string, fn func(q querier) error) err
 	db.primaryQueries.Inc()
 	db.metrics.Since(op, start)
 	return err
+}
+
+// primaryOut returns the context of a read that must go to the primary
+// (server.UsePrimary) while the primary is taken for down: a read that
+// must see everything the primary is known to have reached, its last probe
+// or a write through this instance (primaryPool.known). A replica that has
+// replayed that far serves it instead of the read failing with the
+// primary. Its answer can only miss what the primary acknowledged to other
+// instances in the last check interval before it went; readers whose
+// write hints could not be looked up (a Redis error sends their own reads
+// to the primary) failed with 503 in the second after a primary resumed,
+// until the router had reached it again. Other reads are unchanged.
+func (db *DB) primaryOut(ctx context.Context) context.Context {
+	if !server.UsePrimary(ctx) || !db.primary.Down() {
+		return ctx
+	}
+	known := db.primary.known()
+	if known == 0 {
+		return ctx // nothing known to check a replica against
+	}
+	return server.WithMinPosition(server.WithoutPrimary(ctx), max(known, server.MinPosition(ctx)))
 }
 
 // route picks the replica for a read, or says why the primary must serve
