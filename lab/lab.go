@@ -68,6 +68,10 @@ type Config struct {
 	// FastPostgres and DieWithParent are passed to topologies.Options (for
 	// tests).
 	FastPostgres, DieWithParent bool
+	// KeepData keeps the components' data (databases, Prometheus'
+	// samples) in the run folder after a run that went well; Run deletes
+	// it otherwise (hundreds of MB a run), and always keeps the logs.
+	KeepData bool
 	// Runtime is where the components run (topologies.RuntimeProcess,
 	// the default, or RuntimeDocker); DockerHost is the Docker endpoint
 	// for RuntimeDocker ("" finds one, see topologies.Options).
@@ -107,6 +111,13 @@ func Run(ctx context.Context, c Config) (res reports.Result, err error) {
 	// Down before the result, which records how long it took.
 	downDone = true
 	derr := down()
+	if derr == nil && !c.KeepData {
+		// A run that went well needs its databases no more; one that
+		// failed keeps them for a look.
+		if err := s.top.RemoveData(); err != nil {
+			s.log.Warn("the run's data stays", "err", err)
+		}
+	}
 	return s.Result(ctx, m), derr
 }
 

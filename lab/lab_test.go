@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,6 +121,23 @@ thresholds:
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("output lacks %q:\n%s", line, out)
 		}
+	}
+
+	// The run went well: its folder keeps the logs, not the database.
+	var logs, data []string
+	err = filepath.WalkDir(c.TopologyDir, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case strings.HasSuffix(p, ".log"):
+			logs = append(logs, p)
+		case d.Name() == "data" || strings.HasSuffix(p, ".db"):
+			data = append(data, p)
+		}
+		return nil
+	})
+	if err != nil || len(logs) == 0 || len(data) > 0 {
+		t.Errorf("run folder has logs %q and data %q (%v); want logs only", logs, data, err)
 	}
 
 	dir := t.TempDir()

@@ -338,3 +338,42 @@ func (t *Topology) Ports() []int {
 	}
 	return ports
 }
+
+// RemoveData deletes, once the topology is down, what its components
+// stored in their run folders' data directories, and the SQLite database
+// of phases 1 and 2: the databases the run seeded (hundreds of MB a run on
+// phases 3 and 4) and Prometheus' samples (result.json holds what the run
+// measured). Configuration and logs stay.
+// A topology still up, or one whose Down failed, keeps everything.
+func (t *Topology) RemoveData() error {
+	t.rt.mu.Lock()
+	stopped := t.rt.stoppedAt != nil
+	t.rt.mu.Unlock()
+	if !stopped {
+		return fmt.Errorf("remove data of %s: the topology is not down", t.RunID)
+	}
+	inRun := func(p string) bool {
+		return strings.HasPrefix(filepath.Clean(p), filepath.Clean(t.Dir)+string(filepath.Separator))
+	}
+	var errs []error
+	for _, c := range t.Components() {
+		if c.Dir == "" || !inRun(c.Dir) {
+			continue // not in the run folder (a container's)
+		}
+		if err := os.RemoveAll(filepath.Join(c.Dir, "data")); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Phase 1's and 2's SQLite database is a file in the app's folder.
+	if db, ok := strings.CutPrefix(t.DatabaseURL, "sqlite:"); ok && inRun(db) {
+		for _, f := range []string{db, db + "-wal", db + "-shm"} {
+			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove data of %s: %w", t.RunID, err)
+	}
+	return nil
+}

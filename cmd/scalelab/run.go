@@ -32,6 +32,7 @@ type runConfig struct {
 	baseline string
 	network  string
 	profile  bool
+	keepData bool
 	runtime  string
 }
 
@@ -51,6 +52,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.StringVar(&c.network, "network", "", "distance between tiers: "+strings.Join(topologies.NetworkProfiles(), ", ")+" (default: the phase file's)")
 	fs.StringVar(&c.runtime, "runtime", "process", runtimeUsage)
 	fs.BoolVar(&c.profile, "profile", false, "save CPU profiles of each app instance and of the load generator (pprof) into the report folder")
+	fs.BoolVar(&c.keepData, "keep-data", false, "keep the components' data (databases, Prometheus' samples) in the run folder after a run that went well; without it only their configuration and logs stay")
 	t := targetFlags(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -101,7 +103,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	res, err := lab.Run(ctx, lab.Config{
 		Definition: def, Scenario: sc, Binary: bin, TopologyDir: c.topoDir, Seed: c.seed,
 		Argv: append([]string{"scalelab", "run"}, args...), Stdout: stdout, Logger: log,
-		ProfileDir: profileDir, Runtime: rt,
+		ProfileDir: profileDir, Runtime: rt, KeepData: c.keepData,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
