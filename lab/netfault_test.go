@@ -135,8 +135,8 @@ func TestLinkTraffic(t *testing.T) {
 	m := &topologies.Measurements{
 		Start: start, End: start.Add(10 * time.Second),
 		Links: []topologies.LinkTraffic{
-			{Name: "client->app-1", Upstream: 1000, Downstream: 1000},
-			{Name: "app->redis", Upstream: 2600, Downstream: 2700}, // 100 of them idle; 100 pub/sub messages
+			{Name: "client->app-1", Upstream: 1000, Downstream: 1000, Late: 100 * time.Millisecond}, // 50 µs a chunk
+			{Name: "app->redis", Upstream: 2600, Downstream: 2700},                                  // 100 of them idle; 100 pub/sub messages
 			{Name: "primary->replica-1", Upstream: 900, Downstream: 950},
 		},
 		IdleLinks: []topologies.LinkTraffic{
@@ -146,9 +146,9 @@ func TestLinkTraffic(t *testing.T) {
 		},
 		IdleSeconds: 2,
 	}
-	got, added := linkTraffic(links, m, 1000)
+	got, added, late := linkTraffic(links, m, 1000)
 	want := []reports.LinkTraffic{
-		{Link: "client->app-1", ChunksUp: 1000, ChunksDown: 1000, RoundTripsPerRequest: 1, AddedMSPerRequest: 0.5},
+		{Link: "client->app-1", ChunksUp: 1000, ChunksDown: 1000, RoundTripsPerRequest: 1, AddedMSPerRequest: 0.5, LateMSPerChunk: 0.05},
 		{Link: "app->redis", ChunksUp: 2600, ChunksDown: 2700, IdleRoundTripsPerS: 10, RoundTripsPerRequest: 2.5, AddedMSPerRequest: 1.25},
 		{Link: "primary->replica-1", ChunksUp: 900, ChunksDown: 950, IdleRoundTripsPerS: 45, RoundTripsPerRequest: 0.45, AddedMSPerRequest: 0.225},
 	}
@@ -157,5 +157,8 @@ func TestLinkTraffic(t *testing.T) {
 	}
 	if added != 1.75 {
 		t.Errorf("added per request = %v ms, want 1.75: replication waits on no request", added)
+	}
+	if late != 0.1 {
+		t.Errorf("late per request = %v ms, want 0.1: one round trip, two chunks 50 µs late each", late)
 	}
 }

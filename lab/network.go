@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"scalelab/reports"
 	"scalelab/scenarios"
@@ -29,7 +30,7 @@ func networkResult(profile string, links []topologies.Link, path []topologies.Re
 		}
 	}
 	if m != nil {
-		n.Traffic, n.AddedMSPerRequest = linkTraffic(links, m, res.Totals.Requests)
+		n.Traffic, n.AddedMSPerRequest, n.LateMSPerRequest = linkTraffic(links, m, res.Totals.Requests)
 	}
 	var total float64
 	for _, c := range res.Components {
@@ -46,13 +47,16 @@ func networkResult(profile string, links []topologies.Link, path []topologies.Re
 }
 
 // linkTraffic is what crossed each link per request, the idle rate taken
-// out, and what that added to the mean request in all.
-func linkTraffic(links []topologies.Link, m *topologies.Measurements, requests int64) ([]reports.LinkTraffic, float64) {
+// out, and what that added to the mean request in all: by the links'
+// latency, and by the proxies' lateness on top.
+func linkTraffic(links []topologies.Link, m *topologies.Measurements, requests int64) (_ []reports.LinkTraffic, added, late float64) {
 	seconds := m.End.Sub(m.Start).Seconds()
 	var out []reports.LinkTraffic
-	var added float64
 	for _, lt := range m.Links {
 		r := reports.LinkTraffic{Link: lt.Name, ChunksUp: lt.Upstream, ChunksDown: lt.Downstream}
+		if chunks := lt.Upstream + lt.Downstream; chunks > 0 {
+			r.LateMSPerChunk = float64(lt.Late) / float64(time.Millisecond) / float64(chunks)
+		}
 		if i := slices.IndexFunc(m.IdleLinks, func(x topologies.LinkTraffic) bool { return x.Name == lt.Name }); i >= 0 && m.IdleSeconds > 0 {
 			r.IdleRoundTripsPerS = float64(m.IdleLinks[i].RoundTrips()) / m.IdleSeconds
 		}
@@ -64,10 +68,11 @@ func linkTraffic(links []topologies.Link, m *topologies.Measurements, requests i
 		}
 		if r.OnRequestPath() {
 			added += r.AddedMSPerRequest
+			late += r.RoundTripsPerRequest * 2 * r.LateMSPerChunk
 		}
 		out = append(out, r)
 	}
-	return out, added
+	return out, added, late
 }
 
 // WithScenario returns a session that drives sc on s's topology, so that

@@ -27,6 +27,10 @@ type Network struct {
 	// what the distance added to the mean request, if no two of its
 	// round trips overlapped.
 	AddedMSPerRequest float64 `json:"added_ms_per_request,omitempty"`
+	// LateMSPerRequest is what the proxies' lateness added to the mean
+	// request on top (Traffic's round trips per request, times two chunks
+	// each, times LateMSPerChunk), over the same links.
+	LateMSPerRequest float64 `json:"late_ms_per_request,omitempty"`
 	// ProxyCPUS is the CPU time the proxies (Toxiproxy, its own process)
 	// used during the measured part. It is the simulation's cost, not the
 	// system's, so it is not among Components and not in any per-request
@@ -72,6 +76,10 @@ type LinkTraffic struct {
 	// AddedMSPerRequest is RoundTripsPerRequest times the link's round
 	// trip (twice its latency).
 	AddedMSPerRequest float64 `json:"added_ms_per_request"`
+	// LateMSPerChunk is how much later than due a chunk left the proxy,
+	// on average (both directions): the machine's scheduling, which the
+	// simulation adds to the link's latency and a real network would not.
+	LateMSPerChunk float64 `json:"late_ms_per_chunk"`
 }
 
 // OnRequestPath says whether a request can wait on the link: every link
@@ -202,6 +210,8 @@ func profileSentence(n *Network) string {
 	})
 	const proxied = " Each link between two tiers went through a proxy (Toxiproxy) that held every piece of data back for the time in the table, in each direction, as a wire and its switches would; a request pays a link's delay twice (there and back) each time it crosses it."
 	switch n.Profile {
+	case "proxied":
+		return "Profile proxied: every link between two tiers went through a proxy (Toxiproxy), as under the datacenter and internet profiles, but the proxies added no delay. This run is the control: what simulating a network costs this machine (the proxies' CPU, their forwarding of every piece of data). A datacenter run's latency less this run's is what the distance alone adds."
 	case "datacenter":
 		return fmt.Sprintf("Profile datacenter: every tier runs on its own machine in one data centre, and the users (the load generator) are in it too, so each trip from one tier to the next and back costs about %s ms instead of the few microseconds of loopback.", fmtMS(inDC)) + proxied
 	case "internet":
@@ -260,8 +270,14 @@ func trafficArithmetic(n *Network) []string {
 			idle = append(idle, fmt.Sprintf("`%s` %.0f/s", t.Link, t.IdleRoundTripsPerS))
 		}
 	}
-	text := fmt.Sprintf("The proxies counted every round trip over each link (the last two columns). A request made %.2f round trips over the links between the tiers, its own and those of the work it caused (a rate-limit check, a cache fill), which added %s ms to the mean request if none of them overlapped: this run's mean latency should be about that much above the same run under profile none.",
+	text := fmt.Sprintf("The proxies counted every round trip over each link (the last two columns). A request made %.2f round trips over the links between the tiers, its own and those of the work it caused (a rate-limit check, a cache fill), which added %s ms to the mean request if none of them overlapped.",
 		trips, fmtMS(n.AddedMSPerRequest))
+	if n.LateMSPerRequest > 0 {
+		text += fmt.Sprintf(" The proxies also let data through later than due, by the time this machine took to schedule them (%s ms per crossing on average over these links), which no real network adds: %s ms more per request. So this run's mean latency should be about %s ms above the same run under profile none.",
+			fmtMS(n.LateMSPerRequest/(2*trips)), fmtMS(n.LateMSPerRequest), fmtMS(n.AddedMSPerRequest+n.LateMSPerRequest))
+	} else {
+		text += " So this run's mean latency should be about that much above the same run under profile none."
+	}
 	if len(idle) > 0 {
 		text += " Counted apart, and left out: what crossed the links for a second with no load just before the run (health checks, replica position checks), " + strings.Join(idle, ", ") + "."
 	}

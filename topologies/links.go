@@ -171,6 +171,10 @@ type LinkTraffic struct {
 	Name string
 	// Upstream chunks went towards the link's server, Downstream back.
 	Upstream, Downstream int64
+	// Late sums how much later than due the chunks of both directions
+	// left their toxics: what the machine's scheduling added to the
+	// link's latency (negative: early on the whole).
+	Late time.Duration
 }
 
 // RoundTrips estimates the link's round trips: a request/reply protocol
@@ -200,12 +204,16 @@ func (t *Topology) Traffic() ([]LinkTraffic, error) {
 		lt := LinkTraffic{Name: l.Name}
 		for _, tx := range p.ActiveToxics {
 			chunks, _ := tx.Attributes["chunks"].(float64)
+			late, _ := tx.Attributes["late_us"].(float64)
 			switch tx.Name {
 			case "distance_upstream":
 				lt.Upstream = int64(chunks)
 			case "distance_downstream":
 				lt.Downstream = int64(chunks)
+			default:
+				continue
 			}
+			lt.Late += time.Duration(late) * time.Microsecond
 		}
 		out = append(out, lt)
 	}
@@ -220,6 +228,7 @@ func trafficDelta(base, final []LinkTraffic) []LinkTraffic {
 		if i := slices.IndexFunc(base, func(b LinkTraffic) bool { return b.Name == f.Name }); i >= 0 {
 			d.Upstream -= base[i].Upstream
 			d.Downstream -= base[i].Downstream
+			d.Late -= base[i].Late
 		}
 		out = append(out, d)
 	}

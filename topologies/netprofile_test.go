@@ -66,7 +66,7 @@ func TestNetworkInDefinition(t *testing.T) {
 		{"default", base, NetworkNone, ""},
 		{"datacenter", base + "network: datacenter\n", NetworkDatacenter, ""},
 		{"internet", base + "network: internet\n", NetworkInternet, ""},
-		{"unknown", base + "network: lan\n", "", `x.yaml: network: "lan", want none, datacenter, internet`},
+		{"unknown", base + "network: lan\n", "", `x.yaml: network: "lan", want none, datacenter, internet, proxied`},
 		{"not a string", base + "network: [a]\n", "", "x.yaml:5: cannot unmarshal"},
 	}
 	for _, tt := range tests {

@@ -41,6 +41,10 @@ type LatencyToxic struct {
 	// ("chunks"), and the runner reads it to count how often a request
 	// crossed each link.
 	chunks atomic.Int64
+	// late sums, in nanoseconds, how much later than due each chunk left
+	// the toxic (negative when early): what the machine's scheduling added
+	// to the link's latency. Shown as "late_us".
+	late atomic.Int64
 	// early is how long before a chunk is due the toxic sets its clock,
 	// in nanoseconds: its estimate of the median of how late the clock
 	// wakes (see wait), shared by the link's connections.
@@ -54,7 +58,8 @@ func (t *LatencyToxic) MarshalJSON() ([]byte, error) {
 		Latency int64 `json:"latency_us"`
 		Jitter  int64 `json:"jitter_us"`
 		Chunks  int64 `json:"chunks"`
-	}{t.Latency, t.Jitter, t.chunks.Load()})
+		Late    int64 `json:"late_us"`
+	}{t.Latency, t.Jitter, t.chunks.Load(), t.late.Load() / 1e3})
 }
 
 func (t *LatencyToxic) delay() time.Duration {
@@ -100,6 +105,7 @@ func (t *LatencyToxic) Pipe(stub *toxics.ToxicStub) {
 				}
 			}
 			t.wait(clk, due)
+			t.late.Add(int64(time.Since(due)))
 			// The next toxic on the link (a slow fault's) counts its delay
 			// from when this one meant the chunk to leave, so that delays
 			// add up rather than overlap.

@@ -257,7 +257,8 @@ func BenchmarkSleep250us(b *testing.B) {
 }
 
 // Each latency toxic counts the chunks it delayed over all of the link's
-// connections, and Toxiproxy's API shows the count among its attributes.
+// connections, and how late they left, and Toxiproxy's API shows both
+// among its attributes.
 func TestLatencyToxicCountsChunks(t *testing.T) {
 	cl, echo := mustServe(t), mustEcho(t)
 	addr := mustLink(t, cl, "counted", echo, 50*time.Microsecond)
@@ -281,6 +282,11 @@ func TestLatencyToxicCountsChunks(t *testing.T) {
 		}
 		if got := tx.Attributes["latency_us"]; got != float64(50) {
 			t.Errorf("%s toxic shows latency %v µs, want 50", tx.Stream, got)
+		}
+		// How late the chunks left, in all: within a second of due on
+		// any machine (early by the toxic's estimate at most).
+		if late, ok := tx.Attributes["late_us"].(float64); !ok || late < -14*25 || late > 1e6 {
+			t.Errorf("%s toxic shows late_us %v, want the chunks' total lateness", tx.Stream, tx.Attributes["late_us"])
 		}
 	}
 }
