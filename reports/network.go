@@ -67,7 +67,7 @@ type LinkTraffic struct {
 	ChunksUp   int64 `json:"chunks_up"`
 	ChunksDown int64 `json:"chunks_down"`
 	// IdleRoundTripsPerS crossed the link each second with no load, just
-	// before the run: health checks, replica position checks and other
+	// after the run: health checks, replica position checks and other
 	// probes, which do not wait on any request.
 	IdleRoundTripsPerS float64 `json:"idle_round_trips_per_s"`
 	// RoundTripsPerRequest is the link's round trips, less the idle rate
@@ -279,7 +279,7 @@ func trafficArithmetic(n *Network) []string {
 		text += " So this run's mean latency should be about that much above the same run under profile none."
 	}
 	if len(idle) > 0 {
-		text += " Counted apart, and left out: what crossed the links for a second with no load just before the run (health checks, replica position checks), " + strings.Join(idle, ", ") + "."
+		text += " Counted apart, and left out: what crossed the links for a second with no load just after the run (health checks, replica position checks), " + strings.Join(idle, ", ") + "."
 	}
 	return []string{text}
 }

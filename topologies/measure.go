@@ -50,7 +50,7 @@ type Measurements struct {
 	// under the network profile none.
 	Links []LinkTraffic
 	// IdleLinks counts what crossed each link in IdleSeconds with no
-	// load, just before the run (SamplerOptions.IdleTraffic): health
+	// load, just after the run (SamplerOptions.IdleTraffic): health
 	// checks and probes, which cross the links whatever the load.
 	IdleLinks   []LinkTraffic
 	IdleSeconds float64
@@ -140,9 +140,10 @@ type SamplerOptions struct {
 	// ProbeTimeout is how long a replica may take to show a probe write
 	// before it counts as not visible; default 5s.
 	ProbeTimeout time.Duration
-	// IdleTraffic, when positive and links are proxied, is how long
-	// StartSampler counts what crosses the links before it returns, with
-	// no load yet (Measurements.IdleLinks).
+	// IdleTraffic, when positive and links are proxied, is how long Stop
+	// counts what crosses the links once the load has stopped
+	// (Measurements.IdleLinks), at least: it counts while it waits for
+	// Prometheus' last scrape too.
 	IdleTraffic time.Duration
 	// Logger receives sampling problems; nil discards them.
 	Logger *slog.Logger
@@ -181,11 +182,9 @@ type Sampler struct {
 	// nil without Prometheus.
 	breakersBase map[breakerKey]float64
 	// linksBase is the links' traffic at the start; nil when no link is
-	// proxied or it could not be read. idleLinks and idleFor are what
-	// crossed them with no load (SamplerOptions.IdleTraffic).
-	linksBase []LinkTraffic
-	idleLinks []LinkTraffic
-	idleFor   time.Duration
+	// proxied or it could not be read.
+	linksBase   []LinkTraffic
+	idleTraffic time.Duration // SamplerOptions.IdleTraffic
 	problems  []string
 	snapshots []counters // taken each interval, for CacheSeries
 }
@@ -261,12 +260,7 @@ func StartSampler(ctx context.Context, top *Topology, opts SamplerOptions) (*Sam
 	s.base = s.readCounters(ctx, s.problem)
 	s.jobsBase = s.readJobCounters(ctx)
 	s.breakersBase = s.readBreakers(ctx)
-	s.linksBase = s.readTraffic()
-	if s.linksBase != nil && opts.IdleTraffic > 0 {
-		if err := s.countIdle(ctx, opts.IdleTraffic); err != nil {
-			return nil, err
-		}
-	}
+	s.linksBase, s.idleTraffic = s.readTraffic(), opts.IdleTraffic
 	s.sampleCPU()
 	sctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
@@ -588,27 +582,29 @@ func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 		}
 	}
 	end := time.Now()
-	s.sampleCPU()
-	if p := s.top.Prometheus(); p != nil {
-		if err := s.waitScrapeAfter(ctx, end); err != nil {
-			s.problem("prometheus: %v", err)
-		}
-	}
-	final := s.readCounters(ctx, s.problem)
-	queue := s.queueStats(ctx, s.jobsBase, s.readJobCounters(ctx), end.Sub(s.start))
-	breakers := breakerTransitions(s.breakersBase, s.readBreakers(ctx))
 	var links []LinkTraffic
 	if s.linksBase != nil {
 		if final := s.readTraffic(); final != nil {
 			links = trafficDelta(s.linksBase, final)
 		}
 	}
+	idle := s.idleCounter(links)
+	s.sampleCPU()
+	if p := s.top.Prometheus(); p != nil {
+		if err := s.waitScrapeAfter(ctx, end); err != nil {
+			s.problem("prometheus: %v", err)
+		}
+	}
+	idleLinks, idleFor := idle(ctx)
+	final := s.readCounters(ctx, s.problem)
+	queue := s.queueStats(ctx, s.jobsBase, s.readJobCounters(ctx), end.Sub(s.start))
+	breakers := breakerTransitions(s.breakersBase, s.readBreakers(ctx))
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := &Measurements{Start: s.start, End: end, Problems: s.problems, Queue: queue, Breakers: breakers, Links: links}
-	if links != nil && s.idleLinks != nil {
-		m.IdleLinks, m.IdleSeconds = s.idleLinks, s.idleFor.Seconds()
+	if idleLinks != nil {
+		m.IdleLinks, m.IdleSeconds = idleLinks, idleFor.Seconds()
 	}
 	for _, r := range s.replicas {
 		l := s.lag[r.name]
@@ -672,24 +668,32 @@ func (s *Sampler) problem(format string, args ...any) {
 	s.mu.Unlock()
 }
 
-// countIdle counts what crosses the links in d with no load, then makes
-// the end of that count the run's baseline.
-func (s *Sampler) countIdle(ctx context.Context, d time.Duration) error {
-	start := time.Now()
-	select {
-	case <-time.After(d):
-	case <-ctx.Done():
-		return fmt.Errorf("count idle link traffic: %w", ctx.Err())
+// idleCounter starts counting what crosses the links now that the load
+// has stopped (links, the run's traffic, says the links are proxied). The
+// function it returns waits until SamplerOptions.IdleTraffic has passed
+// since, and returns the count and how long it took; nothing when there
+// is nothing to count.
+func (s *Sampler) idleCounter(links []LinkTraffic) func(ctx context.Context) ([]LinkTraffic, time.Duration) {
+	none := func(context.Context) ([]LinkTraffic, time.Duration) { return nil, 0 }
+	if links == nil || s.idleTraffic <= 0 {
+		return none
 	}
-	final := s.readTraffic()
-	if final == nil {
-		s.linksBase = nil
-		return nil
+	base, start := s.readTraffic(), time.Now()
+	if base == nil {
+		return none
 	}
-	s.idleLinks, s.idleFor = trafficDelta(s.linksBase, final), time.Since(start)
-	s.linksBase = final
-	s.start = time.Now()
-	return nil
+	return func(ctx context.Context) ([]LinkTraffic, time.Duration) {
+		select {
+		case <-time.After(s.idleTraffic - time.Since(start)):
+		case <-ctx.Done():
+			return nil, 0
+		}
+		final := s.readTraffic()
+		if final == nil {
+			return nil, 0
+		}
+		return trafficDelta(base, final), time.Since(start)
+	}
 }
 
 // readTraffic reads what has crossed each proxied link so far; nil,
