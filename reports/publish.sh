@@ -9,7 +9,9 @@
 #               compare.html
 #   network     read-heavy at 300/s on phases 1-4 under --network none,
 #               proxied (the proxies with no delay: the control),
-#               datacenter and internet; then network-faults:
+#               datacenter and internet; network-repeats (phases 3 and 4
+#               twice more under none, proxied and datacenter, under
+#               repeats/); then network-faults:
 #   network-faults  replica-partition and cdn-origin-slow (100/s),
 #               redis-slow (300/s), under a profile
 #   faults      primary-pause, replica-pause, app-kill, redis-kill on phase 3,
@@ -94,7 +96,23 @@ group_network() {
 			run "$pub/phase-$n-network-$net" --phase "$n" --scenario read-heavy --rate "$netrate" --network "$net"
 		done
 	done
+	group_network_repeats
 	group_network_faults
+}
+
+# Phases 3 and 4 twice more under none, proxied and datacenter, the
+# profiles alternating, for the median of three rounds: their p50s move
+# by a millisecond from one run to the next on two busy cores, as much as
+# the distance they are compared on.
+group_network_repeats() {
+	for k in 2 3; do
+		for n in 3 4; do
+			for net in none proxied datacenter; do
+				run "$pub/repeats/phase-$n-network-$net-$k" --phase "$n" --scenario read-heavy --rate "$netrate" --network "$net" --seed "$k"
+				rm -f "$pub/repeats/phase-$n-network-$net-$k/report.html"
+			done
+		done
+	done
 }
 
 # The network faults, at rates that leave the proxies room on two cores
@@ -189,9 +207,9 @@ if [ ${#groups[@]} -eq 0 ]; then
 fi
 for g in "${groups[@]}"; do
 	case $g in
-	read-heavy | network | network-faults | faults | consistency | effects | runtime | capacity) ;;
+	read-heavy | network | network-repeats | network-faults | faults | consistency | effects | runtime | capacity) ;;
 	*)
-		echo "publish: unknown group $g (read-heavy, network, faults, consistency, effects, runtime, capacity)" >&2
+		echo "publish: unknown group $g (read-heavy, network, network-repeats, network-faults, faults, consistency, effects, runtime, capacity)" >&2
 		exit 2
 		;;
 	esac
