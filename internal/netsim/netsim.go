@@ -52,7 +52,7 @@ type LatencyToxic struct {
 }
 
 // MarshalJSON is the toxic's attributes as Toxiproxy's API shows them,
-// with the chunks counted so far.
+// with the chunks counted so far and their lateness summed, in µs.
 func (t *LatencyToxic) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		Latency int64 `json:"latency_us"`

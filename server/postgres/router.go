@@ -169,7 +169,9 @@ func (db *DB) read(ctx context.Context, op string, fn func(q querier) error) err
 // or a write through this instance (primaryPool.known). A replica that has
 // replayed that far serves it instead of the read failing with the
 // primary. Its answer can only miss what the primary acknowledged to other
-// instances in the last check interval before it went; readers whose
+// instances after this one last reached it: the last check interval
+// before a primary that stopped or paused, longer when only this
+// instance's link to it was cut (then up to the replica's lag). Readers whose
 // write hints could not be looked up (a Redis error sends their own reads
 // to the primary) failed with 503 in the second after a primary resumed,
 // until the router had reached it again. Other reads are unchanged.
