@@ -89,7 +89,7 @@ func TestConstantArrivalRateHoldsRateWhenServerSlows(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := mustRun(t, Config{
+			cfg := Config{
 				Target:   srv.URL,
 				Ops:      []Op{getOp("get", "/")},
 				Executor: ConstantArrivalRate{Rate: 200, Duration: 2 * time.Second, Pool: tt.pool},
@@ -97,7 +97,20 @@ func TestConstantArrivalRateHoldsRateWhenServerSlows(t *testing.T) {
 				// (CI saw a 2 s run take 28 s) fires a request's deadline
 				// as it resumes; the test is about drops, not timeouts.
 				Timeout: time.Minute,
-			})
+			}
+			// A run the machine stalled in (CI: a 2 s run took 12 s and
+			// dropped 337 arrivals) says nothing about the executor: it
+			// runs again, up to twice more.
+			var res *Result
+			for try := range 3 {
+				begin := time.Now()
+				res = mustRun(t, cfg)
+				if took := time.Since(begin); took < 4*time.Second {
+					break
+				} else {
+					t.Logf("run %d took %v for 2 s of arrivals: the machine stalled; again", try+1, took)
+				}
+			}
 			get := opStats(t, res, "get")
 			// The schedule alone fixes the arrivals: 200/s for 2 s.
 			if res.Offered != 400 {

@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -94,7 +95,22 @@ func testDeferredDelete(t *testing.T, top *topologies.Topology) {
 	if !strings.HasPrefix(loc, "/api/v1/deletions/") {
 		t.Fatalf("DELETE = 202 with Location %q, want /api/v1/deletions/…", loc)
 	}
-	mustSend(t, request{Method: http.MethodGet, URL: userURL(top.HAProxyURL, u.ID)}, http.StatusNotFound)
+	// An anonymous read through another instance may see the user until
+	// the invalidation reaches that instance's L1 and its replica has
+	// replayed the delete (docs/consistency.md: milliseconds, a replica's
+	// lag at most); seen once in CI: 200 right after the 202.
+	var last string
+	if !eventually(2*time.Second, func() bool {
+		resp, err := send(ctx, request{Method: http.MethodGet, URL: userURL(top.HAProxyURL, u.ID)})
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		last = fmt.Sprintf("%d %s", resp.Status, resp.Body)
+		return resp.Status == http.StatusNotFound
+	}) {
+		t.Errorf("anonymous GET after the deletion = %s, want 404 within 2s", last)
+	}
 	mustSend(t, request{Method: http.MethodGet, URL: userURL(cdn, u.ID), Token: u.Token}, http.StatusUnauthorized)
 
 	var st struct{ Status string }
