@@ -185,8 +185,8 @@ type Sampler struct {
 	// proxied or it could not be read.
 	linksBase   []LinkTraffic
 	idleTraffic time.Duration // SamplerOptions.IdleTraffic
-	problems  []string
-	snapshots []counters // taken each interval, for CacheSeries
+	problems    []string
+	snapshots   []counters // taken each interval, for CacheSeries
 }
 
 type lsnPoint struct {
@@ -582,13 +582,13 @@ func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 		}
 	}
 	end := time.Now()
-	var links []LinkTraffic
+	var links, linksEnd []LinkTraffic
 	if s.linksBase != nil {
-		if final := s.readTraffic(); final != nil {
-			links = trafficDelta(s.linksBase, final)
+		if linksEnd = s.readTraffic(); linksEnd != nil {
+			links = trafficDelta(s.linksBase, linksEnd)
 		}
 	}
-	idle := s.idleCounter(links)
+	idle := s.idleCounter(linksEnd)
 	s.sampleCPU()
 	if p := s.top.Prometheus(); p != nil {
 		if err := s.waitScrapeAfter(ctx, end); err != nil {
@@ -669,19 +669,14 @@ func (s *Sampler) problem(format string, args ...any) {
 }
 
 // idleCounter starts counting what crosses the links now that the load
-// has stopped (links, the run's traffic, says the links are proxied). The
-// function it returns waits until SamplerOptions.IdleTraffic has passed
-// since, and returns the count and how long it took; nothing when there
-// is nothing to count.
-func (s *Sampler) idleCounter(links []LinkTraffic) func(ctx context.Context) ([]LinkTraffic, time.Duration) {
-	none := func(context.Context) ([]LinkTraffic, time.Duration) { return nil, 0 }
-	if links == nil || s.idleTraffic <= 0 {
-		return none
+// has stopped, from base, their traffic at the run's end (nil: nothing to
+// count). The function it returns waits until SamplerOptions.IdleTraffic
+// has passed since, and returns the count and how long it took.
+func (s *Sampler) idleCounter(base []LinkTraffic) func(ctx context.Context) ([]LinkTraffic, time.Duration) {
+	if base == nil || s.idleTraffic <= 0 {
+		return func(context.Context) ([]LinkTraffic, time.Duration) { return nil, 0 }
 	}
-	base, start := s.readTraffic(), time.Now()
-	if base == nil {
-		return none
-	}
+	start := time.Now()
 	return func(ctx context.Context) ([]LinkTraffic, time.Duration) {
 		select {
 		case <-time.After(s.idleTraffic - time.Since(start)):
