@@ -429,8 +429,8 @@ func (r *run) open(ctx context.Context, p Pacer, d time.Duration, pool Pool) err
 		if int64(len(arrivals)) > idle.Load() && live.Load() < int64(pool.MaxWorkers) {
 			spawn()
 		}
-		// Let the worker just woken run on this P before the pacer
-		// sleeps on it (see fineSleep).
+		// Let the worker just woken run on this P before the pacer's
+		// sleep, a system call, holds it until sysmon hands it over.
 		runtime.Gosched()
 	}
 	r.activeEnd = r.start.Add(min(time.Since(r.start), d))
@@ -455,10 +455,8 @@ func sleepUntil(ctx context.Context, t *time.Timer, due time.Time) bool {
 		}
 		d = time.Until(due)
 	}
-	// In slices, so that a stop-the-world waits for the pacer's P at most
-	// one slice (fineSleep keeps the P).
-	for ; d > 0; d = time.Until(due) {
-		fineSleep(min(d, 250*time.Microsecond))
+	if d > 0 {
+		fineSleep(d)
 	}
 	select {
 	case <-ctx.Done():
