@@ -64,9 +64,8 @@ type Machine struct {
 // it is its zero-load value divided by 1−ρ (Kleinrock, Queueing Systems
 // vol. 1, 1975, §3.2; Harchol-Balter, Performance Modeling and Design of
 // Computer Systems, 2013, §14.1): the percentile stays within the
-// objective while ρ ≤ 1 − p0/slo. The lab takes p0 from the median of its
-// lowest-rate steps, where nothing queues yet (ExponentialPercentile):
-// their measured p99 has stalls in it that do not grow with the load.
+// objective while ρ ≤ 1 − p0/slo. The lab takes p0 as the median p99 of
+// its lowest-rate steps, where nothing queues yet.
 func SLOUtilization(p0, slo float64) float64 {
 	if slo <= 0 || p0 < 0 {
 		return 1
@@ -83,14 +82,6 @@ type Constraint struct {
 	Demand float64 `json:"demand_s"`
 	// MaxRate is Servers/Demand, requests per second.
 	MaxRate float64 `json:"max_rate"`
-}
-
-// ExponentialPercentile is the q-quantile (0 < q < 1) of an exponential
-// distribution whose median is median: median·ln(1/(1−q))/ln 2. An M/M/1
-// queue's response time is exponential, so its p99 is 6.64 times its
-// median.
-func ExponentialPercentile(median, q float64) float64 {
-	return median * math.Log(1/(1-q)) / math.Ln2
 }
 
 // Inputs are what Predict computed from, to be recorded with its answer.
@@ -113,7 +104,7 @@ type Inputs struct {
 }
 
 // ModelName is the name Predict records in Inputs.Model.
-const ModelName = "open-network bounds at the SLO's utilization: X ≤ min((uC−B)/ΣD, u·m_k/D_k), u = 1 − p99₀/SLO, p99₀ = p50₀·log₂100 (M/M/1)"
+const ModelName = "open-network bounds at the SLO's utilization: X ≤ min((uC−B)/ΣD, u·m_k/D_k), u = 1 − p99₀/SLO (M/M/1), p99₀ measured at the lowest rates"
 
 // Predict returns the highest request rate the machine can sustain with
 // these demands, the resource that limits it and the inputs of the

@@ -166,18 +166,3 @@ func TestSLOUtilization(t *testing.T) {
 		}
 	}
 }
-
-// The exponential's quantiles: the median is itself, the p99 is
-// ln(100)/ln(2) = 6.644 medians, and with rate 1 (median ln 2) the
-// 1−1/e quantile is 1.
-func TestExponentialPercentile(t *testing.T) {
-	for _, tc := range []struct{ median, q, want float64 }{
-		{1, 0.5, 1},
-		{1, 0.99, 6.6439},
-		{math.Ln2, 1 - 1/math.E, 1}, // rate 1: median ln 2, and F(1) = 1 − 1/e
-	} {
-		if got := ExponentialPercentile(tc.median, tc.q); math.Abs(got-tc.want) > 1e-4 {
-			t.Errorf("ExponentialPercentile(%v, %v) = %v, want %v", tc.median, tc.q, got, tc.want)
-		}
-	}
-}

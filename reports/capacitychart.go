@@ -170,8 +170,8 @@ func missReason(cp *Capacity) string {
 	why := fmt.Sprintf("At the first rate that failed (%s/s) %s", fmtRate(first.Offered), strings.Join(broke, " and "))
 	expected := ""
 	if u, ok := cp.Model.Inputs["utilization"]; ok && u < 1 {
-		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (1 − p99₀/SLO, where p99₀ = %s ms is the p99 of an M/M/1 queue with the median of the lowest rates, %s ms).",
-			100*u, fmtMS(cp.Model.Inputs["low_load_p99_ms"]), fmtMS(cp.Model.Inputs["low_load_p50_ms"]))
+		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (1 − p99₀/SLO, where p99₀ = %s ms is the median p99 of the lowest rates).",
+			100*u, fmtMS(cp.Model.Inputs["low_load_p99_ms"]))
 	}
 	if cores > 0 && busy < SaturatedShare*cores {
 		return why + fmt.Sprintf(", while the machine's cores were %.0f%% busy (%.2f of %s, other work included): "+
