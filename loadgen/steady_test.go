@@ -59,8 +59,8 @@ const steadyTries = 5
 
 // runSteady runs the configuration cfg makes, and again (with a fresh
 // one: a test's server may count its requests) up to steadyTries runs in
-// all while the machine stalled this process for longer than limit. It returns
-// the first run without such a stall; when every run had one it skips the
+// all while this process was stalled for longer than limit. It returns the
+// first run without such a stall; when every run had one it skips the
 // test, saying so: a test may pass or fail only on a run it can judge.
 func runSteady(t *testing.T, limit time.Duration, cfg func() Config) *Result {
 	t.Helper()
@@ -74,9 +74,9 @@ func runSteady(t *testing.T, limit time.Duration, cfg func() Config) *Result {
 			return res
 		}
 		stalls = append(stalls, worst)
-		t.Logf("run %d: the machine stalled this process for %v (over %v)%s: running it again", len(stalls), worst, limit, pressure())
+		t.Logf("run %d: this process was stalled for %v (over %v)%s: running it again", len(stalls), worst, limit, pressure())
 	}
-	t.Skipf("the machine stalled this process in each of %d runs (%v, over %v each): no run to judge the executor by", steadyTries, stalls, limit)
+	t.Skipf("this process was stalled in each of %d runs (%v, over %v each): no run to judge the executor by", steadyTries, stalls, limit)
 	return nil
 }
 
