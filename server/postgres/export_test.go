@@ -3,6 +3,8 @@ package postgres
 import (
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"scalelab/server"
 )
 
@@ -51,4 +53,14 @@ func UserByLoginSQL(partitioned bool) string {
 		return sqlUserByLoginPartitioned
 	}
 	return sqlUserByLogin
+}
+
+// ReplicaPoolStats returns each replica pool's statistics, in the order of
+// Options.Replicas.
+func ReplicaPoolStats(db *DB) []*pgxpool.Stat {
+	out := make([]*pgxpool.Stat, len(db.replicas))
+	for i, r := range db.replicas {
+		out[i] = r.pool.Stat()
+	}
+	return out
 }

@@ -23,6 +23,7 @@ import (
 func TestFaults(t *testing.T) {
 	c := startCluster(t)
 	t.Run("HungReplicaReadsHedged", func(t *testing.T) { testHungReplicaReadsHedged(t, c) })
+	t.Run("SlowReplicaKeepsItsConnection", func(t *testing.T) { testSlowReplicaKeepsItsConnection(t, c) })
 	t.Run("PausedPrimary", func(t *testing.T) { testPausedPrimary(t, c) })
 }
 
@@ -97,6 +98,51 @@ func testHungReplicaReadsHedged(t *testing.T, c *cluster) {
 	if slowest > time.Second {
 		t.Errorf("slowest read with replica-1 hung took %v, want about the hedge budget (50ms)", slowest)
 	}
+}
+
+// A read that a replica is slow to answer is hedged, and the attempt that
+// lost is left to finish rather than cancelled: the replica keeps its
+// session. (pgx closes a connection whose query is cancelled; a busy
+// replica then paid for a new session for every read that gave up on it,
+// which made it busier still.) The replica is paused for longer than the
+// hedge budget, then resumed: the one read sent to it first answers from
+// replica-2, and its connection to replica-1 is back in the pool, the same
+// one, once replica-1 has answered.
+func testSlowReplicaKeepsItsConnection(t *testing.T, c *cluster) {
+	db := c.open(t, postgres.Options{HedgeAfter: 50 * time.Millisecond, ReplicaCheckTimeout: 30 * time.Second})
+	u := mustCreate(t, db, "slow")
+	waitCaughtUp(t, db)
+	read := func(what string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		if got, err := db.User(ctx, u.ID); err != nil || got.ID != u.ID {
+			t.Fatalf("%s: User(%s) = %v, %v; want the user", what, u.ID, got, err)
+		}
+	}
+	for range 10 { // one at a time: one connection to each replica
+		read("warm-up read")
+	}
+	before := postgres.ReplicaPoolStats(db)[0]
+	resume := pause(t, c.replicas[0])
+	// Reads go to the replicas in turn: of two reads, one goes to replica-1
+	// first, waits the hedge budget and is answered by replica-2.
+	read("first read with replica-1 paused")
+	read("second read with replica-1 paused")
+	time.Sleep(200 * time.Millisecond)
+	resume()
+	waitFor(t, 5*time.Second, "the read that lost on replica-1 to finish", func() bool {
+		return postgres.ReplicaPoolStats(db)[0].AcquiredConns() == 0
+	})
+	after := postgres.ReplicaPoolStats(db)[0]
+	if after.AcquireCount() <= before.AcquireCount() {
+		t.Fatalf("replica-1's pool was not used while it was paused (acquires %d, then %d): no read was hedged off it", before.AcquireCount(), after.AcquireCount())
+	}
+	if after.TotalConns() != before.TotalConns() || after.NewConnsCount() != before.NewConnsCount() {
+		t.Errorf("replica-1's pool had %d connections (%d made) before the pause and %d (%d made) after; want the same: the read that lost was cancelled and its connection closed",
+			before.TotalConns(), before.NewConnsCount(), after.TotalConns(), after.NewConnsCount())
+	}
+	read("read after the pause")
 }
 
 // While the primary is paused, reads are served by the replicas (those
