@@ -38,16 +38,21 @@ func Compose(def *Definition) ([]ComposeFile, error) { return compose(def, false
 // (docker/phase-N.stack.yaml, for `docker stack deploy`): one replica per
 // component on an overlay network of the stack's own (stackSubnet), each
 // tier placed by node labels (tierOf), configuration files as Swarm
-// configs (the managers hand them to whichever node runs a task), the
-// Redis Cluster's nodes resolved to their tasks' addresses (dnsrr). Swarm
-// publishes the entry port on every address of every node (its routing
-// mesh). The config files are the Compose file's.
+// configs (the managers hand them to whichever node runs a task), every
+// service's name resolved to its task's own address (dnsrr: no virtual IP,
+// so no IPVS needed), the entry port published on the addresses of the
+// node that runs the entry task (mode host: no routing mesh). The config
+// files are the Compose file's.
 func Stack(def *Definition) ([]ComposeFile, error) { return compose(def, true) }
 
 // stackSubnet is the overlay network of a stack: fixed, so that the apps
 // can trust the proxies on it (--trusted-proxy) and Varnish the apps'
 // PURGE requests.
 const stackSubnet = "10.213.0.0/16"
+
+// dockerDNS is Docker's embedded DNS server, in every container on a
+// user-defined network: it answers with the addresses of services' tasks.
+const dockerDNS = "127.0.0.11:53"
 
 // composeSubnet is where Docker puts a Compose project's bridge network
 // (its default address pools).
@@ -105,6 +110,16 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 		if swarm {
 			one := 1
 			s.Deploy.Replicas = &one
+			// Each service's name resolves to its task's own address, not
+			// to a virtual IP: a virtual IP is an IPVS rule in the kernel,
+			// which not every kernel has (without it the stack deploys,
+			// every task runs, and nothing reaches a service by its name).
+			// The Redis Cluster's nodes need it anyway: they MEET, and
+			// announce, their own addresses. What follows a task that
+			// moves: clients that resolve per connection (the apps, pgx,
+			// Postgres replication, Prometheus), HAProxy through its
+			// resolvers section; Varnish resolves its backend once.
+			s.Deploy.EndpointMode = "dnsrr"
 			// Swarm stops a task whose health check keeps failing, and
 			// Postgres then exits 0: restart whatever the exit status.
 			s.Deploy.RestartPolicy.Condition = "any"
@@ -156,11 +171,6 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 		for _, n := range nodes {
 			s := svc(n, "redis", DefaultInfraImage, redisClusterCmd(def))
 			s.Healthcheck = &composeHealth{Test: []string{"CMD", "redis-cli", "ping"}, Interval: "5s", Timeout: "15s", Retries: 20, StartPeriod: "2m"}
-			if swarm {
-				// The nodes MEET, and announce, their tasks' own
-				// addresses: no virtual IP in between.
-				s.Deploy.EndpointMode = "dnsrr"
-			}
 		}
 		// One-shot: joins the nodes once they answer (a no-op when the
 		// cluster exists), then exits.
@@ -202,7 +212,9 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 	}
 	front := "app-1"
 	if def.HAProxy != nil {
-		cfg, err := renderTemplate("haproxy.cfg", haproxyData(def.HAProxy, servers))
+		data := haproxyData(def.HAProxy, servers)
+		data["Resolvers"] = dockerDNS // a restarted app may come back on another address
+		cfg, err := renderTemplate("haproxy.cfg", data)
 		if err != nil {
 			return nil, err
 		}
@@ -268,7 +280,7 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 	if swarm {
 		out.WriteString("# Images: `make images` on every node (or docker save | docker load). On a manager, from docker/:\n")
 		out.WriteString("#   SCALELAB_TOKEN_SECRET=hex:$(openssl rand -hex 32) docker stack deploy --resolve-image never -c " + name + " " + base + "\n")
-		out.WriteString("# The entry port (SCALELAB_PORT, default 8080) is published on every node's every address; see docs/containers.md.\n")
+		out.WriteString("# The entry port (SCALELAB_PORT, default 8080) is published on the node that runs the entry task; see docs/containers.md.\n")
 	} else {
 		out.WriteString("# Images: `make images` (no registry needed). Run it from docker/:\n")
 		out.WriteString("#   SCALELAB_TOKEN_SECRET=hex:$(openssl rand -hex 32) docker-compose --compatibility -f " + name + " -p " + base + " up -d\n")
