@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" driver, for measuring phase 1's database
 
+	"scalelab/loadgen"
 	"scalelab/model"
 	"scalelab/reports"
 	"scalelab/scenarios"
@@ -284,6 +285,26 @@ type CapacityConfig struct {
 	Settle time.Duration
 }
 
+// stepPool is the load generator's pool for a capacity step at rate: as
+// many requests in flight as the SLO's latency bound lets a request take
+// at that rate (Little's law: rate × bound), or the scenario's max_workers
+// if that is more. With fewer, a pause shorter than the bound leaves no
+// worker free, and the arrivals it drops fail the step's drop budget: the
+// generator's cap, not the system under test, would set the knee (the
+// read-heavy scenario's 256 workers are 18 ms of requests at 14,000/s;
+// phase 2's published search broke there, on drops, with p99 40 ms).
+func stepPool(sc *scenarios.Scenario, rate float64, slo SLO) loadgen.Pool {
+	p := pool(sc)
+	if slo.P99 > 0 {
+		floor := p.MaxWorkers
+		if floor == 0 {
+			floor = loadgen.DefaultMaxWorkers
+		}
+		p.MaxWorkers = max(floor, int(math.Ceil(rate*slo.P99.Seconds())))
+	}
+	return p
+}
+
 // loadgenName is the load generator's component name in the steps' CPU.
 const loadgenName = model.Loadgen
 
@@ -321,7 +342,10 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 			return reports.CapacityStep{}, err
 		}
 		boxBefore, boxErr := machineBusy()
-		m, err := s.MeasureRate(ctx, rate, c.Step)
+		if !(rate > 0) {
+			return reports.CapacityStep{}, invalidf("capacity step at %v/s: the rate must be positive", rate)
+		}
+		m, err := s.measureRate(ctx, rate, c.Step, stepPool(s.sc, rate, c.SLO))
 		if err != nil {
 			return reports.CapacityStep{}, err
 		}

@@ -219,8 +219,12 @@ func (s *Session) MeasureRate(ctx context.Context, rate float64, d time.Duration
 	if !(rate > 0) || d <= 0 {
 		return nil, invalidf("measure at %v/s for %s: rate and duration must be positive", rate, d)
 	}
+	return s.measureRate(ctx, rate, d, pool(s.sc))
+}
+
+func (s *Session) measureRate(ctx context.Context, rate float64, d time.Duration, p loadgen.Pool) (*Measured, error) {
 	fmt.Fprintf(s.out, "running %s for %s at %g/s\n", s.sc.Name, d, rate)
-	return s.measure(ctx, loadgen.ConstantArrivalRate{Rate: rate, Duration: d, Pool: pool(s.sc)}, nil, nil)
+	return s.measure(ctx, loadgen.ConstantArrivalRate{Rate: rate, Duration: d, Pool: p}, nil, nil)
 }
 
 func (s *Session) measure(ctx context.Context, ex loadgen.Executor, faults []scheduledFault, linkFaults []linkFault) (*Measured, error) {
