@@ -62,6 +62,11 @@ func (d *driver) writeLargeRecord(_ context.Context, c *loadgen.Client, s *loadg
 	body := make([]byte, 0, len(data)+16)
 	body = append(append(append(body, `{"data":`...), data...), '}')
 	resp, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/data (large)", Method: "POST", Path: d.recordsPath(v), Header: v.token, Body: body, Expect: []int{201}})
+	// The hint goes with the client's next reads, its read of this record
+	// among them: a client that kept sending an older hint (or "none")
+	// would tell the server it need not wait for this write, and a
+	// replica that has not replayed it yet would answer 404.
+	v.noteHint(resp)
 	if err != nil {
 		return err
 	}
@@ -112,8 +117,9 @@ func (d *driver) getLargeRecord(encoding string) opFunc {
 // queue does the work, which the run's queue section measures.
 func (d *driver) export(_ context.Context, c *loadgen.Client, s *loadgen.Session) error {
 	v := s.Value.(*vu)
-	_, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/exports", Method: "POST",
+	resp, err := c.Do(&loadgen.Request{Name: "POST /api/v1/users/{id}/exports", Method: "POST",
 		Path: "/api/v1/users/" + server.SeedUserID(v.user) + "/exports", Header: v.token, Expect: []int{202}})
+	v.noteHint(resp)
 	return err
 }
 
