@@ -342,9 +342,6 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 			return reports.CapacityStep{}, err
 		}
 		boxBefore, boxErr := machineBusy()
-		if !(rate > 0) {
-			return reports.CapacityStep{}, invalidf("capacity step at %v/s: the rate must be positive", rate)
-		}
 		m, err := s.measureRate(ctx, rate, c.Step, stepPool(s.sc, rate, c.SLO))
 		if err != nil {
 			return reports.CapacityStep{}, err

@@ -216,13 +216,14 @@ func (s *Session) checkConsistency(ctx context.Context, h *history, start time.T
 // without its faults, while sampling the topology: one step of a search
 // over rates on a topology that stays up.
 func (s *Session) MeasureRate(ctx context.Context, rate float64, d time.Duration) (*Measured, error) {
-	if !(rate > 0) || d <= 0 {
-		return nil, invalidf("measure at %v/s for %s: rate and duration must be positive", rate, d)
-	}
 	return s.measureRate(ctx, rate, d, pool(s.sc))
 }
 
+// measureRate is MeasureRate with the load generator's pool p.
 func (s *Session) measureRate(ctx context.Context, rate float64, d time.Duration, p loadgen.Pool) (*Measured, error) {
+	if !(rate > 0) || d <= 0 {
+		return nil, invalidf("measure at %v/s for %s: rate and duration must be positive", rate, d)
+	}
 	fmt.Fprintf(s.out, "running %s for %s at %g/s\n", s.sc.Name, d, rate)
 	return s.measure(ctx, loadgen.ConstantArrivalRate{Rate: rate, Duration: d, Pool: p}, nil, nil)
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"scalelab/server"
@@ -21,7 +20,7 @@ const defaultHedgeAfter = 100 * time.Millisecond
 // read's position, or else to the primary, and the first answer wins.
 //
 // The attempts that lose are not cancelled: they finish, and their
-// connections go back to their pools (see attemptBudget). Cancelling one
+// connections go back to their pools (see attemptDeadline). Cancelling one
 // would close its connection (pgx's way with a cancelled query), and a
 // replica that is only slow, because the machine is busy, would then pay
 // for a new session (a fork, authentication, the catalog caches) for
@@ -75,22 +74,8 @@ func readHedged[T any](ctx context.Context, db *DB, op string, fn func(ctx conte
 		return v, err
 	}
 
-	h := &hedge[T]{db: db, ctx: ctx, fn: fn, tried: map[*replica]bool{}, results: make(chan attemptResult[T], len(db.replicas)+1)}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptBudget(ctx))
-	defer func() {
-		if h.running == 0 {
-			cancel()
-			return
-		}
-		// Losers still running: their deadline ends them if they hang;
-		// the last to finish releases the context.
-		h.release.Store(&cancel)
-		if h.left.Add(-1) == 0 {
-			cancel()
-		}
-	}()
-	h.left.Store(1) // this function's own share, given up above
-	h.actx = actx
+	h := &hedge[T]{db: db, ctx: ctx, fn: fn, tried: map[*replica]bool{}, results: make(chan attemptResult[T], len(db.replicas)+1),
+		deadline: attemptDeadline(ctx)}
 	h.launch(r)
 
 	timer := time.NewTimer(db.hedgeAfter)
@@ -161,18 +146,14 @@ type attemptResult[T any] struct {
 type hedge[T any] struct {
 	db      *DB
 	ctx     context.Context // the caller's
-	actx    context.Context // the attempts': the caller's values, not its cancellation (see attemptBudget)
 	fn      func(ctx context.Context, q querier) (T, error)
 	results chan attemptResult[T] // buffered for every source: a loser never blocks
 	running int
 	tried   map[*replica]bool
 	primary bool // the primary was tried
-
-	// left counts the attempts still running plus one for readHedged
-	// itself; whichever takes it to zero calls release, the attempts'
-	// context's cancel (set by readHedged when it returns).
-	left    atomic.Int32
-	release atomic.Pointer[context.CancelFunc]
+	// deadline ends every attempt (see attemptDeadline): each runs under
+	// the caller's values but not its cancellation.
+	deadline time.Time
 }
 
 // lingerAfterDeadline is how long a losing attempt may run past the
@@ -184,12 +165,12 @@ const lingerAfterDeadline = time.Second
 // deadline.
 const noDeadlineBudget = 30 * time.Second
 
-// attemptBudget is how long the attempts of a read under ctx may run.
-func attemptBudget(ctx context.Context) time.Duration {
+// attemptDeadline is when the attempts of a read under ctx must end.
+func attemptDeadline(ctx context.Context) time.Time {
 	if d, ok := ctx.Deadline(); ok {
-		return max(time.Until(d), 0) + lingerAfterDeadline
+		return d.Add(lingerAfterDeadline)
 	}
-	return noDeadlineBudget
+	return time.Now().Add(noDeadlineBudget)
 }
 
 // launch starts an attempt on replica on (nil: the primary).
@@ -200,24 +181,22 @@ func (h *hedge[T]) launch(on *replica) {
 		h.tried[on] = true
 	}
 	h.running++
-	h.left.Add(1)
 	// Whether the replica is known to be current is decided before the
 	// read: its snapshot is at least as new as the position sampled now.
 	current := on == nil || h.db.current(on.state.Load())
 	go func() {
+		actx, cancel := context.WithDeadline(context.WithoutCancel(h.ctx), h.deadline)
+		defer cancel()
 		var q querier = h.db.primary
 		if on != nil {
 			q = on.pool
 		}
-		v, err := h.fn(h.actx, q)
+		v, err := h.fn(actx, q)
 		res := attemptResult[T]{v: v, err: err, replica: on, kind: classify(h.ctx, err, on, current)}
-		if res.kind == attemptFailed && on != nil && h.actx.Err() == nil {
+		if res.kind == attemptFailed && on != nil && actx.Err() == nil {
 			on.failed(err)
 		}
 		h.results <- res
-		if h.left.Add(-1) == 0 {
-			(*h.release.Load())()
-		}
 	}()
 }
 
