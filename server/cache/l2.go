@@ -99,6 +99,16 @@ func NewRedisClient(o RedisOptions) (redis.UniversalClient, error) {
 // database load per instance. Across instances each may load once; a
 // Redis lease to coalesce those too is not worth its round trip here.
 //
+// A coalesced load may have read L2, or the database, before a write that
+// a later reader already knows of: joining it would hand that reader the
+// value the write replaced, and an L1 loading through it would keep that
+// value after the invalidation it has already heard. So an invalidation,
+// this instance's own or one received from another, makes later readers
+// of the key start a new load; every load in flight is left behind the
+// same way when the subscription is re-established (messages may have
+// been missed); and a reader that must see a write it knows of may bypass
+// coalescing altogether (LoadFresh).
+//
 // # Invalidating every L1
 //
 // Invalidate also publishes the key on Channel from the same script, and
@@ -129,6 +139,9 @@ type L2 struct {
 
 	fill, invalidate *redis.Script
 	flights          singleflight.Group
+	// flightEpoch is part of every flight's key (flightKey): raising it
+	// leaves every load in flight to the readers that joined it.
+	flightEpoch atomic.Uint64
 
 	pendingMu  sync.Mutex
 	pending    map[string]int64 // key → version of invalidations to retry
@@ -401,7 +414,7 @@ func (c *L2) entryTTL() time.Duration {
 // Invalidate L2 before this instance's L1: the other order lets a local
 // reader copy the old L2 entry into L1 in between.
 func (c *L2) Invalidate(ctx context.Context, key string, version int64) {
-	c.flights.Forget(key)
+	c.forgetFlight(key)
 	if version <= 0 {
 		version = versionUnknown
 	}
@@ -516,7 +529,7 @@ type Entry struct {
 // still alive when the shared load ran out of LoadTimeout loads once more
 // itself: one hung source must not fail every request that joined it.
 func (c *L2) Load(ctx context.Context, key string, load LoadFunc) (Entry, error) {
-	ch := c.flights.DoChan(key, func() (any, error) {
+	ch := c.flights.DoChan(c.flightKey(key), func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTTL)
 		defer cancel()
 		if data, v, ok := c.get(lctx, key); ok {
@@ -554,6 +567,37 @@ func (c *L2) Load(ctx context.Context, key string, load LoadFunc) (Entry, error)
 		return Entry{}, fmt.Errorf("l2 cache load %s: %w", key, ctx.Err())
 	}
 }
+
+// LoadFresh is Load for a reader that must see a write it knows of (its
+// own, read-your-writes), which an invalidation from another instance may
+// not have announced here yet: it joins no coalesced load, which may have
+// read L2 or a replica before that write, and reads L2 and loads under
+// ctx itself. load must read no older than the write (a replica that has
+// replayed it, or the primary). An L2 hit is as new as the write: the
+// write deleted the entry before it was acknowledged, and fills of older
+// versions are refused since.
+func (c *L2) LoadFresh(ctx context.Context, key string, load LoadFunc) (Entry, error) {
+	if data, v, ok := c.get(ctx, key); ok {
+		c.m.count(true)
+		return Entry{Data: data, Version: v, Hit: true}, nil
+	}
+	c.m.count(false)
+	c.m.loads.Inc()
+	data, v, err := load(ctx, key)
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{Data: data, Version: v, Fill: c.Fill(ctx, key, data, v)}, nil
+}
+
+// flightKey is the key of key's coalesced load in the current epoch.
+func (c *L2) flightKey(key string) string {
+	return strconv.FormatUint(c.flightEpoch.Load(), 10) + "/" + key
+}
+
+// forgetFlight makes the readers of key that come after an invalidation
+// start a new load instead of joining one that may predate it.
+func (c *L2) forgetFlight(key string) { c.flights.Forget(c.flightKey(key)) }
 
 // do runs one Redis call under the timeout and the breaker. While the
 // breaker is open it returns errBypass at once.
@@ -656,6 +700,7 @@ func (c *L2) receive(ctx context.Context, onInvalidate func(string), onReset fun
 				}
 				connected = true
 				c.m.resets.Inc()
+				c.flightEpoch.Add(1) // loads in flight may predate a missed message
 				onReset()
 				if c.subDown.Swap(false) {
 					c.troubleAt.Store(time.Now().UnixNano())
@@ -663,6 +708,9 @@ func (c *L2) receive(ctx context.Context, onInvalidate func(string), onReset fun
 			}
 		case *redis.Message:
 			c.m.received.Inc()
+			// The flight first: an L1 load that starts after onInvalidate
+			// must not join a load that predates the write.
+			c.forgetFlight(m.Payload)
 			onInvalidate(m.Payload)
 		}
 	}

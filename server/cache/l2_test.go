@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -201,6 +202,108 @@ func testNoStaleSet(t *testing.T, c *L2) {
 	}
 	if r := c.Fill(ctx, key3, []byte("v99"), 99); r != FillStale {
 		t.Errorf("Fill(v99) after a delete = %v, want stale", r)
+	}
+}
+
+// holdReads is a go-redis hook that, once armed, holds the next L2 read
+// (HMGET) after Redis answered it, until released: a coalesced load that
+// read L2 before a write on another instance and has not returned yet.
+type holdReads struct {
+	armed    atomic.Bool
+	held     chan struct{} // closed when the read is held
+	released chan struct{} // close to let it return
+}
+
+func newHoldReads() *holdReads {
+	h := &holdReads{held: make(chan struct{}), released: make(chan struct{})}
+	h.armed.Store(true)
+	return h
+}
+
+func (h *holdReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *holdReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *holdReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if cmd.Name() == "hmget" && h.armed.CompareAndSwap(true, false) {
+			close(h.held)
+			<-h.released
+		}
+		return err
+	}
+}
+
+// TestL2FlightsAfterInvalidation: a load that read L2 before a write on
+// another instance, and has not returned yet, is joined by no reader that
+// knows of the write: not by one that heard the invalidation (an L1 load
+// after the pub/sub message), nor by a reader of its own write
+// (LoadFresh), which may come before the message does. Either would get
+// the value the write replaced, and an L1 would keep it.
+func TestL2FlightsAfterInvalidation(t *testing.T) {
+	r := redistest.Start(t)
+	a, rdbA := mustL2(t, []string{r.Addr()}, L2Options{})
+	b, _ := mustL2(t, []string{r.Addr()}, L2Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var sub subscriber
+	a.Subscribe(ctx, sub.invalidate, sub.reset)
+	waitFor(t, 3*time.Second, "first subscription", func() bool { _, n := sub.state(); return n == 1 })
+	loader := func(data string, v int64) LoadFunc {
+		return func(context.Context, string) ([]byte, int64, error) { return []byte(data), v, nil }
+	}
+
+	// staleFlight fills key at version 1 and starts a load of it on a
+	// that reads the entry and is held before returning it; it returns
+	// the hold, to release, and the load's result.
+	staleFlight := func(key string) (*holdReads, chan Entry) {
+		if f := a.Fill(ctx, key, []byte("old"), 1); f != FillStored {
+			t.Fatalf("Fill %s = %v", key, f)
+		}
+		h := newHoldReads()
+		rdbA.AddHook(h)
+		done := make(chan Entry, 1)
+		go func() {
+			e, err := a.Load(ctx, key, loader("never loaded", 9))
+			if err != nil {
+				t.Errorf("held load of %s: %v", key, err)
+			}
+			done <- e
+		}()
+		<-h.held
+		return h, done
+	}
+
+	// A reader of its own write, before the invalidation reaches a.
+	{
+		h, done := staleFlight("own")
+		b.Invalidate(ctx, "own", 2)
+		rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
+		e, err := a.LoadFresh(rctx, "own", loader("new", 2))
+		rcancel()
+		if err != nil || string(e.Data) != "new" || e.Version != 2 {
+			t.Errorf("LoadFresh after the write = %+v, %v; want new at version 2, not the held load's", e, err)
+		}
+		close(h.released)
+		if e := <-done; string(e.Data) != "old" {
+			t.Errorf("the held load = %q, want the old entry it read", e.Data)
+		}
+	}
+
+	// An L1 load after the pub/sub message.
+	{
+		h, done := staleFlight("heard")
+		b.Invalidate(ctx, "heard", 2)
+		waitFor(t, 3*time.Second, "the invalidation on a", func() bool { k, _ := sub.state(); return slices.Contains(k, "heard") })
+		rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
+		e, err := a.Load(rctx, "heard", loader("new", 2))
+		rcancel()
+		if err != nil || string(e.Data) != "new" || e.Version != 2 {
+			t.Errorf("Load after the invalidation was heard = %+v, %v; want new at version 2, not the held load's", e, err)
+		}
+		close(h.released)
+		<-done
 	}
 }
 

@@ -2,12 +2,14 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,10 +25,16 @@ import (
 
 // commandLog is a go-redis hook that keeps every command an L2 sends, so
 // a test can count the Redis round trips of a request on a real Redis.
+// With failScripts set, it fails the Lua scripts (L2's fills and
+// invalidations) without sending them, as a Redis that timed out would.
 type commandLog struct {
-	mu   sync.Mutex
-	cmds []string
+	mu          sync.Mutex
+	cmds        []string
+	failScripts atomic.Bool
 }
+
+// errScriptFailed is what a failed script returns.
+var errScriptFailed = errors.New("test: scripts fail")
 
 func (l *commandLog) add(cmds ...redis.Cmder) {
 	l.mu.Lock()
@@ -61,6 +69,10 @@ func (l *commandLog) DialHook(next redis.DialHook) redis.DialHook { return next 
 func (l *commandLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		l.add(cmd)
+		if n := cmd.Name(); l.failScripts.Load() && (n == "evalsha" || n == "eval") {
+			cmd.SetErr(errScriptFailed)
+			return errScriptFailed
+		}
 		return next(ctx, cmd)
 	}
 }
@@ -332,5 +344,40 @@ func TestWriteHintReadYourWrites(t *testing.T) {
 	send(t, s.b, "GET", path+"/data/"+rec.ID, tok, map[string]string{wroteHeader: hint}, "", 200)
 	if cmds := s.b.log.take(); markerReads(cmds) != 0 {
 		t.Errorf("record read with the hint looked the marker up: %q", cmds)
+	}
+}
+
+// TestUncheckedEntryLeavesL1Early: an entry whose L2 fill Redis did not
+// take was judged by no invalidation marker (it could be a lagging
+// replica's row from before a write this instance had already heard of),
+// so L1 serves it no longer than DegradedL1TTL, and then loads it again;
+// an entry that L2 took stays for L1's TTL. B hears no invalidation here,
+// so what it serves after A's write shows which entries it reloaded.
+func TestUncheckedEntryLeavesL1Early(t *testing.T) {
+	s := newRYWSetup(t)
+	const degraded = time.Second // Config.DegradedL1TTL's default
+	read := func(id string) string {
+		return profileName(t, send(t, s.b, "GET", "/api/v1/users/"+id, "", nil, "", 200).Body.Bytes())
+	}
+	rename := func(n int, name string) {
+		send(t, s.a, "PUT", "/api/v1/users/"+server.SeedUserID(n), s.token(t, n), nil, `{"profile":{"name":"`+name+`"}}`, 200)
+	}
+	checked, unchecked := server.SeedUserID(1), server.SeedUserID(2)
+	oldChecked := read(checked)
+	s.b.log.failScripts.Store(true)
+	oldUnchecked := read(unchecked)
+	s.b.log.failScripts.Store(false)
+
+	rename(1, "renamed checked")
+	rename(2, "renamed unchecked")
+	if got := read(unchecked); got != oldUnchecked {
+		t.Fatalf("B's read right after the write = %q, want its L1's %q (the set-up is off)", got, oldUnchecked)
+	}
+	time.Sleep(degraded + 100*time.Millisecond)
+	if got := read(unchecked); got != "renamed unchecked" {
+		t.Errorf("B's read of the unchecked entry %v after it was loaded = %q, want it loaded again: %q", degraded, got, "renamed unchecked")
+	}
+	if got := read(checked); got != oldChecked {
+		t.Errorf("B's read of the checked entry = %q, want L1's %q still (B hears no invalidation here)", got, oldChecked)
 	}
 }

@@ -174,7 +174,9 @@ func (a *api) invalidate(ctx context.Context, id string, version int64) {
 // dropped and loaded again instead of served: reads that any instance may
 // answer (anonymous ones, other users' views) are then at most
 // degradedL1TTL (plus the outage's detection, and a replica's lag) behind
-// an acknowledged write, instead of the whole outage.
+// an acknowledged write, instead of the whole outage. An entry whose L2
+// fill Redis did not take (a timeout) gets the same bound: nothing checked
+// it against the writes already invalidated.
 func (a *api) userEntry(ctx context.Context, id string) (*UserEntry, error) {
 	if a.l1 == nil {
 		return a.loadUserEntry(ctx, id)
@@ -187,7 +189,7 @@ func (a *api) userEntry(ctx context.Context, id string) (*UserEntry, error) {
 		// loads again instead of failing with someone else's deadline.
 		e, hit, err = a.l1.Get(ctx, id, a.loadUserTiers)
 	}
-	if hit && a.l2 != nil && time.Since(e.loadedAt) > a.degradedL1TTL && a.l2.InvalidationsDown() {
+	if hit && a.l2 != nil && time.Since(e.loadedAt) > a.degradedL1TTL && (e.unchecked || a.l2.InvalidationsDown()) {
 		a.l1.Invalidate(id)
 		e, _, err = a.l1.Get(ctx, id, a.loadUserTiers)
 	}
@@ -224,7 +226,10 @@ func (a *api) ownUserEntry(ctx context.Context, h http.Header, id string) (*User
 	if server.UsePrimary(rctx) {
 		e, err = a.loadUserEntry(rctx, id)
 	} else {
-		e, err = a.loadUserTiers(rctx, id)
+		// Not through the load other readers of this instance share: it
+		// may have read L2 or a replica before the write, whose
+		// invalidation has not reached this instance yet.
+		e, err = a.loadThroughL2(rctx, id, (*cache.L2).LoadFresh)
 	}
 	return e, rctx, userLookupErr(id, err)
 }
@@ -232,10 +237,16 @@ func (a *api) ownUserEntry(ctx context.Context, h http.Header, id string) (*User
 // loadUserTiers is L1's loader: L2, then the database. Concurrent misses
 // on one key share one L2 read and one database load per instance.
 func (a *api) loadUserTiers(ctx context.Context, id string) (*UserEntry, error) {
+	return a.loadThroughL2(ctx, id, (*cache.L2).Load)
+}
+
+// loadThroughL2 loads user id with load, one of L2's loads (the shared
+// one, or LoadFresh), from the database on a miss.
+func (a *api) loadThroughL2(ctx context.Context, id string, load func(*cache.L2, context.Context, string, cache.LoadFunc) (cache.Entry, error)) (*UserEntry, error) {
 	if a.l2 == nil {
 		return a.loadUserEntry(ctx, id)
 	}
-	e, err := a.l2.Load(ctx, id, func(ctx context.Context, key string) ([]byte, int64, error) {
+	e, err := load(a.l2, ctx, id, func(ctx context.Context, key string) ([]byte, int64, error) {
 		ue, err := a.loadUserEntry(ctx, key)
 		if err != nil {
 			return nil, 0, err
@@ -250,7 +261,11 @@ func (a *api) loadUserTiers(ctx context.Context, id string) (*UserEntry, error) 
 		// already been acknowledged (a lagging replica): read the primary.
 		return a.loadUserEntry(server.WithPrimary(ctx), id)
 	}
-	return entryFromL2(e.Data, e.Version)
+	ue, err := entryFromL2(e.Data, e.Version)
+	if err == nil && e.Fill == cache.FillSkipped {
+		ue.unchecked = true
+	}
+	return ue, err
 }
 
 func (a *api) loadUserEntry(ctx context.Context, id string) (*UserEntry, error) {

@@ -115,6 +115,12 @@ type UserEntry struct {
 
 	etagHeader []string  // {ETag}, ready to assign to a header map
 	loadedAt   time.Time // when it was read from L2 or the database
+	// unchecked: loaded from the database while Redis could not take the
+	// fill, so no invalidation marker judged it: it may be a lagging
+	// replica's row from before a write whose invalidation this instance
+	// has already heard, and L1 keeps it no longer than degradedL1TTL
+	// (see userEntry).
+	unchecked bool
 }
 
 // newUserEntry encodes u's views once; stamp is the stamp of u's password
