@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -139,6 +140,56 @@ func TestClientDoesNotSendIntoAnIdleClosedConnection(t *testing.T) {
 			t.Fatalf("POST %d: %v", i, err)
 		}
 		time.Sleep(staleAfter + 200*time.Millisecond) // the server closes it meanwhile
+	}
+}
+
+// A server that enforces its idle timeout lazily, as Varnish does (a
+// connection idle for 5.5 s of its 5 s still looks open): a request that
+// arrives on a connection idle too long is reset, not answered. The client
+// must not send a POST on a connection idle for longer than maxIdle.
+func TestClientDoesNotReuseAConnectionIdleTooLong(t *testing.T) {
+	const serverIdle = 400 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait() // last: after the client and the listener are closed
+	defer ln.Close()
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				last := time.Now()
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if time.Since(last) > serverIdle {
+						conn.(*net.TCPConn).SetLinger(0) // close with a reset
+						return
+					}
+					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					last = time.Now()
+				}
+			})
+		}
+	})
+	c := mustClient(t, "http://"+ln.Addr().String(), 5*time.Second)
+	defer c.Close()
+	c.maxIdle = 300 * time.Millisecond
+	for i := range 3 {
+		if _, err := c.Do(&Request{Method: "POST", Path: "/", Body: []byte(`{}`)}); err != nil {
+			t.Fatalf("POST %d: %v", i, err)
+		}
+		time.Sleep(staleAfter + 100*time.Millisecond) // idle past maxIdle and the server's timeout
 	}
 }
 

@@ -7,9 +7,10 @@ import (
 	"syscall"
 )
 
-// peerClosed reports whether the server has closed conn's other end: a
-// peek that does not wait finds the end of the stream. A connection with
-// nothing to read, or one that cannot be asked, counts as open.
+// peerClosed reports whether conn can carry no next request: a peek that
+// does not wait finds the server's end of the stream, a reset, or bytes
+// that no request asked for. A connection with nothing to read, or one
+// that cannot be asked, counts as open.
 func peerClosed(conn net.Conn) bool {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
@@ -22,8 +23,18 @@ func peerClosed(conn net.Conn) bool {
 	closed := false
 	var buf [1]byte
 	_ = raw.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		closed = n == 0 && err == nil
+		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EAGAIN || err == syscall.EINTR:
+			// nothing to read: open (EAGAIN is EWOULDBLOCK on Linux)
+		case err != nil:
+			closed = true // reset, or broken otherwise
+		default:
+			// 0: the server's FIN. More: bytes no request asked for (a
+			// 408, say, before closing): no next response can be read
+			// from this connection either.
+			closed = true
+		}
 		return true // never wait for readability
 	})
 	return closed
