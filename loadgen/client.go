@@ -126,13 +126,13 @@ type Client struct {
 	conn   net.Conn
 	closed bool
 
-	br     *bufio.Reader
+	br      *bufio.Reader
 	reused  bool          // conn has carried a request before
 	used    time.Time     // when the last request ended (Do's clock reading)
 	maxIdle time.Duration // a connection idle longer is not reused (DefaultMaxIdle)
-	header []byte    // "Key: value\r\n" lines sent with every request
-	wbuf   []byte
-	resp   Response
+	header  []byte        // "Key: value\r\n" lines sent with every request
+	wbuf    []byte
+	resp    Response
 
 	w *worker // records requests; nil for a client made by NewClient
 }
