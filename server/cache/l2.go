@@ -532,15 +532,7 @@ func (c *L2) Load(ctx context.Context, key string, load LoadFunc) (Entry, error)
 	ch := c.flights.DoChan(c.flightKey(key), func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTTL)
 		defer cancel()
-		if data, v, ok := c.get(lctx, key); ok {
-			return Entry{Data: data, Version: v, Hit: true}, nil
-		}
-		c.m.loads.Inc()
-		data, v, err := load(lctx, key)
-		if err != nil {
-			return Entry{}, err
-		}
-		return Entry{Data: data, Version: v, Fill: c.Fill(lctx, key, data, v)}, nil
+		return c.getOrLoad(lctx, key, load)
 	})
 	select {
 	case r := <-ch:
@@ -577,11 +569,17 @@ func (c *L2) Load(ctx context.Context, key string, load LoadFunc) (Entry, error)
 // write deleted the entry before it was acknowledged, and fills of older
 // versions are refused since.
 func (c *L2) LoadFresh(ctx context.Context, key string, load LoadFunc) (Entry, error) {
+	e, err := c.getOrLoad(ctx, key, load)
+	c.m.count(err == nil && e.Hit)
+	return e, err
+}
+
+// getOrLoad is key from L2, or loaded with load and filled in: the work
+// of one Load or LoadFresh, uncounted.
+func (c *L2) getOrLoad(ctx context.Context, key string, load LoadFunc) (Entry, error) {
 	if data, v, ok := c.get(ctx, key); ok {
-		c.m.count(true)
 		return Entry{Data: data, Version: v, Hit: true}, nil
 	}
-	c.m.count(false)
 	c.m.loads.Inc()
 	data, v, err := load(ctx, key)
 	if err != nil {
