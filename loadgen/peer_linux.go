@@ -24,17 +24,11 @@ func peerClosed(conn net.Conn) bool {
 	var buf [1]byte
 	_ = raw.Read(func(fd uintptr) bool {
 		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case err == syscall.EAGAIN || err == syscall.EINTR:
-			// nothing to read: open (EAGAIN is EWOULDBLOCK on Linux)
-		case err != nil:
-			closed = true // reset, or broken otherwise
-		default:
-			// 0: the server's FIN. More: bytes no request asked for (a
-			// 408, say, before closing): no next response can be read
-			// from this connection either.
-			closed = true
-		}
+		// Open only with nothing to read (EAGAIN is EWOULDBLOCK on
+		// Linux). Otherwise: 0 bytes are the server's FIN, an error a
+		// reset, and bytes no request asked for (a 408, say, before
+		// closing) leave no next response to read either.
+		closed = err != syscall.EAGAIN && err != syscall.EINTR
 		return true // never wait for readability
 	})
 	return closed
