@@ -296,11 +296,7 @@ type CapacityConfig struct {
 func stepPool(sc *scenarios.Scenario, rate float64, slo SLO) loadgen.Pool {
 	p := pool(sc)
 	if slo.P99 > 0 {
-		floor := p.MaxWorkers
-		if floor == 0 {
-			floor = loadgen.DefaultMaxWorkers
-		}
-		p.MaxWorkers = max(floor, int(math.Ceil(rate*slo.P99.Seconds())))
+		p.MaxWorkers = max(p.Limit(), int(math.Ceil(rate*slo.P99.Seconds())))
 	}
 	return p
 }

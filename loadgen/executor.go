@@ -153,13 +153,20 @@ type Pool struct {
 	MaxDelay     time.Duration // 0 means DefaultMaxDelay
 }
 
+// Limit is the most workers p lets run at once: MaxWorkers, or its
+// default.
+func (p Pool) Limit() int {
+	if p.MaxWorkers == 0 {
+		return max(DefaultMaxWorkers, p.PreAllocated)
+	}
+	return p.MaxWorkers
+}
+
 func (p Pool) withDefaults() (Pool, error) {
 	if p.PreAllocated < 0 || p.MaxWorkers < 0 || p.MaxDelay < 0 {
 		return p, fmt.Errorf("pool %+v: negative size or delay", p)
 	}
-	if p.MaxWorkers == 0 {
-		p.MaxWorkers = max(DefaultMaxWorkers, p.PreAllocated)
-	}
+	p.MaxWorkers = p.Limit()
 	if p.PreAllocated == 0 {
 		p.PreAllocated = min(DefaultPreAllocated, p.MaxWorkers)
 	}
