@@ -462,13 +462,26 @@ func (b *builder) startApp(ctx context.Context, i int) error {
 // and 445, the whole topology's from 979 and 1,055 to 890 and 916, and
 // p50 from 0.87 and 0.98 ms to 0.78 and 0.83. On machines of their own,
 // the instances take every core: the Compose files set nothing.
+//
+// The share changes scheduling only. The server's admission limit
+// defaults to 8 × GOMAXPROCS (scalelab server --max-inflight), so the
+// instance is given the limit it had with every core, through the flag's
+// environment variable (a --max-inflight in the phase file still wins):
+// at half of it, with a quarter kept for reads, writes hung on a paused
+// primary left two slots for reads, and one anonymous read in 1,260 was
+// shed during primary-pause.
 func appEnv(n, cores int, set string) []string {
 	share := max(1, cores/max(n, 1))
 	if set != "" || share >= cores {
 		return nil
 	}
-	return []string{"GOMAXPROCS=" + strconv.Itoa(share)}
+	return []string{"GOMAXPROCS=" + strconv.Itoa(share), "SCALELAB_MAX_INFLIGHT=" + strconv.Itoa(serverInFlightPerCore*cores)}
 }
+
+// serverInFlightPerCore is scalelab server's default --max-inflight per
+// GOMAXPROCS (server/app; the runner runs the server as a program and
+// does not import it).
+const serverInFlightPerCore = 8
 
 func (b *builder) startHAProxy(ctx context.Context) error {
 	dir, err := b.dir("haproxy")

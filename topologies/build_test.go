@@ -77,15 +77,15 @@ func TestAppEnv(t *testing.T) {
 		set      string
 		want     []string
 	}{
-		{1, 2, "", nil},                      // phases 1-2: every core
-		{3, 2, "", []string{"GOMAXPROCS=1"}}, // phases 3-4 here
-		{3, 8, "", []string{"GOMAXPROCS=2"}}, // a bigger box: the share
-		{3, 1, "", nil},                      // one core: already 1
-		{2, 16, "", []string{"GOMAXPROCS=8"}},
-		{3, 2, "2", nil},                       // the runner's own setting stands
-		{0, 2, "", nil},                        // no instances: nothing to share
-		{4, 2, "", []string{"GOMAXPROCS=1"}},   // never below 1
-		{16, 64, "", []string{"GOMAXPROCS=4"}}, //
+		{1, 2, "", nil}, // phases 1-2: every core
+		{3, 2, "", []string{"GOMAXPROCS=1", "SCALELAB_MAX_INFLIGHT=16"}}, // phases 3-4 here
+		{3, 8, "", []string{"GOMAXPROCS=2", "SCALELAB_MAX_INFLIGHT=64"}}, // a bigger box: the share
+		{3, 1, "", nil}, // one core: already 1
+		{2, 16, "", []string{"GOMAXPROCS=8", "SCALELAB_MAX_INFLIGHT=128"}},
+		{3, 2, "2", nil}, // the runner's own setting stands
+		{0, 2, "", nil},  // no instances: nothing to share
+		{4, 2, "", []string{"GOMAXPROCS=1", "SCALELAB_MAX_INFLIGHT=16"}},    // never below 1
+		{16, 64, "", []string{"GOMAXPROCS=4", "SCALELAB_MAX_INFLIGHT=512"}}, //
 	}
 	for _, tt := range tests {
 		if got := appEnv(tt.n, tt.cores, tt.set); !slices.Equal(got, tt.want) {
