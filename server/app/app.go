@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"scalelab/server/postgres"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -81,6 +83,10 @@ type Config struct {
 	// Partitions is the PostgreSQL table layout: 0 plain tables, N users
 	// and records hash-partitioned N ways (see postgres.Options).
 	Partitions int
+	// ReplicaCheckInterval and MaxReplicaLag tune the read router
+	// (postgres.Options).
+	ReplicaCheckInterval time.Duration
+	MaxReplicaLag        time.Duration
 	// API is the one API surface served: "v1" or "users".
 	API            string
 	InsecureListen bool
@@ -104,6 +110,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Replicas, "replica", "read replica postgres://URL (repeatable; phase 3)")
 	fs.Var(&c.Redis, "redis", "Redis ADDR[,ADDR...] for the L2 cache and shared rate limits (phase 3)")
 	fs.IntVar(&c.Partitions, "partitions", 0, "PostgreSQL layout: 0 = plain tables; N (2-1024) = users hash-partitioned by id and records by user_id into N partitions each. Chosen when the schema is created; a database with another layout is refused")
+	fs.DurationVar(&c.ReplicaCheckInterval, "replica-check-interval", postgres.DefaultCheckInterval, "how often each instance's read router probes every replica's replay position and the primary's WAL position (with --replica); a plain read may see data up to --max-replica-lag plus this old, while reads after a write stay exact")
+	fs.DurationVar(&c.MaxReplicaLag, "max-replica-lag", postgres.DefaultMaxReplicaLag, "a replica further behind the primary than this serves no plain reads (with --replica)")
 	fs.DurationVar(&c.StatsRefresh, "stats-refresh", time.Minute, "refresh interval of the PostgreSQL views behind GET /api/v1/stats (one instance at a time); 0 = never")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", 5*time.Minute, "L1 in-process cache TTL; 0 turns L1 off")
 	fs.IntVar(&c.CacheMiB, "cache-size", 64, "L1 memory bound in MiB")
@@ -200,7 +208,7 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	store, err := OpenStore(ctx, StoreOptions{DSN: c.DB, MigrationDSN: c.MigrationDB, Replicas: c.Replicas, Registerer: reg, Logger: log, Quota: c.quota(),
-		Partitions: c.Partitions, RequireLayout: true})
+		Partitions: c.Partitions, RequireLayout: true, ReplicaCheckInterval: c.ReplicaCheckInterval, MaxReplicaLag: c.MaxReplicaLag})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -40,6 +41,10 @@ type StoreOptions struct {
 	// without it the store takes the database's layout (seed, worker).
 	Partitions    int
 	RequireLayout bool
+	// ReplicaCheckInterval and MaxReplicaLag tune the read router
+	// (postgres.Options); 0 takes its defaults.
+	ReplicaCheckInterval time.Duration
+	MaxReplicaLag        time.Duration
 }
 
 // OpenStore opens the database o names.
@@ -70,7 +75,7 @@ func OpenStore(ctx context.Context, o StoreOptions) (SeedStore, error) {
 			return nil, configErrorf("--partitions %d: want 0 (plain tables) or 2 to %d", p, postgres.MaxPartitions)
 		}
 		db, err := postgres.Open(ctx, dsn, postgres.Options{Registerer: o.Registerer, Logger: log, Replicas: o.Replicas, MigrationURL: o.MigrationDSN, Quota: o.Quota,
-			Partitions: o.Partitions, RequireLayout: o.RequireLayout})
+			Partitions: o.Partitions, RequireLayout: o.RequireLayout, ReplicaCheckInterval: o.ReplicaCheckInterval, MaxReplicaLag: o.MaxReplicaLag})
 		var layout *postgres.LayoutError
 		if errors.As(err, &layout) {
 			return nil, configErrorf("--partitions %d: %s: %v", o.Partitions, RedactDSN(dsn), layout)

@@ -99,7 +99,7 @@ type Options struct {
 	// such bound.
 	MaxReplicaLagBytes int64
 	// ReplicaCheckInterval is how often the router probes every replica and
-	// the primary's position; 0 means 50 ms.
+	// the primary's position; 0 means DefaultCheckInterval (200 ms).
 	ReplicaCheckInterval time.Duration
 	// ReplicaCheckTimeout bounds one probe (a new connection included): a
 	// replica that does not answer within it is unhealthy; 0 means 200 ms.
@@ -216,7 +216,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	db := &DB{primary: newPrimaryPool(pool, log), log: log, quota: opts.Quota, partitions: partitions,
 		maxLag: opts.MaxReplicaLag, maxLagBytes: opts.MaxReplicaLagBytes}
 	if db.maxLag <= 0 {
-		db.maxLag = defaultMaxReplicaLag
+		db.maxLag = DefaultMaxReplicaLag
 	}
 	db.hedgeAfter = opts.HedgeAfter
 	if db.hedgeAfter <= 0 {
@@ -237,7 +237,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 			interval: opts.ReplicaCheckInterval, timeout: opts.ReplicaCheckTimeout, primaryHealth: db.primary}
 		db.primary.guarded = true
 		if db.router.interval <= 0 {
-			db.router.interval = defaultCheckInterval
+			db.router.interval = DefaultCheckInterval
 		}
 		if db.router.timeout <= 0 {
 			db.router.timeout = defaultCheckTimeout
