@@ -1,8 +1,14 @@
 package topologies
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
 
 	"scalelab/server/app"
 	"scalelab/server/jobs"
@@ -91,5 +97,53 @@ func TestAppEnv(t *testing.T) {
 		if got := appEnv(tt.n, tt.cores, tt.set); !slices.Equal(got, tt.want) {
 			t.Errorf("appEnv(%d, %d, %q) = %q, want %q", tt.n, tt.cores, tt.set, got, tt.want)
 		}
+	}
+}
+
+// TestExportersScrapedApart: the exporters and Prometheus itself are
+// scraped at prometheus.exporter_interval, everything else at the global
+// scrape_interval.
+func TestExportersScrapedApart(t *testing.T) {
+	def, err := Phase(3, commandFlags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := def.Prometheus.ExporterInterval; got != 5*time.Second {
+		t.Errorf("phase 3 exporter_interval = %v, want the default 5s", got)
+	}
+	dir := t.TempDir()
+	b := &builder{def: def, exporters: []exporterPlan{{name: "postgres-exporter", port: 9187}}}
+	jobs := append([]promJob{{Name: "app", Targets: []promTarget{{Addr: "127.0.0.1:9000", Component: "app-1"}}}}, b.exporterJobs()...)
+	path := filepath.Join(dir, "prometheus.yml")
+	if err := writeTemplate("prometheus.yml", path, prometheusConfig(def.Prometheus, "127.0.0.1:9090", jobs)); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Global struct {
+			ScrapeInterval string `yaml:"scrape_interval"`
+		} `yaml:"global"`
+		ScrapeConfigs []struct {
+			JobName        string `yaml:"job_name"`
+			ScrapeInterval string `yaml:"scrape_interval"`
+			ScrapeTimeout  string `yaml:"scrape_timeout"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatalf("prometheus.yml does not parse: %v\n%s", err, raw)
+	}
+	if cfg.Global.ScrapeInterval != "1000ms" {
+		t.Errorf("global scrape_interval = %q, want 1000ms", cfg.Global.ScrapeInterval)
+	}
+	got := map[string]string{}
+	for _, j := range cfg.ScrapeConfigs {
+		got[j.JobName] = j.ScrapeInterval + "/" + j.ScrapeTimeout
+	}
+	want := map[string]string{"app": "/", "postgres-exporter": "5000ms/5000ms", "prometheus": "5000ms/5000ms"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("scrape intervals by job (-want +got):\n%s", diff)
 	}
 }

@@ -393,9 +393,23 @@ type promJob struct {
 	Name    string
 	Path    string
 	Targets []promTarget
+	// Interval, when set, is the job's scrape interval (and timeout) in
+	// Prometheus' notation, instead of the global one.
+	Interval string
 }
 
 type promTarget struct{ Addr, Component string }
+
+// promDuration writes d in Prometheus' notation.
+func promDuration(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
+
+// prometheusConfig is the prometheus.yml template's data: jobs, and
+// Prometheus' own at self, scraped at the exporters' interval.
+func prometheusConfig(def *PrometheusDef, self string, jobs []promJob) map[string]any {
+	jobs = append(slices.Clip(jobs), promJob{Name: "prometheus", Interval: promDuration(def.ExporterInterval),
+		Targets: []promTarget{{Addr: self, Component: "prometheus"}}})
+	return map[string]any{"Interval": promDuration(def.ScrapeInterval), "Jobs": jobs}
+}
 
 func newPrometheus(dir string, def *PrometheusDef, port int, jobs []promJob, log *slog.Logger) (*Prometheus, error) {
 	bin, err := lookBinary("prometheus")
@@ -403,13 +417,12 @@ func newPrometheus(dir string, def *PrometheusDef, port int, jobs []promJob, log
 		return nil, err
 	}
 	p := &Prometheus{port: port}
-	jobs = append(jobs, promJob{Name: "prometheus", Targets: []promTarget{{Addr: p.Addr(), Component: "prometheus"}}})
-	for _, j := range jobs {
+	data := prometheusConfig(def, p.Addr(), jobs)
+	for _, j := range data["Jobs"].([]promJob) {
 		p.targets += len(j.Targets)
 	}
 	cfg := filepath.Join(dir, "prometheus.yml")
-	interval := fmt.Sprintf("%dms", def.ScrapeInterval.Milliseconds())
-	if err := writeTemplate("prometheus.yml", cfg, map[string]any{"Interval": interval, "Jobs": jobs}); err != nil {
+	if err := writeTemplate("prometheus.yml", cfg, data); err != nil {
 		return nil, err
 	}
 	p.daemon = daemon{

@@ -242,7 +242,7 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 	}
 	if def.Prometheus != nil {
 		jobs := promJobs(def, host)
-		cfg, err := renderTemplate("prometheus.yml", map[string]any{"Interval": fmt.Sprintf("%dms", def.Prometheus.ScrapeInterval.Milliseconds()), "Jobs": jobs})
+		cfg, err := renderTemplate("prometheus.yml", map[string]any{"Interval": promDuration(def.Prometheus.ScrapeInterval), "Jobs": jobs})
 		if err != nil {
 			return nil, err
 		}

@@ -121,6 +121,12 @@ type PrometheusDef struct {
 	// Exporters starts Debian's exporters for the phase's Postgres, Redis
 	// and Varnish, and scrapes them (see exporters.go).
 	Exporters bool `yaml:"exporters"`
+	// ExporterInterval is how often the exporters (and Prometheus itself)
+	// are scraped; default 5s. They feed only the dashboard, and each
+	// scrape of postgres_exporter runs its queries on the primary: at the
+	// apps' 1 s, the exporters, their queries and Prometheus' ingestion
+	// of their series cost an idle phase 3 about 20 ms of CPU a second.
+	ExporterInterval time.Duration `yaml:"exporter_interval"`
 }
 
 // Flags are the flag sets of the scalelab commands a topology starts: a
@@ -286,6 +292,7 @@ func (d *Definition) setDefaults() {
 	}
 	if p := d.Prometheus; p != nil {
 		p.ScrapeInterval = cmpOr(p.ScrapeInterval, time.Second)
+		p.ExporterInterval = cmpOr(p.ExporterInterval, 5*time.Second)
 	}
 	d.Network = cmpOr(d.Network, NetworkNone)
 	if d.Entry == "" {
@@ -394,6 +401,9 @@ func (d *Definition) validateFields() error {
 	}
 	if p := d.Prometheus; p != nil && p.ScrapeInterval < 100*time.Millisecond {
 		return fmt.Errorf("prometheus.scrape_interval: %v, want at least 100ms", p.ScrapeInterval)
+	}
+	if p := d.Prometheus; p != nil && p.ExporterInterval < 100*time.Millisecond {
+		return fmt.Errorf("prometheus.exporter_interval: %v, want at least 100ms", p.ExporterInterval)
 	}
 	if err := validateLimits(d.Limits); err != nil {
 		return err

@@ -104,6 +104,7 @@ func TestBadDefinitions(t *testing.T) {
 		"too-many-apps":                      "apps.count: 100",
 		"no-phase":                           "phase: must be a positive number",
 		"bad-pool-mode":                      `pgbouncer.pool_mode: "connection"`,
+		"exporter-interval":                  "prometheus.exporter_interval: 10ms, want at least 100ms",
 	}
 	files, err := filepath.Glob("testdata/*.bad.yaml")
 	if err != nil {

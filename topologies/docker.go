@@ -675,7 +675,7 @@ func (b *dockerBuilder) startPrometheus(ctx context.Context) error {
 	for _, j := range jobs {
 		p.targets += len(j.Targets)
 	}
-	interval := fmt.Sprintf("%dms", b.def.Prometheus.ScrapeInterval.Milliseconds())
+	interval := promDuration(b.def.Prometheus.ScrapeInterval)
 	if err := writeTemplate("prometheus.yml", filepath.Join(dir, "prometheus.yml"), map[string]any{"Interval": interval, "Jobs": jobs}); err != nil {
 		return err
 	}

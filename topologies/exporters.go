@@ -100,7 +100,8 @@ func (b *builder) planExporters() error {
 func (b *builder) exporterJobs() []promJob {
 	var jobs []promJob
 	for _, e := range b.exporters {
-		jobs = append(jobs, promJob{Name: e.name, Targets: []promTarget{{Addr: loopback(e.port), Component: e.name}}})
+		jobs = append(jobs, promJob{Name: e.name, Interval: promDuration(b.def.Prometheus.ExporterInterval),
+			Targets: []promTarget{{Addr: loopback(e.port), Component: e.name}}})
 	}
 	return jobs
 }

@@ -754,12 +754,15 @@ func (s *Sampler) readCounters(ctx context.Context, problem func(format string, 
 	return c
 }
 
-// waitScrapeAfter waits until Prometheus has scraped every target after t.
+// waitScrapeAfter waits until Prometheus has scraped every target the
+// sampler reads (the app instances, HAProxy, the workers) after t. The
+// exporters, scraped less often for the dashboard alone, are not waited
+// for.
 func (s *Sampler) waitScrapeAfter(ctx context.Context, t time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*s.interval+5*time.Second)
 	defer cancel()
 	return poll(ctx, func(ctx context.Context) error {
-		vec, err := promQuery(ctx, s.top.PrometheusURL, `min(timestamp(up))`)
+		vec, err := promQuery(ctx, s.top.PrometheusURL, `min(timestamp(up{job=~"app|haproxy|worker"}))`)
 		if err != nil {
 			return err
 		}
