@@ -19,8 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"scalelab/server/postgres"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,6 +29,7 @@ import (
 	"scalelab/server/auth"
 	"scalelab/server/cache"
 	"scalelab/server/httpapi"
+	"scalelab/server/postgres"
 	"scalelab/server/ratelimit"
 )
 
