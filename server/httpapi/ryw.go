@@ -176,6 +176,10 @@ func (a *api) ownReadContext(ctx context.Context, h http.Header, uid string) (co
 	p = max(p, hinted)
 	if a.l2 != nil {
 		if time.Since(a.l2.LastTrouble()) < markerTTL {
+			// The primary, with what is known here of the reader's
+			// writes: should the primary be out, a replica serves the
+			// read only once it has passed them (DB.primaryOut).
+			ctx, _ = positionContext(ctx, p)
 			return server.WithPrimary(ctx), true
 		}
 		if keeps {
@@ -196,10 +200,18 @@ func (a *api) ownReadContext(ctx context.Context, h http.Header, uid string) (co
 
 // positionContext returns the context of a read that must see position p
 // (none for 0), and whether it must bypass L1.
+//
+// A write whose position is unknown (its commit's position could not be
+// read: the primary stopped right after it) sends the read to the primary
+// with the unknown position, which no replica ever passes: should the
+// primary be out, the read fails rather than be served by a replica that
+// has replayed what the primary was known to have reached, which the write
+// may be newer than. Without the position, such a read answered the value
+// from before the write in the primary-pause scenario.
 func positionContext(ctx context.Context, p server.Position) (context.Context, bool) {
 	switch {
 	case p == server.PositionUnknown:
-		return server.WithPrimary(ctx), true
+		return server.WithPrimary(server.WithMinPosition(ctx, p)), true
 	case p > 0:
 		return server.WithMinPosition(ctx, p), true
 	}

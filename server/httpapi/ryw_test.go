@@ -381,3 +381,20 @@ func TestUncheckedEntryLeavesL1Early(t *testing.T) {
 		t.Errorf("B's read of the checked entry = %q, want L1's %q still (B hears no invalidation here)", got, oldChecked)
 	}
 }
+
+// TestUnknownPositionKeepsReadsOffReplicas: a read after a write whose
+// position is unknown goes to the primary carrying that position, so that
+// a store whose primary is out cannot hand it to a replica that replayed
+// only what the primary was known to have reached (DB.primaryOut), which
+// the write may be newer than.
+func TestUnknownPositionKeepsReadsOffReplicas(t *testing.T) {
+	for _, p := range []server.Position{server.PositionUnknown, 42} {
+		ctx, fresh := positionContext(t.Context(), p)
+		if !fresh || server.MinPosition(ctx) != p {
+			t.Errorf("positionContext(%v) = min position %v, fresh %v; want %v, true", p, server.MinPosition(ctx), fresh, p)
+		}
+		if want := p == server.PositionUnknown; server.UsePrimary(ctx) != want {
+			t.Errorf("positionContext(%v): UsePrimary = %v, want %v", p, server.UsePrimary(ctx), want)
+		}
+	}
+}

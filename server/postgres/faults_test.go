@@ -220,6 +220,14 @@ func testPausedPrimary(t *testing.T, c *cluster) {
 	if err != nil || got.Profile.Name != warm {
 		t.Errorf("WithPrimary read with the primary paused = %+v, %v; want the user as updated before the pause, from a caught-up replica", got, err)
 	}
+	// A reader whose last write's position is unknown (its commit's
+	// position could not be read) may need a write that no replica has,
+	// newer than anything the primary is known to have reached: no
+	// replica serves its read, which fails with the primary instead.
+	_, err = db.User(server.WithPrimary(server.WithMinPosition(ctx, server.PositionUnknown)), u.ID)
+	if server.ErrorCode(err) != server.EUNAVAILABLE {
+		t.Errorf("read after a write of unknown position, with the primary paused = %v; want %s, not a replica's answer", err, server.EUNAVAILABLE)
+	}
 
 	resume()
 	after := "after the pause"
