@@ -403,12 +403,18 @@ type promTarget struct{ Addr, Component string }
 // promDuration writes d in Prometheus' notation.
 func promDuration(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
 
-// prometheusConfig is the prometheus.yml template's data: jobs, and
+// promConfig is the prometheus.yml template's data.
+type promConfig struct {
+	Interval string // the global scrape interval
+	Jobs     []promJob
+}
+
+// prometheusConfig is the process runtime's prometheus.yml: jobs, and
 // Prometheus' own at self, scraped at the exporters' interval.
-func prometheusConfig(def *PrometheusDef, self string, jobs []promJob) map[string]any {
+func prometheusConfig(def *PrometheusDef, self string, jobs []promJob) promConfig {
 	jobs = append(slices.Clip(jobs), promJob{Name: "prometheus", Interval: promDuration(def.ExporterInterval),
 		Targets: []promTarget{{Addr: self, Component: "prometheus"}}})
-	return map[string]any{"Interval": promDuration(def.ScrapeInterval), "Jobs": jobs}
+	return promConfig{Interval: promDuration(def.ScrapeInterval), Jobs: jobs}
 }
 
 func newPrometheus(dir string, def *PrometheusDef, port int, jobs []promJob, log *slog.Logger) (*Prometheus, error) {
@@ -418,7 +424,7 @@ func newPrometheus(dir string, def *PrometheusDef, port int, jobs []promJob, log
 	}
 	p := &Prometheus{port: port}
 	data := prometheusConfig(def, p.Addr(), jobs)
-	for _, j := range data["Jobs"].([]promJob) {
+	for _, j := range data.Jobs {
 		p.targets += len(j.Targets)
 	}
 	cfg := filepath.Join(dir, "prometheus.yml")

@@ -242,7 +242,7 @@ func compose(def *Definition, swarm bool) ([]ComposeFile, error) {
 	}
 	if def.Prometheus != nil {
 		jobs := promJobs(def, host)
-		cfg, err := renderTemplate("prometheus.yml", map[string]any{"Interval": promDuration(def.Prometheus.ScrapeInterval), "Jobs": jobs})
+		cfg, err := renderTemplate("prometheus.yml", promConfig{Interval: promDuration(def.Prometheus.ScrapeInterval), Jobs: jobs})
 		if err != nil {
 			return nil, err
 		}

@@ -676,7 +676,7 @@ func (b *dockerBuilder) startPrometheus(ctx context.Context) error {
 		p.targets += len(j.Targets)
 	}
 	interval := promDuration(b.def.Prometheus.ScrapeInterval)
-	if err := writeTemplate("prometheus.yml", filepath.Join(dir, "prometheus.yml"), map[string]any{"Interval": interval, "Jobs": jobs}); err != nil {
+	if err := writeTemplate("prometheus.yml", filepath.Join(dir, "prometheus.yml"), promConfig{Interval: interval, Jobs: jobs}); err != nil {
 		return err
 	}
 	if p.port, err = b.hostPort("prometheus", promPort); err != nil {
