@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" driver, for measuring phase 1's database
 
+	"scalelab/internal/pauses"
 	"scalelab/loadgen"
 	"scalelab/model"
 	"scalelab/reports"
@@ -128,11 +129,23 @@ type SearchPolicy struct {
 	// Cores is the machine's, for telling a stall from saturation; 0:
 	// every late step counts as stalled.
 	Cores int
+	// PauseStall is how long the whole machine must have been paused
+	// during a failed step (CapacityStep.MachinePausedMS, all its pauses
+	// together) for the step to count as stalled too, whatever the cores'
+	// load: a pause of s at utilization ρ keeps the queue standing for
+	// s/(1−ρ), so at 85% of the cores 10 ms of pauses hold requests for
+	// about 70 ms, and on the 2-core test box such pauses came every few
+	// seconds to half a minute (internal/pauses). 0: pauses never count.
+	PauseStall time.Duration
 }
 
-// stalled reports whether step s failed for a stall of the machine: its
-// load generator sent arrivals late while the cores had room.
+// stalled reports whether step s failed for a stall of the machine: the
+// machine was paused for PauseStall or more during it, or its load
+// generator sent arrivals late while the cores had room.
 func (p SearchPolicy) stalled(s reports.CapacityStep) bool {
+	if p.paused(s) {
+		return true
+	}
 	if s.GeneratorLate == 0 {
 		return false
 	}
@@ -142,12 +155,21 @@ func (p SearchPolicy) stalled(s reports.CapacityStep) bool {
 	return s.BusyCores() < reports.SaturatedShare*float64(p.Cores)
 }
 
+// paused reports whether the machine was paused for PauseStall or more
+// during step s.
+func (p SearchPolicy) paused(s reports.CapacityStep) bool {
+	return p.PauseStall > 0 && s.MachinePausedMS != nil && *s.MachinePausedMS >= float64(p.PauseStall)/float64(time.Millisecond)
+}
+
 // DefaultPolicy starts at 250/s, doubles until the SLO fails, then bisects
 // to within 5%: about six growth steps and five bisection steps reach a
 // knee anywhere from 250/s to 8,000/s. A failed rate is measured once more
-// before it counts, and up to twice more when the machine stalled.
+// before it counts, and up to twice more when the machine stalled or was
+// paused for 10 ms or more. The retries take steps too: 24 leave room for
+// them (a phase 1 search on the test box spent 9 of 20 on them and ran out
+// one bisection short).
 func DefaultPolicy() SearchPolicy {
-	return SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 20, Floor: 10, Confirm: 1, StallRetries: 2}
+	return SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 24, Floor: 10, Confirm: 1, StallRetries: 2, PauseStall: 10 * time.Millisecond}
 }
 
 // SearchStep is one measured step and its verdict.
@@ -322,6 +344,10 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 		c.Settle = 2 * time.Second
 	}
 	fmt.Fprintf(s.out, "capacity search: %s; steps of %s\n", c.SLO, c.Step)
+	probe, pauseNote := s.startPauseProbe(ctx)
+	if probe != nil {
+		defer probe.Stop()
+	}
 	measured := map[float64]*Measured{}
 	judge := func(st reports.CapacityStep) (bool, string) { return c.SLO.Judge(st, c.Step) }
 	lastFailed := false
@@ -338,10 +364,12 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 			return reports.CapacityStep{}, err
 		}
 		boxBefore, boxErr := machineBusy()
+		begin := time.Now()
 		m, err := s.measureRate(ctx, rate, c.Step, stepPool(s.sc, rate, c.SLO))
 		if err != nil {
 			return reports.CapacityStep{}, err
 		}
+		end := time.Now()
 		boxAfter, boxErr2 := machineBusy()
 		after, err := selfCPU()
 		if err != nil {
@@ -354,6 +382,10 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 		} else if m.Topology != nil {
 			st.OtherCores = reports.Float(otherCores(boxAfter-boxBefore, m, after-before))
 		}
+		if probe != nil {
+			p := probe.Between(begin, end)
+			st.MachinePausedMS, st.MachinePauseMaxMS = reports.Float(ms(p.Total)), reports.Float(ms(p.Longest))
+		}
 		ok, why := judge(st)
 		lastFailed = !ok
 		verdict := "pass"
@@ -361,6 +393,8 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 			verdict = "FAIL: " + why
 		}
 		switch {
+		case c.Policy.paused(st):
+			verdict += fmt.Sprintf(" (the whole machine was paused for %.0f ms, the longest pause %.0f ms)", *st.MachinePausedMS, *st.MachinePauseMaxMS)
 		case c.Policy.stalled(st):
 			verdict += fmt.Sprintf(" (the load generator itself sent %d arrivals late with cores to spare: the machine stalled)", st.GeneratorLate)
 		case st.GeneratorLate > 0:
@@ -434,9 +468,31 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 	}
 	capy.DataBytesPerUser = bytes
 	res.Capacity = capy
+	if pauseNote != "" {
+		res.Notes = append(res.Notes, pauseNote)
+	}
 	res.Notes = append(res.Notes, fmt.Sprintf("Capacity search: %d steps of %s each; the rest of this report is the knee step's run at %.0f/s.", len(steps), c.Step, knee.Step.Offered))
 	return res, nil
 }
+
+// startPauseProbe starts the probe that sees the whole machine's pauses
+// (internal/pauses), or says why there is none: the steps then have no
+// machine_paused_ms, and a pause fails a step like any other stall.
+func (s *Session) startPauseProbe(ctx context.Context) (*pauses.Watcher, string) {
+	w, err := pauses.Start(ctx, []string{s.cfg.Binary, "pause-probe"}, s.log)
+	if err != nil {
+		s.log.Warn("the machine's pauses are not measured", "err", err)
+		return nil, "not measured: the machine's pauses: " + err.Error()
+	}
+	if rt, why := w.Realtime(); !rt {
+		w.Stop()
+		return nil, "not measured: the machine's pauses: the probe needs real-time priority to tell them from the lab's own load (" + why + ")"
+	}
+	return w, ""
+}
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // capacityStep maps one MeasureRate into a step. loadgenCPU is this
 // process's CPU seconds during it.

@@ -320,6 +320,9 @@ keys: {distribution: zipfian}
 		if st.OtherCores == nil {
 			t.Errorf("step at %v/s: no other-work figure", st.Offered)
 		}
+		if st.MachinePausedMS == nil && !slices.ContainsFunc(back.Notes, func(n string) bool { return strings.Contains(n, "not measured: the machine's pauses") }) {
+			t.Errorf("step at %v/s: no machine_paused_ms, and no note says why", st.Offered)
+		}
 	}
 	if cp.Demands["app-1"] <= 0 || cp.Demands["loadgen"] <= 0 {
 		t.Errorf("demands %v, want app-1 and loadgen > 0", cp.Demands)
@@ -421,5 +424,53 @@ func TestSearchRemeasuresStalls(t *testing.T) {
 	}
 	if n := len(slices.DeleteFunc(slices.Clone(rates), func(r float64) bool { return r != 500 })); n != 2 {
 		t.Errorf("rates %v: 500/s measured %d times, want 2 (saturated: Confirm's attempt only)", rates, n)
+	}
+}
+
+// A step that failed while the whole machine was paused for PauseStall or
+// more is measured again like a stalled one, even on busy cores: the pause
+// says nothing about the system under test. Shorter pauses do not count.
+func TestSearchRemeasuresPausedSteps(t *testing.T) {
+	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
+	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, 10*time.Second) }
+	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 30, Floor: 10, Confirm: 1, StallRetries: 2,
+		PauseStall: 10 * time.Millisecond, Cores: 2}
+	for _, tc := range []struct {
+		name     string
+		pausedMS float64
+		want     int // attempts at 500/s
+	}{
+		{"paused 40ms", 40, 4},
+		{"paused 5ms", 5, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rates []float64
+			measure := kneeAt(1234, &rates)
+			failed := 0
+			pausing := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
+				s, err := measure(ctx, rate)
+				if rate == 500 && failed < 3 {
+					failed++ // failed on busy cores, with the machine paused
+					s.P99MS = 120
+					s.CPUUSPerRequest = map[string]float64{"app-1": 1.8e6 / s.Achieved}
+					s.MachinePausedMS, s.MachinePauseMaxMS = reports.Float(tc.pausedMS), reports.Float(tc.pausedMS)
+				}
+				return s, err
+			}
+			_, maxRate, err := lab.Search(context.Background(), policy, pausing, judge)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(slices.DeleteFunc(slices.Clone(rates), func(r float64) bool { return r != 500 })); n != tc.want {
+				t.Errorf("rates %v: 500/s measured %d times, want %d", rates, n, tc.want)
+			}
+			wantMax := 485.0 // both attempts failed: bisected below 500
+			if tc.want == 4 {
+				wantMax = 1220 // the fourth attempt passed
+			}
+			if maxRate != wantMax {
+				t.Errorf("max rate %v, want %v", maxRate, wantMax)
+			}
+		})
 	}
 }

@@ -72,6 +72,14 @@ type CapacityStep struct {
 	// late (past the executor's MaxDelay): a stall of the generator or of
 	// the whole machine, not of the system under test. Optional.
 	GeneratorLate int64 `json:"generator_late,omitempty"`
+	// MachinePausedMS is how long the whole machine was stopped during
+	// the step, in milliseconds: every CPU at once ran nothing of ours,
+	// as when a virtual machine's host takes its vCPUs away (seen by a
+	// probe at real-time priority, internal/pauses). Optional: absent
+	// when the pauses were not measured.
+	MachinePausedMS *float64 `json:"machine_paused_ms,omitempty"`
+	// MachinePauseMaxMS is the longest of those pauses, in milliseconds.
+	MachinePauseMaxMS *float64 `json:"machine_pause_max_ms,omitempty"`
 }
 
 // SaturatedShare is the share of the cores busy (BusyCores) from which a

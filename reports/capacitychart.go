@@ -22,8 +22,8 @@ func capacitySections(r *Result) []section {
 	steps := slices.Clone(cp.Steps)
 	slices.SortStableFunc(steps, func(a, b CapacityStep) int { return cmp.Compare(a.Offered, b.Offered) })
 	tb := &table{
-		head: []string{"offered /s", "achieved /s", "p50 ms", "p99 ms", "errors", "dropped", "sent late", "other work, cores", ""},
-		num:  []bool{true, true, true, true, true, true, true, true, false},
+		head: []string{"offered /s", "achieved /s", "p50 ms", "p99 ms", "errors", "dropped", "sent late", "machine paused, ms", "other work, cores", ""},
+		num:  []bool{true, true, true, true, true, true, true, true, true, false},
 	}
 	for _, s := range steps {
 		mark := c("")
@@ -40,7 +40,7 @@ func capacitySections(r *Result) []section {
 			other = fmtCPU(*s.OtherCores)
 		}
 		row := []cell{c(fmtRate(s.Offered)), c(fmtRate(s.Achieved)), c(fmtMS(s.P50MS)), c(fmtMS(s.P99MS)),
-			c(fmtFraction(s.ErrorRate)), c(groupDigits(s.Dropped)), c(lateCell(s)), c(other), mark}
+			c(fmtFraction(s.ErrorRate)), c(groupDigits(s.Dropped)), c(lateCell(s)), c(pausedCell(s)), c(other), mark}
 		if s.Offered == cp.MaxRate && !s.Retried {
 			for i := range row {
 				row[i].strong = true
@@ -56,6 +56,7 @@ func capacitySections(r *Result) []section {
 		title: "Capacity",
 		text: head + " The arrival rate was held at each rate in turn (open model: arrivals keep coming whatever the latency), " +
 			"doubled until a step broke the SLO, then bisected between the last pass and the first fail. " + retriedNote(cp) +
+			"Machine paused is how long the whole machine stopped during the step, every CPU at once, as when a virtual machine's host takes its CPUs away (the longest pause in brackets; — where not measured). " +
 			"Other work is what the rest of the machine kept busy meanwhile (other users of a shared box), outside the topology and the load generator. Steps in order of rate:",
 		table:    tb,
 		capacity: true,
@@ -133,13 +134,27 @@ func lateCell(s CapacityStep) string {
 	return groupDigits(s.GeneratorLate)
 }
 
+// pausedCell is how long the machine was paused during a step, with its
+// longest pause: "67 (25)"; "—" when not measured.
+func pausedCell(s CapacityStep) string {
+	switch {
+	case s.MachinePausedMS == nil:
+		return "—"
+	case *s.MachinePausedMS < 0.5:
+		return "0"
+	case s.MachinePauseMaxMS == nil:
+		return fmt.Sprintf("%.0f", *s.MachinePausedMS)
+	}
+	return fmt.Sprintf("%.0f (%.0f)", *s.MachinePausedMS, *s.MachinePauseMaxMS)
+}
+
 // retriedNote explains the retried steps, when there are any.
 func retriedNote(cp *Capacity) string {
 	if !slices.ContainsFunc(cp.Steps, func(s CapacityStep) bool { return s.Retried }) {
 		return ""
 	}
 	return "A rate that failed was measured once more and counted as failed only if it failed again (a stall of a few hundred milliseconds fails a step on its own); " +
-		"twice more when the load generator itself sent arrivals late with cores to spare (\"sent late\": the machine stalled). "
+		"twice more when the load generator itself sent arrivals late with cores to spare (\"sent late\": the machine stalled) or the whole machine was paused for 10 ms or more (\"machine paused\"). "
 }
 
 // missReason says, from the first rate that failed, why the measured
@@ -166,6 +181,9 @@ func missReason(cp *Capacity) string {
 	}
 	if len(broke) == 0 {
 		broke = append(broke, fmt.Sprintf("p99 reached %s ms", fmtMS(first.P99MS)))
+	}
+	if first.MachinePausedMS != nil && *first.MachinePausedMS >= 0.5 {
+		broke = append(broke, fmt.Sprintf("the whole machine was paused for %.0f ms", *first.MachinePausedMS))
 	}
 	why := fmt.Sprintf("At the first rate that failed (%s/s) %s", fmtRate(first.Offered), strings.Join(broke, " and "))
 	expected := ""

@@ -55,6 +55,8 @@ commands:
   capacity  step a phase's arrival rate up until its SLO fails: its capacity, cost per request and the model's prediction
   proxy     serve Toxiproxy's API: the network between tiers (the runner starts it)
   plan      instances per tier for a workload of many users, from measured runs, and the smallest phase that serves it
+  pause-probe
+            report the whole machine's pauses as JSON lines (capacity starts it)
 
 'scalelab <command> -h' shows a command's flags. Every flag also reads an
 environment variable: --cache-ttl from SCALELAB_CACHE_TTL, and so on.
@@ -94,6 +96,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runPlan(ctx, rest, getenv, stdout, stderr)
 	case "proxy":
 		return runProxy(ctx, rest, getenv, stdout, stderr)
+	case "pause-probe":
+		return runPauseProbe(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
