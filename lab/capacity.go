@@ -491,8 +491,8 @@ func (s *Session) startPauseProbe(ctx context.Context) (*pauses.Watcher, string)
 	return w, ""
 }
 
-// ms is d in milliseconds.
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+// ms is d in milliseconds, to the hundredth.
+func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*100) / 100 }
 
 // capacityStep maps one MeasureRate into a step. loadgenCPU is this
 // process's CPU seconds during it.

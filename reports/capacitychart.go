@@ -22,16 +22,16 @@ func capacitySections(r *Result) []section {
 	steps := slices.Clone(cp.Steps)
 	slices.SortStableFunc(steps, func(a, b CapacityStep) int { return cmp.Compare(a.Offered, b.Offered) })
 	tb := &table{
-		head: []string{"offered /s", "achieved /s", "p50 ms", "p99 ms", "errors", "dropped", "sent late", "machine paused, ms", "other work, cores", ""},
+		head: []string{"offered /s", "achieved /s", "p50 ms", "p99 ms", "errors", "dropped", "sent late", "paused, ms", "other, cores", ""},
 		num:  []bool{true, true, true, true, true, true, true, true, true, false},
 	}
 	for _, s := range steps {
 		mark := c("")
 		switch {
 		case s.Retried:
-			mark = c("failed; measured again")
+			mark = c("measured again")
 		case cp.MaxRate > 0 && s.Offered == cp.MaxRate:
-			mark = cell{text: "knee: highest rate within the SLO", status: "pass"}
+			mark = cell{text: "knee", status: "pass"}
 		case s.Offered > cp.MaxRate:
 			mark = cell{text: "over", status: "fail"}
 		}
@@ -55,9 +55,9 @@ func capacitySections(r *Result) []section {
 	capSec := section{
 		title: "Capacity",
 		text: head + " The arrival rate was held at each rate in turn (open model: arrivals keep coming whatever the latency), " +
-			"doubled until a step broke the SLO, then bisected between the last pass and the first fail. " + retriedNote(cp) +
-			"Machine paused is how long the whole machine stopped during the step, every CPU at once, as when a virtual machine's host takes its CPUs away (the longest pause in brackets; — where not measured). " +
-			"Other work is what the rest of the machine kept busy meanwhile (other users of a shared box), outside the topology and the load generator. Steps in order of rate:",
+			"doubled until a step broke the SLO, then bisected between the last pass and the first fail; the knee is the highest rate within the SLO. " + retriedNote(cp) +
+			"Paused is how long the whole machine stopped during the step, every CPU at once, as when a virtual machine's host takes its CPUs away (the longest pause in brackets; — where not measured). " +
+			"Other is the cores the rest of the machine kept busy meanwhile (other users of a shared box), outside the topology and the load generator. Steps in order of rate:",
 		table:    tb,
 		capacity: true,
 	}
@@ -154,7 +154,7 @@ func retriedNote(cp *Capacity) string {
 		return ""
 	}
 	return "A rate that failed was measured once more and counted as failed only if it failed again (a stall of a few hundred milliseconds fails a step on its own); " +
-		"twice more when the load generator itself sent arrivals late with cores to spare (\"sent late\": the machine stalled) or the whole machine was paused for 10 ms or more (\"machine paused\"). "
+		"twice more when the load generator itself sent arrivals late with cores to spare (\"sent late\": the machine stalled) or the whole machine was paused for 10 ms or more (\"paused\"). "
 }
 
 // missReason says, from the first rate that failed, why the measured
