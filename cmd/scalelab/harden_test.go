@@ -269,3 +269,17 @@ func TestMaxConns(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// A PostgreSQL pool size out of range is refused with a usage error that
+// names the flag, before anything is opened.
+func TestServerRefusesABadDBPool(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"-1", "10001"} {
+		err := run(context.Background(), []string{"server", "--db-pool", v, "--db", "sqlite:" + t.TempDir() + "/x.db"},
+			func(string) string { return "" }, io.Discard, io.Discard)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(ee.msg, "--db-pool "+v) {
+			t.Errorf("server --db-pool %s = %v, want exit status 2 naming --db-pool", v, err)
+		}
+	}
+}

@@ -44,6 +44,10 @@ type configError struct{ msg string }
 func (e *configError) Error() string        { return e.msg }
 func (e *configError) Is(target error) bool { return target == ErrConfig }
 
+// maxDBPool bounds --db-pool: PostgreSQL's own default max_connections is
+// 100, and a pool past a few thousand is a typo.
+const maxDBPool = 10000
+
 func configErrorf(format string, args ...any) error {
 	return &configError{msg: fmt.Sprintf(format, args...)}
 }
@@ -86,6 +90,9 @@ type Config struct {
 	// (postgres.Options).
 	ReplicaCheckInterval time.Duration
 	MaxReplicaLag        time.Duration
+	// DBPool is the size of each PostgreSQL pool (postgres.Options.MaxConns);
+	// at most maxDBPool.
+	DBPool int
 	// API is the one API surface served: "v1" or "users".
 	API            string
 	InsecureListen bool
@@ -110,6 +117,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Redis, "redis", "Redis ADDR[,ADDR...] for the L2 cache and shared rate limits (phase 3)")
 	fs.IntVar(&c.Partitions, "partitions", 0, "PostgreSQL layout: 0 = plain tables; N (2-1024) = users hash-partitioned by id and records by user_id into N partitions each. Chosen when the schema is created; a database with another layout is refused")
 	fs.DurationVar(&c.ReplicaCheckInterval, "replica-check-interval", postgres.DefaultCheckInterval, "how often each instance's read router probes every replica's replay position and the primary's WAL position (with --replica); a plain read may see data up to --max-replica-lag plus this old, while reads after a write stay exact")
+	fs.IntVar(&c.DBPool, "db-pool", 0, "connections in each PostgreSQL pool, the primary's and each replica's (0: the URL's pool_max_conns, else pgx's default, max(4, cores)); a request waits for a free one")
 	fs.DurationVar(&c.MaxReplicaLag, "max-replica-lag", postgres.DefaultMaxReplicaLag, "a replica further behind the primary than this serves no plain reads (with --replica)")
 	fs.DurationVar(&c.StatsRefresh, "stats-refresh", time.Minute, "refresh interval of the PostgreSQL views behind GET /api/v1/stats (one instance at a time); 0 = never")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", 5*time.Minute, "L1 in-process cache TTL; 0 turns L1 off")
@@ -186,6 +194,9 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 	if err := c.checkSurface(); err != nil {
 		return nil, err
 	}
+	if c.DBPool < 0 || c.DBPool > maxDBPool {
+		return nil, configErrorf("--db-pool %d: want 0 (the default) to %d", c.DBPool, maxDBPool)
+	}
 	srv := &Server{cfg: c, log: log, draining: new(atomic.Bool)}
 	s = srv
 	defer func() {
@@ -207,7 +218,7 @@ func New(ctx context.Context, c Config, log *slog.Logger) (s *Server, err error)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	store, err := OpenStore(ctx, StoreOptions{DSN: c.DB, MigrationDSN: c.MigrationDB, Replicas: c.Replicas, Registerer: reg, Logger: log, Quota: c.quota(),
-		Partitions: c.Partitions, RequireLayout: true, ReplicaCheckInterval: c.ReplicaCheckInterval, MaxReplicaLag: c.MaxReplicaLag})
+		Partitions: c.Partitions, RequireLayout: true, ReplicaCheckInterval: c.ReplicaCheckInterval, MaxReplicaLag: c.MaxReplicaLag, PoolSize: c.DBPool})
 	if err != nil {
 		return nil, err
 	}

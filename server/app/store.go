@@ -45,6 +45,9 @@ type StoreOptions struct {
 	// (postgres.Options); 0 takes its defaults.
 	ReplicaCheckInterval time.Duration
 	MaxReplicaLag        time.Duration
+	// PoolSize is each PostgreSQL pool's size (postgres.Options.MaxConns);
+	// 0 takes the URL's or pgx's.
+	PoolSize int
 }
 
 // OpenStore opens the database o names.
@@ -75,7 +78,7 @@ func OpenStore(ctx context.Context, o StoreOptions) (SeedStore, error) {
 			return nil, configErrorf("--partitions %d: want 0 (plain tables) or 2 to %d", p, postgres.MaxPartitions)
 		}
 		db, err := postgres.Open(ctx, dsn, postgres.Options{Registerer: o.Registerer, Logger: log, Replicas: o.Replicas, MigrationURL: o.MigrationDSN, Quota: o.Quota,
-			Partitions: o.Partitions, RequireLayout: o.RequireLayout, ReplicaCheckInterval: o.ReplicaCheckInterval, MaxReplicaLag: o.MaxReplicaLag})
+			Partitions: o.Partitions, RequireLayout: o.RequireLayout, ReplicaCheckInterval: o.ReplicaCheckInterval, MaxReplicaLag: o.MaxReplicaLag, MaxConns: int32(o.PoolSize)})
 		var layout *postgres.LayoutError
 		if errors.As(err, &layout) {
 			return nil, configErrorf("--partitions %d: %s: %v", o.Partitions, RedactDSN(dsn), layout)

@@ -363,10 +363,14 @@ func (db *DB) registerMetrics(reg prometheus.Registerer) error {
 // the partitioned one the twin, which reads the number of partitions from
 // the setting scalelab.partitions of its connection.
 func migrate(ctx context.Context, url string, opts Options, log *slog.Logger) (int, error) {
-	cfg, err := pgx.ParseConfig(url)
+	// Parsed as a pool's URL, so that the pool's own parameters
+	// (pool_max_conns and the like) are taken out rather than sent to the
+	// server as settings, which it refuses.
+	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return 0, fmt.Errorf("migrate: %w", err)
 	}
+	cfg := pcfg.ConnConfig
 	if opts.ExecMode != 0 {
 		cfg.DefaultQueryExecMode = opts.ExecMode
 	}

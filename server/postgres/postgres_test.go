@@ -162,6 +162,34 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// A URL may size the pool itself (pgx's pool_max_conns): the parameter is
+// the pool's, and the migrations' connection must not send it to the server
+// as a setting, which the server refuses.
+func TestPoolSizeInTheURL(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	db := mustOpenURL(t, pg.Database(t)+"&pool_max_conns=5", postgres.Options{Registerer: reg})
+	u := &server.User{Email: "p@example.com", Username: "pool", PasswordHash: "h"}
+	if err := db.CreateUser(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.User(t.Context(), u.ID); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "scalelab_db_pool_max_open_connections" {
+			if got := f.GetMetric()[0].GetGauge().GetValue(); got != 5 {
+				t.Errorf("pool size %v, want the URL's 5", got)
+			}
+			return
+		}
+	}
+	t.Error("no scalelab_db_pool_max_open_connections metric")
+}
+
 func TestOpenErrors(t *testing.T) {
 	if _, err := postgres.Open(t.Context(), "postgres://nobody@127.0.0.1:1/x?connect_timeout=2", postgres.Options{}); err == nil {
 		t.Errorf("Open(unreachable) = nil error, want one")
