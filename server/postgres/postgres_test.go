@@ -122,72 +122,61 @@ func TestConcurrentOpen(t *testing.T) {
 	}
 }
 
-func TestMetrics(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
-	db := mustOpen(t, postgres.Options{Registerer: reg, MaxConns: 3})
-	u := &server.User{Email: "a@example.com", Username: "ada", PasswordHash: "h"}
-	if err := db.CreateUser(t.Context(), u); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.User(t.Context(), u.ID); err != nil {
-		t.Fatal(err)
-	}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("Gather() = %v", err)
-	}
-	got := map[string]float64{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			key := f.GetName()
-			for _, l := range m.GetLabel() {
-				key += "," + l.GetName() + "=" + l.GetValue()
-			}
-			switch {
-			case m.GetHistogram() != nil:
-				got[key] = float64(m.GetHistogram().GetSampleCount())
-			case m.GetGauge() != nil:
-				got[key] = m.GetGauge().GetValue()
-			}
-		}
-	}
-	for key, want := range map[string]float64{
-		"scalelab_db_query_duration_seconds,op=user,role=primary,store=postgres":        1,
-		"scalelab_db_query_duration_seconds,op=create_user,role=primary,store=postgres": 1,
-		"scalelab_db_pool_max_open_connections,pool=primary,store=postgres":             3,
-	} {
-		if got[key] != want {
-			t.Errorf("metric %s = %v, want %v", key, got[key], want)
-		}
-	}
-}
-
-// A URL may size the pool itself (pgx's pool_max_conns): the parameter is
+// TestMetrics checks the store's query and pool metrics, with the pool
+// sized by Options and by the URL (pgx's pool_max_conns): that parameter is
 // the pool's, and the migrations' connection must not send it to the server
 // as a setting, which the server refuses.
-func TestPoolSizeInTheURL(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
-	db := mustOpenURL(t, pg.Database(t)+"&pool_max_conns=5", postgres.Options{Registerer: reg})
-	u := &server.User{Email: "p@example.com", Username: "pool", PasswordHash: "h"}
-	if err := db.CreateUser(t.Context(), u); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.User(t.Context(), u.ID); err != nil {
-		t.Fatal(err)
-	}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() == "scalelab_db_pool_max_open_connections" {
-			if got := f.GetMetric()[0].GetGauge().GetValue(); got != 5 {
-				t.Errorf("pool size %v, want the URL's 5", got)
+func TestMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		query string // appended to the database's URL
+		opts  postgres.Options
+		pool  float64
+	}{
+		{"pool size in Options", "", postgres.Options{MaxConns: 3}, 3},
+		{"pool size in the URL", "&pool_max_conns=5", postgres.Options{}, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewPedanticRegistry()
+			tc.opts.Registerer = reg
+			db := mustOpenURL(t, pg.Database(t)+tc.query, tc.opts)
+			u := &server.User{Email: "a@example.com", Username: "ada", PasswordHash: "h"}
+			if err := db.CreateUser(t.Context(), u); err != nil {
+				t.Fatal(err)
 			}
-			return
-		}
+			if _, err := db.User(t.Context(), u.ID); err != nil {
+				t.Fatal(err)
+			}
+			families, err := reg.Gather()
+			if err != nil {
+				t.Fatalf("Gather() = %v", err)
+			}
+			got := map[string]float64{}
+			for _, f := range families {
+				for _, m := range f.GetMetric() {
+					key := f.GetName()
+					for _, l := range m.GetLabel() {
+						key += "," + l.GetName() + "=" + l.GetValue()
+					}
+					switch {
+					case m.GetHistogram() != nil:
+						got[key] = float64(m.GetHistogram().GetSampleCount())
+					case m.GetGauge() != nil:
+						got[key] = m.GetGauge().GetValue()
+					}
+				}
+			}
+			for key, want := range map[string]float64{
+				"scalelab_db_query_duration_seconds,op=user,role=primary,store=postgres":        1,
+				"scalelab_db_query_duration_seconds,op=create_user,role=primary,store=postgres": 1,
+				"scalelab_db_pool_max_open_connections,pool=primary,store=postgres":             tc.pool,
+			} {
+				if got[key] != want {
+					t.Errorf("metric %s = %v, want %v", key, got[key], want)
+				}
+			}
+		})
 	}
-	t.Error("no scalelab_db_pool_max_open_connections metric")
 }
 
 func TestOpenErrors(t *testing.T) {
