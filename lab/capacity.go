@@ -305,6 +305,11 @@ type CapacityConfig struct {
 	// Settle is the pause after a failed step, for the queues it left to
 	// drain before the next one; default 2s.
 	Settle time.Duration
+	// NoBox skips the machine's own ceiling: the search of a bare server
+	// after the phase's (searchBox), whose curve gives the model the share
+	// of the cores requests may use. Without it the model takes that share
+	// from the M/M/1 rule (model.SLOUtilization).
+	NoBox bool
 }
 
 // stepPool is the load generator's pool for a capacity step at rate: as
@@ -388,20 +393,7 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 		}
 		ok, why := judge(st)
 		lastFailed = !ok
-		verdict := "pass"
-		if !ok {
-			verdict = "FAIL: " + why
-		}
-		switch {
-		case c.Policy.paused(st):
-			verdict += fmt.Sprintf(" (the whole machine was paused for %.0f ms, the longest pause %.0f ms)", *st.MachinePausedMS, *st.MachinePauseMaxMS)
-		case c.Policy.stalled(st):
-			verdict += fmt.Sprintf(" (the load generator itself sent %d arrivals late with cores to spare: the machine stalled)", st.GeneratorLate)
-		case st.GeneratorLate > 0:
-			verdict += fmt.Sprintf(" (the load generator itself sent %d arrivals late: the cores were busy)", st.GeneratorLate)
-		}
-		fmt.Fprintf(s.out, "  %.0f/s offered: %.0f/s achieved, p50 %.2f ms, p99 %.2f ms, errors %.3f%%, dropped %d: %s\n",
-			rate, st.Achieved, st.P50MS, st.P99MS, 100*st.ErrorRate, st.Dropped, verdict)
+		fmt.Fprintln(s.out, stepLine(c.Policy, st, ok, why))
 		return st, nil
 	}
 	steps, maxRate, err := Search(ctx, c.Policy, measure, judge)
@@ -445,8 +437,28 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 		other, haveOther := otherWork(capy.Steps, maxRate)
 		machine.Background += other
 		p50, p0, haveP0 := lowLoad(capy.Steps, maxRate)
+		sloMS := float64(c.SLO.P99) / float64(time.Millisecond)
 		if haveP0 && c.SLO.P99 > 0 {
-			machine.Utilization = model.SLOUtilization(p0, float64(c.SLO.P99)/float64(time.Millisecond))
+			machine.Utilization, machine.UtilizationRule = model.SLOUtilization(p0, sloMS), model.RuleMM1
+		}
+		if !c.NoBox {
+			work := model.Demands(d.PerRequest).Total() - d.PerRequest[loadgenName]
+			box, err := s.searchBox(ctx, c, work, d.PerRequest[loadgenName], probe)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return res, err
+			case err != nil:
+				s.log.Warn("the machine's own ceiling was not measured", "err", err)
+				res.Notes = append(res.Notes, "not measured: the machine's own ceiling (a bare server's search): "+err.Error())
+			default:
+				capy.Box = box
+				if u, ok := boxUtilization(box, machine.Cores, p0, sloMS); ok && haveP0 && c.SLO.P99 > 0 {
+					box.Utilization = u
+					machine.Utilization, machine.UtilizationRule = u, model.RuleCurve
+				} else {
+					res.Notes = append(res.Notes, "The bare server's curve gave no utilization for the model (its lowest step was already beyond the objective, or the phase's zero-load p99 left no room): the model uses "+model.RuleMM1+".")
+				}
+			}
 		}
 		pred, bottleneck, in := model.Predict(d.PerRequest, machine)
 		capy.PredictedMaxRate = pred
@@ -473,6 +485,25 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 	}
 	res.Notes = append(res.Notes, fmt.Sprintf("Capacity search: %d steps of %s each; the rest of this report is the knee step's run at %.0f/s.", len(steps), c.Step, knee.Step.Offered))
 	return res, nil
+}
+
+// stepLine is a measured step as the search prints it, with its verdict
+// and, when the machine paused or the generator was late, by how much.
+func stepLine(p SearchPolicy, st reports.CapacityStep, ok bool, why string) string {
+	verdict := "pass"
+	if !ok {
+		verdict = "FAIL: " + why
+	}
+	switch {
+	case p.paused(st):
+		verdict += fmt.Sprintf(" (the whole machine was paused for %.0f ms, the longest pause %.0f ms)", *st.MachinePausedMS, *st.MachinePauseMaxMS)
+	case p.stalled(st):
+		verdict += fmt.Sprintf(" (the load generator itself sent %d arrivals late with cores to spare: the machine stalled)", st.GeneratorLate)
+	case st.GeneratorLate > 0:
+		verdict += fmt.Sprintf(" (the load generator itself sent %d arrivals late: the cores were busy)", st.GeneratorLate)
+	}
+	return fmt.Sprintf("  %.0f/s offered: %.0f/s achieved, p50 %.2f ms, p99 %.2f ms, errors %.3f%%, dropped %d: %s",
+		st.Offered, st.Achieved, st.P50MS, st.P99MS, 100*st.ErrorRate, st.Dropped, verdict)
 }
 
 // startPauseProbe starts the probe that sees the whole machine's pauses

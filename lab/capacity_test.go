@@ -338,6 +338,33 @@ keys: {distribution: zipfian}
 	if len(back.Thresholds) != 3 {
 		t.Errorf("thresholds %+v, want the SLO's three parts at the knee", back.Thresholds)
 	}
+	// The machine's own ceiling: a real bare server, searched the same
+	// way, its curve the model's utilization.
+	box := cp.Box
+	if box == nil {
+		t.Fatalf("no box section\n%s", out)
+	}
+	if want := 1e6 * (cp.Demands["app-1"]); math.Abs(box.WorkUS-want) > 1e-6*want {
+		t.Errorf("box work %v µs, want the demands less the load generator's, %v", box.WorkUS, want)
+	}
+	if len(box.Steps) != 3 || box.MaxRate != box.Steps[2].Offered || box.Steps[1].Offered != 1.25*box.Steps[0].Offered {
+		t.Errorf("box steps %+v, max_rate %v: want three, each 25%% above the last, all within the generous SLO", box.Steps, box.MaxRate)
+	}
+	for _, st := range box.Steps {
+		if st.CPUUSPerRequest[reports.BoxMachine] <= 0 || st.Achieved <= 0 {
+			t.Errorf("box step at %v/s: achieved %v/s, machine CPU per request %v µs", st.Offered, st.Achieved, st.CPUUSPerRequest[reports.BoxMachine])
+		}
+	}
+	if !(box.KneeBusy > 0) || !(box.Utilization > 0) || cp.Model.Inputs["utilization"] != box.Utilization || !strings.Contains(cp.Model.Name, "bare server") {
+		t.Errorf("box knee busy %v, utilization %v; the model's %v (%s): want the box's", box.KneeBusy, box.Utilization, cp.Model.Inputs["utilization"], cp.Model.Name)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, reports.MarkdownFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "The machine's own ceiling") {
+		t.Errorf("report.md has no section for the machine's own ceiling")
+	}
 	html, err := os.ReadFile(filepath.Join(dir, reports.HTMLFile))
 	if err != nil {
 		t.Fatal(err)

@@ -52,9 +52,75 @@ type Machine struct {
 	// bound the rate; their time is CPU already counted in Demands.
 	Serial map[string]float64
 	// Utilization is the share of each resource's servers that requests
-	// may keep busy before the latency objective breaks (SLOUtilization);
-	// 0 means 1, the throughput bound itself.
+	// may keep busy before the latency objective breaks (CurveUtilization,
+	// or SLOUtilization where no curve was measured); 0 means 1, the
+	// throughput bound itself.
 	Utilization float64
+	// UtilizationRule says where Utilization comes from, for the model's
+	// name (RuleCurve, RuleMM1); "" is RuleMM1.
+	UtilizationRule string
+}
+
+// The rules Machine.UtilizationRule names.
+const (
+	// RuleMM1 is SLOUtilization: u = 1 − p99₀/SLO.
+	RuleMM1 = "u = 1 − p99₀/SLO (M/M/1), p99₀ measured at the lowest rates"
+	// RuleCurve is CurveUtilization: u read off a bare server's measured
+	// latency against the cores' utilization on the same machine.
+	RuleCurve = "u where a bare server on this machine, spending on each request what the tiers do, had added SLO − p99₀ to its p99 (measured), p99₀ measured at the lowest rates"
+)
+
+// CurvePoint is one measured step of a server: the share of the machine's
+// cores that were busy (0–1) and the response time's percentile then.
+type CurvePoint struct {
+	Busy, P99 float64
+}
+
+// CurveUtilization is the share of the cores requests may keep busy before
+// a percentile whose zero-load value is p0 reaches slo (both in one unit),
+// read off a curve measured on the machine rather than taken from a
+// queueing formula: points of a bare server (one process, the same CPU per
+// request, the same load generator beside it) at several rates. What its
+// percentile adds above its lowest value (a pause of the host can lift the
+// lowest-rate point's) is the wait the machine puts
+// on a request at that utilization: queueing for the cores, the host's
+// pauses, the generator's own share. A system whose percentile is p0 with
+// no load stays within slo while that added wait stays within slo − p0.
+//
+// The points are put in order of Busy and made non-decreasing in P99 (a
+// running maximum: a higher utilization never waits less); the answer is
+// interpolated linearly between the last point within the budget and the
+// first beyond it, or is the highest point's Busy when none is beyond (the
+// curve says nothing past what was measured). ok is false with no points,
+// no budget (p0 ≥ slo), or when every point's percentile is at the
+// objective or beyond (the server was never within it).
+func CurveUtilization(points []CurvePoint, p0, slo float64) (u float64, ok bool) {
+	if len(points) == 0 || slo <= p0 {
+		return 0, false
+	}
+	pts := slices.Clone(points)
+	slices.SortStableFunc(pts, func(a, b CurvePoint) int { return cmp.Compare(a.Busy, b.Busy) })
+	base := slices.MinFunc(pts, func(a, b CurvePoint) int { return cmp.Compare(a.P99, b.P99) }).P99
+	budget := slo - p0
+	if base >= slo {
+		return 0, false
+	}
+	added := make([]float64, len(pts))
+	for i, p := range pts {
+		added[i] = p.P99 - base
+		if i > 0 {
+			added[i] = math.Max(added[i], added[i-1])
+		}
+	}
+	for i := 1; i < len(pts); i++ {
+		if added[i] <= budget {
+			continue
+		}
+		a, b := pts[i-1], pts[i]
+		f := (budget - added[i-1]) / (added[i] - added[i-1])
+		return math.Min(1, a.Busy+f*(b.Busy-a.Busy)), true
+	}
+	return math.Min(1, pts[len(pts)-1].Busy), true
 }
 
 // SLOUtilization is the utilization at which a queue whose response-time
@@ -103,8 +169,9 @@ type Inputs struct {
 	Constraints []Constraint `json:"constraints"`
 }
 
-// ModelName is the name Predict records in Inputs.Model.
-const ModelName = "open-network bounds at the SLO's utilization: X ≤ min((uC−B)/ΣD, u·m_k/D_k), u = 1 − p99₀/SLO (M/M/1), p99₀ measured at the lowest rates"
+// ModelName is the name Predict records in Inputs.Model, before the rule
+// for u (Machine.UtilizationRule).
+const ModelName = "open-network bounds at the SLO's utilization: X ≤ min((uC−B)/ΣD, u·m_k/D_k)"
 
 // Predict returns the highest request rate the machine can sustain with
 // these demands, the resource that limits it and the inputs of the
@@ -125,7 +192,7 @@ func Predict(d Demands, m Machine) (maxRate float64, bottleneck string, inputs I
 		u = 1
 	}
 	inputs = Inputs{
-		Model:         ModelName,
+		Model:         ModelName + ", " + cmp.Or(m.UtilizationRule, RuleMM1),
 		Cores:         m.Cores,
 		Background:    m.Background,
 		Utilization:   u,

@@ -65,7 +65,7 @@ func TestPredict(t *testing.T) {
 			if math.Abs(got-tc.want) > 1e-9*tc.want || bottleneck != tc.bottleneck {
 				t.Errorf("Predict = %.3f, %q, want %.3f, %q", got, bottleneck, tc.want, tc.bottleneck)
 			}
-			if in.Model != ModelName || in.Cores != tc.m.Cores || math.Abs(in.TotalDemand-tc.d.Total()) > 1e-15 {
+			if in.Model != ModelName+", "+RuleMM1 || in.Cores != tc.m.Cores || math.Abs(in.TotalDemand-tc.d.Total()) > 1e-15 {
 				t.Errorf("inputs = %+v", in)
 			}
 			if len(in.Constraints) == 0 || in.Constraints[0].Name != bottleneck {
@@ -164,5 +164,57 @@ func TestSLOUtilization(t *testing.T) {
 		if got := SLOUtilization(tc.p0, tc.slo); got != tc.want {
 			t.Errorf("SLOUtilization(%v, %v) = %v, want %v", tc.p0, tc.slo, got, tc.want)
 		}
+	}
+}
+
+func TestCurveUtilization(t *testing.T) {
+	t.Run("an M/M/1 server's curve gives the M/M/1 rule", func(t *testing.T) {
+		// A bare server whose p99 is 2 ms with no load, measured every 1%
+		// of the cores: for a system with that same zero-load p99 the
+		// curve must say what SLOUtilization says, to within a step.
+		var pts []CurvePoint
+		for b := 0.0; b < 0.995; b += 0.01 {
+			pts = append(pts, CurvePoint{Busy: b, P99: 2 / (1 - b)})
+		}
+		u, ok := CurveUtilization(pts, 2, 50)
+		if want := SLOUtilization(2, 50); !ok || math.Abs(u-want) > 0.01 {
+			t.Errorf("CurveUtilization = %v, %v; want %v (SLOUtilization)", u, ok, want)
+		}
+	})
+	for _, tc := range []struct {
+		name    string
+		pts     []CurvePoint
+		p0, slo float64
+		want    float64
+		ok      bool
+	}{
+		{name: "interpolated between the last within and the first beyond",
+			pts: []CurvePoint{{0.5, 2}, {0.7, 12}, {0.9, 52}}, p0: 2, slo: 50,
+			want: 0.7 + 0.2*(48-10)/(50-10), ok: true},
+		{name: "the order of the points does not matter",
+			pts: []CurvePoint{{0.9, 52}, {0.5, 2}, {0.7, 12}}, p0: 2, slo: 50,
+			want: 0.7 + 0.2*(48-10)/(50-10), ok: true},
+		{name: "a larger zero-load percentile leaves a smaller budget",
+			pts: []CurvePoint{{0.5, 2}, {0.7, 12}, {0.9, 52}}, p0: 32, slo: 50,
+			want: 0.7 + 0.2*(18-10)/(50-10), ok: true},
+		{name: "a point that waits less than one below it is raised to it",
+			pts: []CurvePoint{{0.5, 2}, {0.6, 40}, {0.7, 10}, {0.9, 60}}, p0: 2, slo: 50,
+			want: 0.7 + 0.2*(48-38)/(58-38), ok: true},
+		{name: "the added wait counts from the lowest percentile, wherever it is",
+			pts: []CurvePoint{{0.5, 12}, {0.6, 2}, {0.9, 52}}, p0: 2, slo: 50,
+			want: 0.6 + 0.3*(48-10)/(50-10), ok: true},
+		{name: "never beyond: the highest point measured",
+			pts: []CurvePoint{{0.5, 2}, {0.8, 20}}, p0: 2, slo: 50, want: 0.8, ok: true},
+		{name: "every point already beyond the objective",
+			pts: []CurvePoint{{0.5, 60}, {0.8, 80}}, p0: 2, slo: 50, ok: false},
+		{name: "no budget", pts: []CurvePoint{{0.5, 2}}, p0: 50, slo: 50, ok: false},
+		{name: "no points", p0: 2, slo: 50, ok: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, ok := CurveUtilization(tc.pts, tc.p0, tc.slo)
+			if ok != tc.ok || math.Abs(u-tc.want) > 1e-9 {
+				t.Errorf("CurveUtilization = %v, %v; want %v, %v", u, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }

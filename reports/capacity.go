@@ -39,7 +39,37 @@ type Capacity struct {
 	// by the users in it, measured after seeding: what the plan compares
 	// with one machine's memory. Optional; 0 when not measured.
 	DataBytesPerUser float64 `json:"data_bytes_per_user,omitempty"`
+	// Box is the machine's own ceiling, measured after the search: a bare
+	// server costing what a request of the phase costs, searched the same
+	// way. Optional: absent when it was not measured.
+	Box *CapacityBox `json:"box,omitempty"`
 }
+
+// CapacityBox is a capacity search of a bare server (internal/burn) on the
+// same machine, with the same load generator and objective as the phase:
+// how busy the cores get before the machine itself breaks the objective,
+// which the model takes as the share of the cores requests may use.
+type CapacityBox struct {
+	// WorkUS is the CPU the server spends on each request, in µs: the sum
+	// of the phase's demands, the load generator's left out.
+	WorkUS float64 `json:"work_us"`
+	// Steps are the bare server's; a step's CPU is the whole machine's,
+	// under the component "machine".
+	Steps []CapacityStep `json:"steps"`
+	// MaxRate is the highest rate at which the bare server met the SLO.
+	MaxRate float64 `json:"max_rate"`
+	// KneeBusy is the share of the cores (0–1) busy at MaxRate.
+	KneeBusy float64 `json:"knee_busy"`
+	// Utilization is what the model took from the curve for the phase:
+	// the share of the cores at which the bare server's p99 had grown by
+	// the SLO's bound less the phase's zero-load p99 (model.CurveUtilization).
+	// 0 when the curve gave none.
+	Utilization float64 `json:"utilization,omitempty"`
+}
+
+// BoxMachine is the component that holds a CapacityBox step's CPU: the
+// whole machine's.
+const BoxMachine = "machine"
 
 // CapacityStep is one step of the search: a constant arrival rate held long
 // enough to be steady.

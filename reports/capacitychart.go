@@ -19,35 +19,12 @@ import (
 // model, first in the report because they are what the run was for.
 func capacitySections(r *Result) []section {
 	cp := r.Capacity
-	steps := slices.Clone(cp.Steps)
-	slices.SortStableFunc(steps, func(a, b CapacityStep) int { return cmp.Compare(a.Offered, b.Offered) })
-	tb := &table{
-		head: []string{"offered /s", "achieved /s", "p50 ms", "p99 ms", "errors", "dropped", "sent late", "paused, ms", "other, cores", ""},
-		num:  []bool{true, true, true, true, true, true, true, true, true, false},
-	}
-	for _, s := range steps {
-		mark := c("")
-		switch {
-		case s.Retried:
-			mark = c("measured again")
-		case cp.MaxRate > 0 && s.Offered == cp.MaxRate:
-			mark = cell{text: "knee", status: "pass"}
-		case s.Offered > cp.MaxRate:
-			mark = cell{text: "over", status: "fail"}
+	tb := stepTable(cp.Steps, cp.MaxRate, "other, cores", func(s CapacityStep) string {
+		if s.OtherCores == nil {
+			return "—"
 		}
-		other := "—"
-		if s.OtherCores != nil {
-			other = fmtCPU(*s.OtherCores)
-		}
-		row := []cell{c(fmtRate(s.Offered)), c(fmtRate(s.Achieved)), c(fmtMS(s.P50MS)), c(fmtMS(s.P99MS)),
-			c(fmtFraction(s.ErrorRate)), c(groupDigits(s.Dropped)), c(lateCell(s)), c(pausedCell(s)), c(other), mark}
-		if s.Offered == cp.MaxRate && !s.Retried {
-			for i := range row {
-				row[i].strong = true
-			}
-		}
-		tb.rows = append(tb.rows, row)
-	}
+		return fmtCPU(*s.OtherCores)
+	})
 	head := fmt.Sprintf("Capacity: %s requests/s under the SLO `%s`.", fmtRate(cp.MaxRate), cp.SLO)
 	if cp.MaxRate == 0 {
 		head = fmt.Sprintf("No step met the SLO `%s`: no capacity was measured.", cp.SLO)
@@ -81,6 +58,9 @@ func capacitySections(r *Result) []section {
 		capSec.after += " " + missReason(cp)
 	}
 	out := []section{capSec}
+	if sec, ok := boxSection(cp); ok {
+		out = append(out, sec)
+	}
 	if len(cp.Demands) > 0 {
 		dt := &table{head: []string{"component", "CPU µs per request", "background cores"}, num: []bool{false, true, true}}
 		names := slices.Sorted(maps.Keys(cp.Demands))
@@ -111,6 +91,67 @@ func capacitySections(r *Result) []section {
 		out = append(out, sec)
 	}
 	return out
+}
+
+// stepTable is a search's steps in order of rate, the knee marked: the
+// last column but one is what extra says of each step, under extraHead.
+func stepTable(steps []CapacityStep, maxRate float64, extraHead string, extra func(CapacityStep) string) *table {
+	steps = slices.Clone(steps)
+	slices.SortStableFunc(steps, func(a, b CapacityStep) int { return cmp.Compare(a.Offered, b.Offered) })
+	tb := &table{
+		head: []string{"offered /s", "achieved /s", "p50 ms", "p99 ms", "errors", "dropped", "sent late", "paused, ms", extraHead, ""},
+		num:  []bool{true, true, true, true, true, true, true, true, true, false},
+	}
+	for _, s := range steps {
+		mark := c("")
+		switch {
+		case s.Retried:
+			mark = c("measured again")
+		case maxRate > 0 && s.Offered == maxRate:
+			mark = cell{text: "knee", status: "pass"}
+		case s.Offered > maxRate:
+			mark = cell{text: "over", status: "fail"}
+		}
+		row := []cell{c(fmtRate(s.Offered)), c(fmtRate(s.Achieved)), c(fmtMS(s.P50MS)), c(fmtMS(s.P99MS)),
+			c(fmtFraction(s.ErrorRate)), c(groupDigits(s.Dropped)), c(lateCell(s)), c(pausedCell(s)), c(extra(s)), mark}
+		if s.Offered == maxRate && !s.Retried {
+			for i := range row {
+				row[i].strong = true
+			}
+		}
+		tb.rows = append(tb.rows, row)
+	}
+	return tb
+}
+
+// boxSection is the bare server's search, the machine's own ceiling, when
+// there was one.
+func boxSection(cp *Capacity) (section, bool) {
+	b := cp.Box
+	if b == nil {
+		return section{}, false
+	}
+	cores := cp.Model.Inputs["cores"]
+	tb := stepTable(b.Steps, b.MaxRate, "busy, cores", func(s CapacityStep) string { return fmtCPU(s.BusyCores()) })
+	text := fmt.Sprintf("After the search, a bare server (`scalelab burn-server`: no hop, no cache, no database) spending %s µs of CPU on every request, "+
+		"what a request of this phase costs its tiers together, was searched the same way, with the same load generator and SLO, from 40%% of what the cores could serve at that cost, 25%% more each step. ",
+		fmtRate(b.WorkUS))
+	if b.MaxRate > 0 {
+		text += fmt.Sprintf("It met the SLO up to %s requests/s, with %.0f%% of the cores busy: how much of this machine's cores requests can use before the machine itself (queueing for the cores, the load generator beside them, the host's pauses) breaks the objective. ",
+			fmtRate(b.MaxRate), 100*b.KneeBusy)
+	} else {
+		text += "It met the SLO at no rate. "
+	}
+	if b.Utilization > 0 {
+		text += fmt.Sprintf("The model let this phase's requests keep %.0f%% of the cores busy: where the bare server's p99 had grown by the SLO's bound less this phase's p99 with no load (%s ms). ",
+			100*b.Utilization, fmtMS(cp.Model.Inputs["low_load_p99_ms"]))
+	}
+	text += "Busy is the whole machine's, from /proc/stat"
+	if cores > 0 {
+		text += fmt.Sprintf(", of %s cores", trimFloat(cores))
+	}
+	text += ". Steps in order of rate:"
+	return section{title: "The machine's own ceiling", text: text, table: tb, capacity: true}, true
 }
 
 // modelError is the model's error in percent of the measured capacity.
@@ -187,7 +228,10 @@ func missReason(cp *Capacity) string {
 	}
 	why := fmt.Sprintf("At the first rate that failed (%s/s) %s", fmtRate(first.Offered), strings.Join(broke, " and "))
 	expected := ""
-	if u, ok := cp.Model.Inputs["utilization"]; ok && u < 1 {
+	if u, ok := cp.Model.Inputs["utilization"]; ok && u < 1 && cp.Box != nil && cp.Box.Utilization > 0 {
+		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (where a bare server on this machine, each request costing %s µs, had added the SLO's bound less this phase's p99₀ of %s ms to its p99).",
+			100*u, fmtRate(cp.Box.WorkUS), fmtMS(cp.Model.Inputs["low_load_p99_ms"]))
+	} else if ok && u < 1 {
 		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (1 − p99₀/SLO, where p99₀ = %s ms is the median p99 of the lowest rates).",
 			100*u, fmtMS(cp.Model.Inputs["low_load_p99_ms"]))
 	}

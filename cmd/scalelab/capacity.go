@@ -39,6 +39,7 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 	fs.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	fs.StringVar(&dir, "topology-dir", "", "folder for the topology's run folders (default .scalelab/topologies)")
 	runtime := fs.String("runtime", "process", runtimeUsage)
+	box := fs.Bool("box", true, "after the search, search a bare server costing what a request of the phase costs: the share of the cores this machine lets requests use, for the model (--box=false: the M/M/1 rule instead)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -81,7 +82,7 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 	res, err := capacity(ctx, lab.Config{
 		Definition: def, Scenario: sc, Binary: bin, TopologyDir: dir, Seed: seed,
 		Argv: append([]string{"scalelab", "capacity"}, args...), Stdout: stdout, Logger: log, Runtime: rt,
-	}, lab.CapacityConfig{SLO: slo, Policy: policy, Step: step})
+	}, lab.CapacityConfig{SLO: slo, Policy: policy, Step: step, NoBox: !*box})
 	if err != nil {
 		if ctx.Err() != nil {
 			// 130 is the shell's status for a run ended by Ctrl-C.
@@ -130,6 +131,13 @@ func printCapacity(w io.Writer, r *reports.Result) {
 	fmt.Fprintf(w, "\nphase %d, %s: capacity %.0f req/s under %s\n", r.Phase, r.Scenario, c.MaxRate, c.SLO)
 	if c.MaxRate > 0 && c.PredictedMaxRate > 0 {
 		fmt.Fprintf(w, "model: %.0f req/s (bottleneck %s), error %+.1f%%\n", c.PredictedMaxRate, c.Model.Bottleneck, 100*(c.PredictedMaxRate-c.MaxRate)/c.MaxRate)
+	}
+	if b := c.Box; b != nil {
+		fmt.Fprintf(w, "the machine's own ceiling: a bare server at %.0f µs per request met the SLO up to %.0f req/s, %.0f%% of the cores busy", b.WorkUS, b.MaxRate, 100*b.KneeBusy)
+		if b.Utilization > 0 {
+			fmt.Fprintf(w, "; the model let requests use %.0f%%", 100*b.Utilization)
+		}
+		fmt.Fprintln(w)
 	}
 	if c.DataBytesPerUser > 0 {
 		fmt.Fprintf(w, "data: %.0f bytes per user\n", c.DataBytesPerUser)

@@ -57,6 +57,8 @@ commands:
   plan      instances per tier for a workload of many users, from measured runs, and the smallest phase that serves it
   pause-probe
             report the whole machine's pauses as JSON lines (capacity starts it)
+  burn-server
+            a bare server spending a set CPU time per request (capacity starts it)
 
 'scalelab <command> -h' shows a command's flags. Every flag also reads an
 environment variable: --cache-ttl from SCALELAB_CACHE_TTL, and so on.
@@ -98,6 +100,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runProxy(ctx, rest, getenv, stdout, stderr)
 	case "pause-probe":
 		return runPauseProbe(ctx, rest, getenv, stdout, stderr)
+	case "burn-server":
+		return runBurnServer(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,216 @@
+// Package burn is a bare HTTP server that spends a set CPU time on every
+// request and answers with a fixed body: the simplest server there is,
+// with a cost per request the caller chooses.
+//
+// The capacity search loads it on the same machine, with the same load
+// generator and the same objective, as the phase it has just searched,
+// each request costing what the phase's tiers cost together. How busy the
+// cores get before its tail breaks the objective is the machine's own
+// ceiling: no hop, no cache, no database in the way, only the cores, the
+// generator beside them and whatever the host does to them
+// (internal/pauses). The queueing model takes that share of the cores as
+// what requests may use.
+//
+// The server is a process of its own (Serve, which scalelab's hidden
+// burn-server command runs), as every tier of a phase is: two Go runtimes,
+// the generator's and the server's, share the cores as they do in a phase.
+package burn
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// Body is what the server answers to every request: about the size of a
+// user's public profile.
+var body = []byte(`{"id":"00000000-0000-4000-8000-000000000000","name":"burn","bio":"` +
+	"a fixed answer about the size of a user's public profile, so that the bytes written per request are about a phase's" +
+	`","created_at":"2026-01-01T00:00:00Z","data":{"k":"v"}}` + "\n")
+
+// Handler spends work of CPU time on every request (its thread's CPU
+// clock, so a request preempted midway still costs work), then writes the
+// fixed body with status 200.
+func Handler(work time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Spin(work)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+}
+
+// Spin keeps the calling goroutine on its thread and busy for d of that
+// thread's CPU time.
+func Spin(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start, err := threadCPU()
+	if err != nil {
+		spinWall(d)
+		return
+	}
+	x := uint64(88172645463325252)
+	for {
+		for range 256 { // xorshift: work the compiler cannot drop
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+		}
+		now, err := threadCPU()
+		if err != nil || now-start >= d {
+			break
+		}
+	}
+	sink(x)
+}
+
+//go:noinline
+func sink(uint64) {}
+
+// spinWall is Spin by the wall clock, where there is no thread CPU clock.
+func spinWall(d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+	}
+}
+
+// Address is the server's first line on stdout.
+type Address struct {
+	URL string `json:"url"`
+}
+
+// Serve listens on addr (a loopback address: the server is for the lab's
+// own load), writes its URL to stdout as an Address and serves Handler(work)
+// until ctx ends.
+func Serve(ctx context.Context, addr string, work time.Duration, stdout io.Writer) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("burn server: listen address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("burn server: listen address %q: not a loopback IP address", addr)
+	}
+	if work < 0 || work > time.Second {
+		return fmt.Errorf("burn server: work %s per request: want 0 to 1s", work)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("burn server: %w", err)
+	}
+	srv := &http.Server{Handler: Handler(work), ReadHeaderTimeout: 10 * time.Second}
+	line, err := json.Marshal(Address{URL: "http://" + ln.Addr().String()})
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
+		ln.Close()
+		return fmt.Errorf("burn server: write address: %w", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("burn server: %w", err)
+	case <-ctx.Done():
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil {
+		return fmt.Errorf("burn server: shut down: %w", err)
+	}
+	<-served
+	return nil
+}
+
+// Process is a burn server started as a child process.
+type Process struct {
+	// URL is where it serves.
+	URL  string
+	cmd  *exec.Cmd
+	log  *slog.Logger
+	done chan struct{} // closed once its stdout has ended
+}
+
+// Start runs command (scalelab burn-server with its flags) and returns
+// once it has said where it serves. The server dies with this process;
+// Stop stops it.
+func Start(ctx context.Context, command []string, log *slog.Logger) (*Process, error) {
+	if len(command) == 0 {
+		return nil, errors.New("burn server: no command")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.SysProcAttr = dieWithParent()
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("burn server: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("burn server: start %s: %w", command[0], err)
+	}
+	p := &Process{cmd: cmd, log: log, done: make(chan struct{})}
+	addr := make(chan error, 1)
+	go func() {
+		defer close(p.done)
+		lines := bufio.NewScanner(out)
+		if !lines.Scan() {
+			addr <- fmt.Errorf("burn server: no address: %v", cmp.Or(lines.Err(), io.ErrUnexpectedEOF))
+			return
+		}
+		var a Address
+		if err := json.Unmarshal(lines.Bytes(), &a); err != nil || a.URL == "" {
+			addr <- fmt.Errorf("burn server: bad address line %q: %v", lines.Text(), err)
+			return
+		}
+		p.URL = a.URL
+		addr <- nil
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case err = <-addr:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-time.After(10 * time.Second):
+		err = errors.New("burn server: no address within 10s")
+	}
+	if err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Stop stops the server by its PID: SIGTERM, then SIGKILL after 5 s.
+func (p *Process) Stop() {
+	if p.cmd.Process != nil {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			p.log.Warn("burn server: stop", "err", err)
+		}
+	}
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	if err := p.cmd.Wait(); err != nil {
+		p.log.Debug("burn server: exit", "err", err)
+	}
+}
