@@ -82,10 +82,10 @@ type CurvePoint struct {
 // queueing formula: points of a bare server (one process, the same CPU per
 // request, the same load generator beside it) at several rates. What its
 // percentile adds above its lowest value (a pause of the host can lift the
-// lowest-rate point's) is the wait the machine puts
-// on a request at that utilization: queueing for the cores, the host's
-// pauses, the generator's own share. A system whose percentile is p0 with
-// no load stays within slo while that added wait stays within slo − p0.
+// lowest-rate point's) is the wait the machine puts on a request at that
+// utilization: queueing for the cores, the host's pauses, the generator's
+// own share. A system whose percentile is p0 with no load stays within slo
+// while that added wait stays within slo − p0.
 //
 // The points are put in order of Busy and made non-decreasing in P99 (a
 // running maximum: a higher utilization never waits less); the answer is
