@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"runtime"
 	"time"
 
 	"scalelab/internal/burn"
@@ -24,18 +23,18 @@ const boxMaxSteps = 16
 // precision, retries and pause rule), started at 40% of what the cores
 // could serve at its cost per request and grown by 25% a step, so that it
 // spends its steps near the knee rather than climbing to it from 250/s.
-func boxPolicy(p SearchPolicy, cores int, perRequest float64) SearchPolicy {
-	p.Start = roundSig3(0.4 * float64(cores) / perRequest)
+func boxPolicy(p SearchPolicy, perRequest float64) SearchPolicy {
+	p.Start = roundSig3(0.4 * float64(p.Cores) / perRequest)
 	p.Factor = 1.25
 	p.Floor = p.Start / 8
 	p.MaxSteps = min(p.MaxSteps, boxMaxSteps)
-	p.Cores = cores
 	return p
 }
 
 // searchBox is the machine's own ceiling: a capacity search, with the
 // phase's objective and load generator, of a bare server (scalelab
 // burn-server, internal/burn) spending work of CPU on every request.
+// c.Policy.Cores is the machine's (Capacity sets it).
 // loadgenDemand is the generator's CPU seconds per request in the phase,
 // for where to start.
 func (s *Session) searchBox(ctx context.Context, c CapacityConfig, work, loadgenDemand float64, probe *pauses.Watcher) (*reports.CapacityBox, error) {
@@ -45,32 +44,12 @@ func (s *Session) searchBox(ctx context.Context, c CapacityConfig, work, loadgen
 		return nil, err
 	}
 	defer srv.Stop()
-	cores := c.Policy.Cores
-	if cores == 0 {
-		cores = runtime.NumCPU()
-	}
-	policy := boxPolicy(c.Policy, cores, work+loadgenDemand)
+	policy := boxPolicy(c.Policy, work+loadgenDemand)
 	fmt.Fprintf(s.out, "the machine's own ceiling: a bare server spending %s of CPU per request, from %.0f/s\n", workDur, policy.Start)
-	judge := func(st reports.CapacityStep) (bool, string) { return c.SLO.Judge(st, c.Step) }
-	lastFailed := false
 	measure := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
-		if lastFailed {
-			select {
-			case <-ctx.Done():
-				return reports.CapacityStep{}, ctx.Err()
-			case <-time.After(c.Settle):
-			}
-		}
-		st, err := s.measureBox(ctx, srv.URL, rate, c, probe)
-		if err != nil {
-			return st, err
-		}
-		ok, why := judge(st)
-		lastFailed = !ok
-		fmt.Fprintln(s.out, stepLine(policy, st, ok, why))
-		return st, nil
+		return s.measureBox(ctx, srv.URL, rate, c)
 	}
-	steps, maxRate, err := Search(ctx, policy, measure, judge)
+	steps, maxRate, err := s.search(ctx, c, policy, probe, measure)
 	if err != nil {
 		return nil, fmt.Errorf("the bare server's search: %w", err)
 	}
@@ -78,7 +57,7 @@ func (s *Session) searchBox(ctx context.Context, c CapacityConfig, work, loadgen
 	for _, st := range steps {
 		box.Steps = append(box.Steps, st.Step)
 		if st.Pass && st.Step.Offered == maxRate {
-			box.KneeBusy = st.Step.BusyCores() / float64(cores)
+			box.KneeBusy = st.Step.BusyCores() / float64(policy.Cores)
 		}
 	}
 	return box, nil
@@ -95,12 +74,11 @@ func boxOp() loadgen.Op {
 // measureBox holds rate against the bare server at url for one step. The
 // step's CPU is the whole machine's busy time (/proc/stat), under
 // reports.BoxMachine.
-func (s *Session) measureBox(ctx context.Context, url string, rate float64, c CapacityConfig, probe *pauses.Watcher) (reports.CapacityStep, error) {
+func (s *Session) measureBox(ctx context.Context, url string, rate float64, c CapacityConfig) (reports.CapacityStep, error) {
 	before, err := machineBusy()
 	if err != nil {
 		return reports.CapacityStep{}, err
 	}
-	begin := time.Now()
 	lr, err := loadgen.Run(ctx, loadgen.Config{
 		Target: url, Ops: []loadgen.Op{boxOp()}, Seed: s.cfg.Seed, Timeout: 10 * time.Second,
 		Executor: loadgen.ConstantArrivalRate{Rate: rate, Duration: c.Step, Pool: stepPool(s.sc, rate, c.SLO)},
@@ -108,26 +86,13 @@ func (s *Session) measureBox(ctx context.Context, url string, rate float64, c Ca
 	if err != nil {
 		return reports.CapacityStep{}, fmt.Errorf("load the bare server at %.0f/s: %w", rate, err)
 	}
-	end := time.Now()
 	after, err := machineBusy()
 	if err != nil {
 		return reports.CapacityStep{}, err
 	}
-	p := lr.Total.Percentiles()
-	st := reports.CapacityStep{
-		Offered: rate, P50MS: p.P50, P99MS: p.P99, Dropped: lr.Dropped, GeneratorLate: lr.Late,
-		CPUUSPerRequest: map[string]float64{},
-	}
-	if secs := lr.Duration.Seconds(); secs > 0 {
-		st.Achieved = float64(lr.Total.Count) / secs
-	}
+	st := loadStep(rate, lr)
 	if lr.Total.Count > 0 {
-		st.ErrorRate = float64(lr.Total.Errors) / float64(lr.Total.Count)
 		st.CPUUSPerRequest[reports.BoxMachine] = (after - before) / float64(lr.Total.Count) * 1e6
-	}
-	if probe != nil {
-		ps := probe.Between(begin, end)
-		st.MachinePausedMS, st.MachinePauseMaxMS = reports.Float(ms(ps.Total)), reports.Float(ms(ps.Longest))
 	}
 	return st, nil
 }

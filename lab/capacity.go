@@ -354,27 +354,16 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 		defer probe.Stop()
 	}
 	measured := map[float64]*Measured{}
-	judge := func(st reports.CapacityStep) (bool, string) { return c.SLO.Judge(st, c.Step) }
-	lastFailed := false
 	measure := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
-		if lastFailed {
-			select {
-			case <-ctx.Done():
-				return reports.CapacityStep{}, ctx.Err()
-			case <-time.After(c.Settle):
-			}
-		}
 		before, err := selfCPU()
 		if err != nil {
 			return reports.CapacityStep{}, err
 		}
 		boxBefore, boxErr := machineBusy()
-		begin := time.Now()
 		m, err := s.measureRate(ctx, rate, c.Step, stepPool(s.sc, rate, c.SLO))
 		if err != nil {
 			return reports.CapacityStep{}, err
 		}
-		end := time.Now()
 		boxAfter, boxErr2 := machineBusy()
 		after, err := selfCPU()
 		if err != nil {
@@ -387,16 +376,9 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 		} else if m.Topology != nil {
 			st.OtherCores = reports.Float(otherCores(boxAfter-boxBefore, m, after-before))
 		}
-		if probe != nil {
-			p := probe.Between(begin, end)
-			st.MachinePausedMS, st.MachinePauseMaxMS = reports.Float(ms(p.Total)), reports.Float(ms(p.Longest))
-		}
-		ok, why := judge(st)
-		lastFailed = !ok
-		fmt.Fprintln(s.out, stepLine(c.Policy, st, ok, why))
 		return st, nil
 	}
-	steps, maxRate, err := Search(ctx, c.Policy, measure, judge)
+	steps, maxRate, err := s.search(ctx, c, c.Policy, probe, measure)
 	if err != nil {
 		return reports.Result{}, err
 	}
@@ -487,6 +469,39 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 	return res, nil
 }
 
+// search is Search with policy p over measure, as both of a capacity
+// command's searches (the phase's and the bare server's) run it: after a
+// failed step it waits c.Settle for the queues the step left to drain; it
+// adds to each step the machine's pauses during it, as probe saw them (when
+// there is one), judges it against c.SLO and prints it.
+func (s *Session) search(ctx context.Context, c CapacityConfig, p SearchPolicy, probe *pauses.Watcher, measure func(ctx context.Context, rate float64) (reports.CapacityStep, error)) ([]SearchStep, float64, error) {
+	judge := func(st reports.CapacityStep) (bool, string) { return c.SLO.Judge(st, c.Step) }
+	lastFailed := false
+	step := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
+		if lastFailed {
+			select {
+			case <-ctx.Done():
+				return reports.CapacityStep{}, ctx.Err()
+			case <-time.After(c.Settle):
+			}
+		}
+		begin := time.Now()
+		st, err := measure(ctx, rate)
+		if err != nil {
+			return st, err
+		}
+		if probe != nil {
+			ps := probe.Between(begin, time.Now())
+			st.MachinePausedMS, st.MachinePauseMaxMS = reports.Float(ms(ps.Total)), reports.Float(ms(ps.Longest))
+		}
+		ok, why := judge(st)
+		lastFailed = !ok
+		fmt.Fprintln(s.out, stepLine(p, st, ok, why))
+		return st, nil
+	}
+	return Search(ctx, p, step, judge)
+}
+
 // stepLine is a measured step as the search prints it, with its verdict
 // and, when the machine paused or the generator was late, by how much.
 func stepLine(p SearchPolicy, st reports.CapacityStep, ok bool, why string) string {
@@ -529,7 +544,23 @@ func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Mil
 // process's CPU seconds during it.
 func capacityStep(rate float64, m *Measured, loadgenCPU float64) reports.CapacityStep {
 	lr := m.Load
-	secs := lr.Duration.Seconds()
+	st := loadStep(rate, lr)
+	if lr.Total.Count > 0 {
+		per := func(cpu float64) float64 { return cpu / float64(lr.Total.Count) * 1e6 }
+		if m.Topology != nil {
+			for _, c := range m.Topology.CPU {
+				st.CPUUSPerRequest[c.Name] = per(c.Seconds)
+			}
+		}
+		st.CPUUSPerRequest[loadgenName] = per(loadgenCPU)
+	}
+	return st
+}
+
+// loadStep is what the load generator measured in a step at rate: the
+// operations completed per second, the requests' latency, errors, drops
+// and late arrivals, and no CPU yet.
+func loadStep(rate float64, lr *loadgen.Result) reports.CapacityStep {
 	var ops int64
 	for _, o := range lr.Operations {
 		ops += o.Count
@@ -539,18 +570,11 @@ func capacityStep(rate float64, m *Measured, loadgenCPU float64) reports.Capacit
 		Offered: rate, P50MS: p.P50, P99MS: p.P99, Dropped: lr.Dropped, GeneratorLate: lr.Late,
 		CPUUSPerRequest: map[string]float64{},
 	}
-	if secs > 0 {
+	if secs := lr.Duration.Seconds(); secs > 0 {
 		st.Achieved = float64(ops) / secs
 	}
 	if lr.Total.Count > 0 {
 		st.ErrorRate = float64(lr.Total.Errors) / float64(lr.Total.Count)
-		per := func(cpu float64) float64 { return cpu / float64(lr.Total.Count) * 1e6 }
-		if m.Topology != nil {
-			for _, c := range m.Topology.CPU {
-				st.CPUUSPerRequest[c.Name] = per(c.Seconds)
-			}
-		}
-		st.CPUUSPerRequest[loadgenName] = per(loadgenCPU)
 	}
 	return st
 }

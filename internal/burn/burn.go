@@ -17,8 +17,6 @@
 package burn
 
 import (
-	"bufio"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,10 +26,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
-	"syscall"
 	"time"
+
+	"scalelab/internal/child"
 )
 
 // Body is what the server answers to every request: about the size of a
@@ -139,78 +137,32 @@ func Serve(ctx context.Context, addr string, work time.Duration, stdout io.Write
 // Process is a burn server started as a child process.
 type Process struct {
 	// URL is where it serves.
-	URL  string
-	cmd  *exec.Cmd
-	log  *slog.Logger
-	done chan struct{} // closed once its stdout has ended
+	URL string
+	*child.Process
 }
 
 // Start runs command (scalelab burn-server with its flags) and returns
 // once it has said where it serves. The server dies with this process;
 // Stop stops it.
 func Start(ctx context.Context, command []string, log *slog.Logger) (*Process, error) {
-	if len(command) == 0 {
-		return nil, errors.New("burn server: no command")
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	cmd := exec.Command(command[0], command[1:]...)
-	cmd.SysProcAttr = dieWithParent()
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
+	p := &Process{}
+	proc, err := child.Start(ctx, child.Config{
+		Name: "burn server", Command: command, Log: log, Stderr: os.Stderr,
+		First: func(line []byte) error {
+			var a Address
+			if err := json.Unmarshal(line, &a); err != nil {
+				return fmt.Errorf("bad address: %w", err)
+			}
+			if a.URL == "" {
+				return errors.New("bad address: no URL")
+			}
+			p.URL = a.URL
+			return nil
+		},
+	})
 	if err != nil {
-		return nil, fmt.Errorf("burn server: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("burn server: start %s: %w", command[0], err)
-	}
-	p := &Process{cmd: cmd, log: log, done: make(chan struct{})}
-	addr := make(chan error, 1)
-	go func() {
-		defer close(p.done)
-		lines := bufio.NewScanner(out)
-		if !lines.Scan() {
-			addr <- fmt.Errorf("burn server: no address: %v", cmp.Or(lines.Err(), io.ErrUnexpectedEOF))
-			return
-		}
-		var a Address
-		if err := json.Unmarshal(lines.Bytes(), &a); err != nil || a.URL == "" {
-			addr <- fmt.Errorf("burn server: bad address line %q: %v", lines.Text(), err)
-			return
-		}
-		p.URL = a.URL
-		addr <- nil
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case err = <-addr:
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-time.After(10 * time.Second):
-		err = errors.New("burn server: no address within 10s")
-	}
-	if err != nil {
-		p.Stop()
 		return nil, err
 	}
+	p.Process = proc
 	return p, nil
-}
-
-// Stop stops the server by its PID: SIGTERM, then SIGKILL after 5 s.
-func (p *Process) Stop() {
-	if p.cmd.Process != nil {
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			p.log.Warn("burn server: stop", "err", err)
-		}
-	}
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	if err := p.cmd.Wait(); err != nil {
-		p.log.Debug("burn server: exit", "err", err)
-	}
 }

@@ -1,7 +1,6 @@
 package burn
 
 import (
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,11 +13,4 @@ func threadCPU() (time.Duration, error) {
 		return 0, err
 	}
 	return time.Duration(ts.Nano()), nil
-}
-
-// dieWithParent makes the server die with this process. Go keeps the
-// starting thread alive as long as the process runs (no goroutine that
-// starts a server locks it), so the signal comes on process exit.
-func dieWithParent() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

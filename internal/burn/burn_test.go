@@ -94,7 +94,7 @@ func TestStartServesAndStops(t *testing.T) {
 	}
 	p.Stop()
 	stopped = true
-	if p.cmd.ProcessState == nil {
+	if !p.Exited() {
 		t.Fatal("after Stop the server has not exited")
 	}
 	if resp, err := http.Get(p.URL); err == nil {

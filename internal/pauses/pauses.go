@@ -24,20 +24,16 @@
 package pauses
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
+
+	"scalelab/internal/child"
 )
 
 // Period is how long each probe thread sleeps at a time: a pause shorter
@@ -115,72 +111,47 @@ func machineWide(cpus int, events []Event, from, to int64) []span {
 
 // Watcher runs a probe process and keeps what it reports.
 type Watcher struct {
-	cmd    *exec.Cmd
-	header Header
-	log    *slog.Logger
+	proc   *child.Process
+	header Header // set before Start returns, never after
 
 	mu     sync.Mutex
 	events []Event
-
-	done chan struct{} // closed when the reader has seen the probe's output end
 }
 
 // Start runs the probe command (scalelab pause-probe) and returns once it
 // has said how many CPUs it watches. The probe dies with this process; Stop
 // stops it.
 func Start(ctx context.Context, command []string, log *slog.Logger) (*Watcher, error) {
-	if len(command) == 0 {
-		return nil, errors.New("pause probe: no command")
-	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cmd := exec.Command(command[0], command[1:]...)
-	cmd.SysProcAttr = dieWithParent()
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("pause probe: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("pause probe: start %s: %w", command[0], err)
-	}
-	w := &Watcher{cmd: cmd, log: log, done: make(chan struct{})}
-	lines := bufio.NewScanner(out)
-	header := make(chan error, 1)
-	go func() {
-		defer close(w.done)
-		if !lines.Scan() {
-			header <- fmt.Errorf("pause probe: no header: %v", cmp.Or(lines.Err(), io.ErrUnexpectedEOF))
-			return
-		}
-		if err := json.Unmarshal(lines.Bytes(), &w.header); err != nil || w.header.CPUs < 1 {
-			header <- fmt.Errorf("pause probe: bad header %q: %v", lines.Text(), err)
-			return
-		}
-		header <- nil
-		for lines.Scan() {
+	w := &Watcher{}
+	proc, err := child.Start(ctx, child.Config{
+		Name: "pause probe", Command: command, Log: log,
+		First: func(line []byte) error {
+			if err := json.Unmarshal(line, &w.header); err != nil {
+				return fmt.Errorf("bad header: %w", err)
+			}
+			if w.header.CPUs < 1 {
+				return fmt.Errorf("bad header: %d CPUs", w.header.CPUs)
+			}
+			return nil
+		},
+		Next: func(line []byte) {
 			var e Event
-			if err := json.Unmarshal(lines.Bytes(), &e); err != nil {
-				log.Warn("pause probe: bad line", "line", lines.Text(), "err", err)
-				continue
+			if err := json.Unmarshal(line, &e); err != nil {
+				log.Warn("pause probe: bad line", "line", string(line), "err", err)
+				return
 			}
 			w.mu.Lock()
 			w.events = append(w.events, e)
 			w.mu.Unlock()
-		}
-		_, _ = io.Copy(io.Discard, out) // past a scanner error: let the probe exit
-	}()
-	select {
-	case err = <-header:
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-time.After(10 * time.Second):
-		err = errors.New("pause probe: no header within 10s")
-	}
+		},
+	})
 	if err != nil {
-		w.Stop()
 		return nil, err
 	}
+	w.proc = proc
 	return w, nil
 }
 
@@ -204,17 +175,4 @@ func (w *Watcher) Between(start, end time.Time) Summary {
 }
 
 // Stop stops the probe and waits for it.
-func (w *Watcher) Stop() {
-	if w.cmd.Process != nil {
-		if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			w.log.Warn("pause probe: stop", "err", err)
-		}
-	}
-	select {
-	case <-w.done:
-	case <-time.After(5 * time.Second):
-		_ = w.cmd.Process.Kill()
-		<-w.done
-	}
-	_ = w.cmd.Wait() // killed by our signal: its status says nothing
-}
+func (w *Watcher) Stop() { w.proc.Stop() }

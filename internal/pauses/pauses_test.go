@@ -70,7 +70,7 @@ func TestWatcherSeesTheProbeStopped(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	stopped := time.Now()
-	pid := w.cmd.Process.Pid
+	pid := w.proc.Pid()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}

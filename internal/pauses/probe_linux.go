@@ -86,10 +86,3 @@ func watch(ctx context.Context, cpu int, ready chan<- error, events chan<- Event
 		}
 	}
 }
-
-// dieWithParent makes the probe die with this process. Go keeps the
-// starting thread alive as long as the process runs (no goroutine that
-// starts a probe locks it), so the signal comes on process exit.
-func dieWithParent() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}

@@ -6,12 +6,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"syscall"
 )
 
 // Probe is Linux only: it pins threads to CPUs and raises their priority.
 func Probe(context.Context, io.Writer) error {
 	return errors.New("pause probe: Linux only")
 }
-
-func dieWithParent() *syscall.SysProcAttr { return nil }
