@@ -254,13 +254,22 @@ func (s *Server) PID() int {
 
 // Start starts the server with pg_ctl -w and returns once it accepts
 // connections (a replica: once it is a hot standby). It is an error to start
-// a running server.
-func (s *Server) Start(ctx context.Context) error {
+// a running server. A Start that fails, its context cancelled included,
+// leaves no server running.
+func (s *Server) Start(ctx context.Context) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if pid := s.PID(); pid != 0 {
 		return fmt.Errorf("pgserver: start %s: already running (pid %d)", s.dir, pid)
 	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if serr := s.stopFailedStart(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}()
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		from := fileSize(s.LogFile())
@@ -315,6 +324,57 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.log.Info("postgres stopped", "dir", s.dir, "pid", pid, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// stopFailedStart makes a failed Start leave nothing running. pg_ctl
+// launches the postmaster in a session of its own, so ending pg_ctl (its
+// context was cancelled, or its -t ran out) does not end the postmaster;
+// and a postmaster launched a moment before writes postmaster.pid a moment
+// after, when a Stop that read no PID would already have returned. So
+// while a process of this data directory is still launching, wait for its
+// PID, then stop it with pg_ctl -m immediate.
+func (s *Server) stopFailedStart() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		if pid := s.PID(); pid != 0 {
+			s.log.Warn("postgres ran on after a failed start; stopping it", "dir", s.dir, "pid", pid)
+			if _, err := s.run(ctx, "pg_ctl", "-D", s.DataDir(), "-m", "immediate", "-w", "-t", "20", "-s", "stop"); err != nil && s.PID() != 0 {
+				return fmt.Errorf("pgserver: stop %s (pid %d) after a failed start: %w", s.dir, pid, err)
+			}
+			return nil
+		}
+		if !launching(s.DataDir()) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pgserver: %s: a postmaster launched by a failed start wrote no postmaster.pid in 30s", s.dir)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// launching reports whether a live process was started on dataDir: the
+// shell pg_ctl runs the postmaster through, or the postmaster before it
+// renames itself (its command line is "postgres -D dataDir").
+func launching(dataDir string) bool {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	want := []byte(dataDir)
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(cmdline, want) && alive(pid) {
+			return true
+		}
+	}
+	return false
 }
 
 // Connect opens one connection to database dbname as the superuser.

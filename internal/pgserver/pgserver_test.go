@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +141,70 @@ func TestCheckBinaries(t *testing.T) {
 	if err := pgserver.CheckBinaries(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A Start whose context ends while pg_ctl waits leaves nothing running:
+// pg_ctl puts the postmaster in a session of its own, so killing pg_ctl
+// does not kill it, and a postmaster launched just before the cancel
+// writes its PID only after. (Seen once in CI: a topology whose bring-up
+// was cancelled left its primary running.) The cancel lands at several
+// moments of the start, before, during and after the launch.
+func TestCancelledStartLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	srv, err := pgserver.Init(ctx, pgserver.Options{Dir: pgtest.Dir(t), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop(context.Background()) })
+	failed := 0
+	for _, after := range []time.Duration{0, 10 * time.Millisecond, 30 * time.Millisecond, 60 * time.Millisecond, 100 * time.Millisecond, 150 * time.Millisecond, 250 * time.Millisecond, 400 * time.Millisecond} {
+		sctx, cancel := context.WithTimeout(ctx, after)
+		err := srv.Start(sctx)
+		cancel()
+		if err == nil {
+			// The start won the race; stop and try the next moment.
+			if err := srv.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		failed++
+		if pid := srv.PID(); pid != 0 {
+			t.Errorf("cancelled after %v: Start = %v, and the postmaster (pid %d) runs", after, err, pid)
+			continue
+		}
+		if pids := processesOn(srv.DataDir()); len(pids) > 0 {
+			t.Errorf("cancelled after %v: Start = %v, and processes %v run on its data directory", after, err, pids)
+		}
+	}
+	if failed == 0 {
+		t.Fatalf("every Start finished before its cancel; the test cancelled none")
+	}
+	// What a cancelled start left does not stop the next one.
+	if err := srv.Start(ctx); err != nil {
+		t.Fatalf("Start after the cancelled ones: %v", err)
+	}
+}
+
+// processesOn lists the live processes whose command line names dataDir.
+func processesOn(dataDir string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), dataDir) {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			s := string(stat)
+			if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 0 && f[0] != "Z" && f[0] != "X" {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
 }
