@@ -149,6 +149,66 @@ func TestSearchConfirmsFailures(t *testing.T) {
 	}
 }
 
+// TestSearchRechecksFailures: a disturbance longer than two steps fails
+// both attempts at 1,000/s, which the system serves; measured again where
+// the search would have stopped (at 969/s), the rate passes, and the
+// search goes on to the real knee. There the lowest failed rate, 1,250/s,
+// fails its recheck too and the search ends. Only a rate's last attempt
+// counts.
+func TestSearchRechecksFailures(t *testing.T) {
+	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
+	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, 10*time.Second) }
+	var rates []float64
+	measure := kneeAt(1234, &rates)
+	disturbed := 0
+	flaky := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
+		s, err := measure(ctx, rate)
+		if rate == 1000 && disturbed < 2 {
+			disturbed++
+			s.P99MS = 252
+		}
+		return s, err
+	}
+	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 30, Floor: 10, Confirm: 1, Recheck: 2}
+	steps, maxRate, err := lab.Search(context.Background(), policy, flaky, judge)
+	if err != nil {
+		t.Fatalf("Search: %v", err)
+	}
+	want := []float64{250, 500, 1000, 1000, 750, 875, 938, 969, 1000, 2000, 2000, 1500, 1500, 1250, 1250, 1130, 1190, 1220, 1250}
+	if diff := cmp.Diff(want, rates); diff != "" {
+		t.Errorf("rates measured (-want +got):\n%s", diff)
+	}
+	if maxRate != 1220 {
+		t.Errorf("Search max rate = %v, want 1220", maxRate)
+	}
+	counted := map[float64]int{}
+	for _, s := range steps {
+		if !s.Step.Retried {
+			counted[s.Step.Offered]++
+			if want := s.Step.Offered <= 1234; s.Pass != want {
+				t.Errorf("counted step at %v/s: pass %v, want %v", s.Step.Offered, s.Pass, want)
+			}
+		} else if s.Pass {
+			t.Errorf("a passing step at %v/s is marked retried", s.Step.Offered)
+		}
+	}
+	for rate, n := range counted {
+		if n != 1 {
+			t.Errorf("%d attempts at %v/s count, want only the last", n, rate)
+		}
+	}
+	if why := steps[3].Why; !strings.Contains(why, "at the end of the search") {
+		t.Errorf("the second attempt at 1000/s says %q; want it to say it was measured again at the end", why)
+	}
+
+	// With no rechecks the disturbance sets the knee.
+	rates, disturbed = nil, 0
+	policy.Recheck = 0
+	if _, maxRate, _ := lab.Search(context.Background(), policy, flaky, judge); maxRate != 969 {
+		t.Errorf("without rechecks: max rate %v, want 969", maxRate)
+	}
+}
+
 func TestSearchStops(t *testing.T) {
 	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
 	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, time.Second) }

@@ -95,8 +95,9 @@ type CapacityStep struct {
 	// every measured component's, per second. Optional.
 	OtherCores *float64 `json:"other_cores,omitempty"`
 	// Retried marks a failed attempt that the search measured again at
-	// the same rate (the next step): the rate's verdict is the later
-	// step's. Retried steps are left out of the demands.
+	// the same rate (the next step, or a recheck at the search's end): the
+	// rate's verdict is the last attempt's. Retried steps are left out of
+	// the demands.
 	Retried bool `json:"retried,omitempty"`
 	// GeneratorLate counts arrivals the load generator's own pacer sent
 	// late (past the executor's MaxDelay): a stall of the generator or of

@@ -195,7 +195,8 @@ func retriedNote(cp *Capacity) string {
 		return ""
 	}
 	return "A rate that failed was measured once more and counted as failed only if it failed again (a stall of a few hundred milliseconds fails a step on its own); " +
-		"twice more when the load generator itself sent arrivals late with cores to spare (\"sent late\": the machine stalled) or the whole machine was paused for 10 ms or more (\"paused\"). "
+		"twice more when the load generator itself sent arrivals late with cores to spare (\"sent late\": the machine stalled) or the whole machine was paused for 10 ms or more (\"paused\"). " +
+		"Where the search would have stopped, the lowest failed rate was measured once more, apart from its first attempts (for up to two rates): a pass there counts, and the search went on above it. "
 }
 
 // missReason says, from the first rate that failed, why the measured
