@@ -212,8 +212,11 @@ func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Contex
 		return nil, 0, fmt.Errorf("capacity search: invalid policy %+v", p)
 	}
 	var steps []SearchStep
-	pass, fail := 0.0, math.Inf(1)
-	var failed []float64            // the rates that counted as failed
+	pass := 0.0
+	// The rates that counted as failed: every one is above pass (each
+	// rate tried lies between pass and the lowest of them, or is that
+	// lowest one, rechecked), so the lowest is the bisection's upper end.
+	var failed []float64
 	rechecked := map[float64]bool{} // the failed rates measured again at the end
 	rate := p.Start
 	attempts, stalls := 0, 0 // failed attempts at rate so far
@@ -261,17 +264,12 @@ func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Contex
 		if ok {
 			pass = max(pass, rate)
 			failed = slices.DeleteFunc(failed, func(f float64) bool { return f == rate })
-			fail = math.Inf(1)
-			for _, f := range failed {
-				if f > pass {
-					fail = min(fail, f)
-				}
-			}
-		} else {
-			fail = min(fail, rate)
-			if !slices.Contains(failed, rate) {
-				failed = append(failed, rate)
-			}
+		} else if !slices.Contains(failed, rate) {
+			failed = append(failed, rate)
+		}
+		fail := math.Inf(1)
+		if len(failed) > 0 {
+			fail = slices.Min(failed)
 		}
 		switch {
 		case math.IsInf(fail, 1):
