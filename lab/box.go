@@ -1,9 +1,13 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"scalelab/internal/burn"
@@ -37,15 +41,23 @@ func boxPolicy(p SearchPolicy, perRequest float64) SearchPolicy {
 // c.Policy.Cores is the machine's (Capacity sets it).
 // loadgenDemand is the generator's CPU seconds per request in the phase,
 // for where to start.
-func (s *Session) searchBox(ctx context.Context, c CapacityConfig, work, loadgenDemand float64, probe *pauses.Watcher) (*reports.CapacityBox, error) {
-	workDur := time.Duration(math.Round(work*1e6)) * time.Microsecond
-	srv, err := burn.Start(ctx, []string{s.cfg.Binary, "burn-server", "--listen", "127.0.0.1:0", "--work", workDur.String()}, s.log)
+func (s *Session) searchBox(ctx context.Context, c CapacityConfig, d model.Demands, threads map[string]int, probe *pauses.Watcher) (*reports.CapacityBox, error) {
+	work := d.Total() - d[model.Loadgen]
+	front, hops := time.Duration(math.Round(work*1e6))*time.Microsecond, []burn.Hop(nil)
+	if c.BoxChain {
+		front, hops = boxPath(d, threads)
+	}
+	command := []string{s.cfg.Binary, "burn-server", "--listen", "127.0.0.1:0", "--work", front.String()}
+	if len(hops) > 0 {
+		command = append(command, "--hops", burn.FormatHops(hops))
+	}
+	srv, err := burn.Start(ctx, command, s.log)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Stop()
-	policy := boxPolicy(c.Policy, work+loadgenDemand)
-	fmt.Fprintf(s.out, "the machine's own ceiling: a bare server spending %s of CPU per request, from %.0f/s\n", workDur, policy.Start)
+	policy := boxPolicy(c.Policy, work+d[model.Loadgen])
+	fmt.Fprintf(s.out, "the machine's own ceiling: a bare server spending %s of CPU per request, then %s, from %.0f/s\n", front, cmp.Or(burn.FormatHops(hops), "no hop"), policy.Start)
 	measure := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
 		return s.measureBox(ctx, srv.URL, rate, c)
 	}
@@ -53,7 +65,10 @@ func (s *Session) searchBox(ctx context.Context, c CapacityConfig, work, loadgen
 	if err != nil {
 		return nil, fmt.Errorf("the bare server's search: %w", err)
 	}
-	box := &reports.CapacityBox{WorkUS: work * 1e6, MaxRate: maxRate}
+	box := &reports.CapacityBox{WorkUS: work * 1e6, MaxRate: maxRate, FrontUS: float64(front) / float64(time.Microsecond)}
+	for _, h := range hops {
+		box.Hops = append(box.Hops, reports.CapacityHop{Name: h.Name, WorkUS: float64(h.Work) / float64(time.Microsecond), Threads: h.Threads})
+	}
 	for _, st := range steps {
 		box.Steps = append(box.Steps, st.Step)
 		if st.Pass && st.Step.Offered == maxRate {
@@ -109,4 +124,92 @@ func boxUtilization(box *reports.CapacityBox, cores int, p0, slo float64) (float
 		}
 	}
 	return model.CurveUtilization(pts, p0, slo)
+}
+
+// pathRank ranks the tiers a request goes through, from the edge in: the
+// CDN, the load balancer, the app, its caches, the pooler, the replicas
+// and the primary. The bare server's hops follow that order.
+func pathRank(name string) int {
+	switch {
+	case name == "varnish":
+		return 0
+	case name == "haproxy":
+		return 1
+	case name == "app":
+		return 2
+	case strings.HasPrefix(name, "redis"):
+		return 3
+	case name == "pgbouncer":
+		return 4
+	case name == "replica" || name == "replicas":
+		return 5
+	case name == "primary":
+		return 6
+	}
+	return 3
+}
+
+// offPath says whether a component does its work beside the requests
+// rather than on their way: the load generator (the client), Prometheus
+// and the exporters it scrapes.
+func offPath(name string) bool {
+	return name == model.Loadgen || name == "prometheus" || strings.HasSuffix(name, "-exporter")
+}
+
+// boxPath shapes the bare server after the phase: one process per tier a
+// request goes through, in pathOrder, each spending its tier's demand
+// (threads caps those that run fewer threads than the cores, as
+// model.LabMachine says). The first tier is the HTTP server itself (front)
+// and the rest its hops; what the components beside the path spend goes
+// to the front, so the chain costs what the phase's tiers cost together.
+// With no tier on the path, the front spends it all.
+func boxPath(d model.Demands, threads map[string]int) (front time.Duration, hops []burn.Hop) {
+	tiers := map[string]float64{}
+	tierThreads := map[string]int{}
+	var beside float64
+	for name, v := range d {
+		switch {
+		case name == model.Loadgen:
+		case offPath(name):
+			beside += v
+		case v > 0:
+			t := tierOf(name)
+			tiers[t] += v
+			if n := threads[name]; n > 0 {
+				tierThreads[t] += n
+			}
+		}
+	}
+	path := slices.Collect(maps.Keys(tiers))
+	slices.SortFunc(path, func(a, b string) int { return cmp.Or(cmp.Compare(pathRank(a), pathRank(b)), cmp.Compare(a, b)) })
+	us := func(sec float64) time.Duration { return time.Duration(math.Round(sec*1e6)) * time.Microsecond }
+	if len(path) == 0 {
+		return us(beside), nil
+	}
+	front = us(tiers[path[0]] + beside)
+	for _, name := range path[1:] {
+		hops = append(hops, burn.Hop{Name: name, Work: us(tiers[name]), Threads: tierThreads[name]})
+	}
+	return front, hops
+}
+
+// tierOf is the tier of a component: its name less an instance number
+// ("app-2" is "app", "redis-master-0" "redis-master"). A request goes to
+// one instance of a tier, so the chain has one hop per tier, spending
+// what the tier's instances spend per request together.
+func tierOf(name string) string {
+	base, n, ok := cutLast(name, "-")
+	if !ok || n == "" || strings.Trim(n, "0123456789") != "" {
+		return name
+	}
+	return base
+}
+
+// cutLast is strings.Cut at the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
 }

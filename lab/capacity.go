@@ -353,6 +353,12 @@ type CapacityConfig struct {
 	// of the cores requests may use. Without it the model takes that share
 	// from the M/M/1 rule (model.SLOUtilization).
 	NoBox bool
+	// BoxChain makes the bare server a chain of processes, one per tier a
+	// request goes through, each spending its tier's demand (boxPath),
+	// rather than one process spending them all: whether the hops
+	// themselves (a process to wake per tier) lower the share of the cores
+	// requests can use.
+	BoxChain bool
 }
 
 // stepPool is the load generator's pool for a capacity step at rate: as
@@ -467,8 +473,7 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 			machine.Utilization, machine.UtilizationRule = model.SLOUtilization(p0, sloMS), model.RuleMM1
 		}
 		if !c.NoBox {
-			work := model.Demands(d.PerRequest).Total() - d.PerRequest[loadgenName]
-			box, err := s.searchBox(ctx, c, work, d.PerRequest[loadgenName], probe)
+			box, err := s.searchBox(ctx, c, d.PerRequest, machine.Threads, probe)
 			switch {
 			case err != nil && ctx.Err() != nil:
 				return res, err
@@ -612,6 +617,9 @@ func loadStep(rate float64, lr *loadgen.Result) reports.CapacityStep {
 	st := reports.CapacityStep{
 		Offered: rate, P50MS: p.P50, P99MS: p.P99, Dropped: lr.Dropped, GeneratorLate: lr.Late,
 		CPUUSPerRequest: map[string]float64{},
+	}
+	if len(lr.ErrorsByClass) > 0 {
+		st.ErrorsByClass = maps.Clone(lr.ErrorsByClass)
 	}
 	if secs := lr.Duration.Seconds(); secs > 0 {
 		st.Achieved = float64(ops) / secs

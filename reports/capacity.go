@@ -53,6 +53,13 @@ type CapacityBox struct {
 	// WorkUS is the CPU the server spends on each request, in µs: the sum
 	// of the phase's demands, the load generator's left out.
 	WorkUS float64 `json:"work_us"`
+	// FrontUS is what the HTTP server itself spends of WorkUS, and Hops
+	// the processes every request goes through behind it, one per tier
+	// of the phase on a request's way, each spending its tier's demand.
+	// No hops: one process spends it all (results before hops were
+	// measured have neither).
+	FrontUS float64       `json:"front_us,omitempty"`
+	Hops    []CapacityHop `json:"hops,omitempty"`
 	// Steps are the bare server's; a step's CPU is the whole machine's,
 	// under the component "machine".
 	Steps []CapacityStep `json:"steps"`
@@ -65,6 +72,16 @@ type CapacityBox struct {
 	// the SLO's bound less the phase's zero-load p99 (model.CurveUtilization).
 	// 0 when the curve gave none.
 	Utilization float64 `json:"utilization,omitempty"`
+}
+
+// CapacityHop is one process behind the bare server.
+type CapacityHop struct {
+	// Name is the tier it stands for.
+	Name string `json:"name"`
+	// WorkUS is the CPU it spends on each request, in µs.
+	WorkUS float64 `json:"work_us"`
+	// Threads is its GOMAXPROCS; 0: every core.
+	Threads int `json:"threads,omitempty"`
 }
 
 // BoxMachine is the component that holds a CapacityBox step's CPU: the
@@ -111,6 +128,10 @@ type CapacityStep struct {
 	MachinePausedMS *float64 `json:"machine_paused_ms,omitempty"`
 	// MachinePauseMaxMS is the longest of those pauses, in milliseconds.
 	MachinePauseMaxMS *float64 `json:"machine_pause_max_ms,omitempty"`
+	// ErrorsByClass counts the step's failed requests by class, as the
+	// load generator names them ("timeout", "connection reset",
+	// "http 503"...): what broke the SLO when errors did. Optional.
+	ErrorsByClass map[string]int64 `json:"errors_by_class,omitempty"`
 }
 
 // SaturatedShare is the share of the cores busy (BusyCores) from which a

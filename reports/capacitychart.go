@@ -133,9 +133,17 @@ func boxSection(cp *Capacity) (section, bool) {
 	}
 	cores := cp.Model.Inputs["cores"]
 	tb := stepTable(b.Steps, b.MaxRate, "busy, cores", func(s CapacityStep) string { return fmtCPU(s.BusyCores()) })
-	text := fmt.Sprintf("After the search, a bare server (`scalelab burn-server`: no hop, no cache, no database) spending %s µs of CPU on every request, "+
+	shape := "no hop, no cache, no database"
+	if len(b.Hops) > 0 {
+		hops := make([]string, len(b.Hops))
+		for i, h := range b.Hops {
+			hops[i] = fmt.Sprintf("%s %s µs", h.Name, fmtRate(h.WorkUS))
+		}
+		shape = fmt.Sprintf("no cache, no database, but a chain of processes, one per tier on a request's way, each spending its tier's CPU: the server %s µs, then %s", fmtRate(b.FrontUS), strings.Join(hops, ", "))
+	}
+	text := fmt.Sprintf("After the search, a bare server (`scalelab burn-server`: %s) spending %s µs of CPU on every request, "+
 		"what a request of this phase costs its tiers together, was searched the same way, with the same load generator and SLO, from 40%% of what the cores could serve at that cost, 25%% more each step. ",
-		fmtRate(b.WorkUS))
+		shape, fmtRate(b.WorkUS))
 	if b.MaxRate > 0 {
 		text += fmt.Sprintf("It met the SLO up to %s requests/s, with %.0f%% of the cores busy: how much of this machine's cores requests can use before the machine itself (queueing for the cores, the load generator beside them, the host's pauses) breaks the objective. ",
 			fmtRate(b.MaxRate), 100*b.KneeBusy)
@@ -199,6 +207,18 @@ func retriedNote(cp *Capacity) string {
 		"Where the search would have stopped, the lowest failed rate was measured once more, apart from its first attempts (for up to two rates): a pass there counts, and the search went on above it. "
 }
 
+// errorClasses is a step's failed requests by class, the most common
+// first: "http 503: 53, timeout: 2".
+func errorClasses(by map[string]int64) string {
+	classes := slices.Collect(maps.Keys(by))
+	slices.SortFunc(classes, func(a, b string) int { return cmp.Or(cmp.Compare(by[b], by[a]), cmp.Compare(a, b)) })
+	parts := make([]string, len(classes))
+	for i, k := range classes {
+		parts[i] = k + ": " + groupDigits(by[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
 // missReason says, from the first rate that failed, why the measured
 // capacity and the model's bound differ: whether the cores were busy when
 // the SLO broke, and which part of the SLO broke.
@@ -216,7 +236,11 @@ func missReason(cp *Capacity) string {
 	busy := first.BusyCores()
 	var broke []string
 	if first.ErrorRate > 0 {
-		broke = append(broke, fmt.Sprintf("%s of requests failed (load shed with 503 or timed out)", fmtFraction(first.ErrorRate)))
+		how := "load shed with 503 or timed out"
+		if len(first.ErrorsByClass) > 0 {
+			how = errorClasses(first.ErrorsByClass)
+		}
+		broke = append(broke, fmt.Sprintf("%s of requests failed (%s)", fmtFraction(first.ErrorRate), how))
 	}
 	if first.Dropped > 0 {
 		broke = append(broke, fmt.Sprintf("%s arrivals were dropped", groupDigits(first.Dropped)))

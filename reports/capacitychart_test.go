@@ -85,6 +85,16 @@ func TestRenderCapacity(t *testing.T) {
 	if want := "5,000 arrivals were dropped, with the cores 93% busy (1.86 of 2, other work included)."; !strings.Contains(md.String(), want) {
 		t.Errorf("report.md lacks %q:\n%s", want, md.String())
 	}
+	// Its failed requests are named by class, the most common first.
+	r.Capacity.Steps[1].ErrorRate = 0.02
+	r.Capacity.Steps[1].ErrorsByClass = map[string]int64{"timeout": 2, "http 503": 1200, "connection reset": 2}
+	md.Reset()
+	if err := RenderMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := "(4000.0/s) 2% of requests failed (http 503: 1,200, connection reset: 2, timeout: 2) and 5,000 arrivals were dropped"; !strings.Contains(md.String(), want) {
+		t.Errorf("report.md lacks %q:\n%s", want, md.String())
+	}
 }
 
 func TestRenderCapacityRetried(t *testing.T) {

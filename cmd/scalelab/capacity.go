@@ -40,6 +40,7 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 	fs.StringVar(&dir, "topology-dir", "", "folder for the topology's run folders (default .scalelab/topologies)")
 	runtime := fs.String("runtime", "process", runtimeUsage)
 	box := fs.Bool("box", true, "after the search, search a bare server costing what a request of the phase costs: the share of the cores this machine lets requests use, for the model (--box=false: the M/M/1 rule instead)")
+	chain := fs.Bool("box-chain", false, "make the bare server a chain of processes, one per tier a request goes through (load balancer, app, cache, databases), each spending its tier's CPU, instead of one process spending it all")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -82,7 +83,7 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 	res, err := capacity(ctx, lab.Config{
 		Definition: def, Scenario: sc, Binary: bin, TopologyDir: dir, Seed: seed,
 		Argv: append([]string{"scalelab", "capacity"}, args...), Stdout: stdout, Logger: log, Runtime: rt,
-	}, lab.CapacityConfig{SLO: slo, Policy: policy, Step: step, NoBox: !*box})
+	}, lab.CapacityConfig{SLO: slo, Policy: policy, Step: step, NoBox: !*box, BoxChain: *chain})
 	if err != nil {
 		if ctx.Err() != nil {
 			// 130 is the shell's status for a run ended by Ctrl-C.

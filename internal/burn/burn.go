@@ -42,8 +42,20 @@ var body = []byte(`{"id":"00000000-0000-4000-8000-000000000000","name":"burn","b
 // clock, so a request preempted midway still costs work), then writes the
 // fixed body with status 200.
 func Handler(work time.Duration) http.Handler {
+	return handler(work, nil)
+}
+
+// handler is Handler with the request taken through the chain of hops
+// behind nx (nil: none) once work is spent; a hop that fails is a 502.
+func handler(work time.Duration, nx *next) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		Spin(work)
+		if nx != nil {
+			if err := nx.call(); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
 	})
@@ -91,10 +103,31 @@ type Address struct {
 	URL string `json:"url"`
 }
 
-// Serve listens on addr (a loopback address: the server is for the lab's
-// own load), writes its URL to stdout as an Address and serves Handler(work)
-// until ctx ends.
-func Serve(ctx context.Context, addr string, work time.Duration, stdout io.Writer) error {
+// Config is a bare server to serve.
+type Config struct {
+	// Listen is a loopback address: the server is for the lab's own load.
+	Listen string
+	// Work is the CPU time every request costs the server itself.
+	Work time.Duration
+	// Hops are the processes a request goes through behind the server,
+	// in order (ServeHop); none: the server answers on its own.
+	Hops []Hop
+	// Binary is the scalelab program that runs the hops; required with
+	// Hops.
+	Binary string
+	// Log takes the hops' warnings; nil discards them.
+	Log *slog.Logger
+}
+
+// Serve listens on c.Listen, starts c.Hops behind it, writes its URL to
+// stdout as an Address and serves every request, c.Work of its own CPU and
+// a trip through the hops, until ctx ends.
+func Serve(ctx context.Context, c Config, stdout io.Writer) error {
+	addr, work := c.Listen, c.Work
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("burn server: listen address %q: %w", addr, err)
@@ -105,11 +138,26 @@ func Serve(ctx context.Context, addr string, work time.Duration, stdout io.Write
 	if work < 0 || work > time.Second {
 		return fmt.Errorf("burn server: work %s per request: want 0 to 1s", work)
 	}
+	var nx *next
+	if len(c.Hops) > 0 {
+		if c.Binary == "" {
+			return errors.New("burn server: hops need the scalelab binary to run them")
+		}
+		dir, err := os.MkdirTemp("", "scalelab-burn-")
+		if err != nil {
+			return fmt.Errorf("burn server: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		if nx, err = startNext(ctx, c.Binary, dir, c.Hops, log); err != nil {
+			return fmt.Errorf("burn server: %w", err)
+		}
+		defer nx.stop()
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("burn server: %w", err)
 	}
-	srv := &http.Server{Handler: Handler(work), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler(work, nx), ReadHeaderTimeout: 10 * time.Second}
 	line, err := json.Marshal(Address{URL: "http://" + ln.Addr().String()})
 	if err != nil {
 		return err

@@ -34,6 +34,8 @@ type Config struct {
 	Command []string
 	// Log takes the warnings of stopping it; nil discards them.
 	Log *slog.Logger
+	// Env is added to this process's environment for the program.
+	Env []string
 	// Stderr takes the program's stderr; nil discards it.
 	Stderr io.Writer
 	// First is given the program's first line of stdout, and says whether
@@ -59,6 +61,9 @@ func Start(ctx context.Context, c Config) (*Process, error) {
 	cmd := exec.Command(c.Command[0], c.Command[1:]...)
 	cmd.SysProcAttr = dieWithParent()
 	cmd.Stderr = c.Stderr
+	if len(c.Env) > 0 {
+		cmd.Env = append(os.Environ(), c.Env...)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)

@@ -1,0 +1,63 @@
+package lab
+
+import (
+	"testing"
+	"time"
+
+	"scalelab/internal/burn"
+	"scalelab/model"
+)
+
+// TestBoxPathFollowsTheTiers shapes a chain after phase 4's demands: one
+// hop per tier in the order a request meets them, instances added up, the
+// single-threaded tiers capped, and what the components beside the path
+// spend put on the front, so the chain costs what the phase's tiers cost.
+func TestBoxPathFollowsTheTiers(t *testing.T) {
+	d := model.Demands{
+		"varnish": 70e-6, "haproxy": 17e-6,
+		"app-1": 18e-6, "app-2": 18e-6, "app-3": 18e-6,
+		"redis-master-0": 6e-6, "redis-master-1": 6e-6, "redis-master-2": 5e-6,
+		"pgbouncer": 11e-6, "replica-1": 10e-6, "replica-2": 9e-6, "primary": 67e-6,
+		"prometheus": 12e-6, "postgres-exporter": 2e-6, model.Loadgen: 39e-6,
+		"redis-replica-0": 0,
+	}
+	m := model.LabMachine(2, []string{"redis-master-0", "redis-master-1", "redis-master-2", "pgbouncer"})
+	front, hops := boxPath(d, m.Threads)
+	if want := (70 + 12 + 2) * time.Microsecond; front != want {
+		t.Errorf("front spends %s, want %s (varnish's and the components' beside the path)", front, want)
+	}
+	want := []burn.Hop{
+		{Name: "haproxy", Work: 17 * time.Microsecond},
+		{Name: "app", Work: 54 * time.Microsecond},
+		{Name: "redis-master", Work: 17 * time.Microsecond, Threads: 3},
+		{Name: "pgbouncer", Work: 11 * time.Microsecond, Threads: 1},
+		{Name: "replica", Work: 19 * time.Microsecond},
+		{Name: "primary", Work: 67 * time.Microsecond},
+	}
+	if burn.FormatHops(hops) != burn.FormatHops(want) {
+		t.Errorf("hops %s, want %s", burn.FormatHops(hops), burn.FormatHops(want))
+	}
+	total := front
+	for _, h := range hops {
+		total += h.Work
+	}
+	if wantTotal := time.Duration((d.Total()-d[model.Loadgen])*1e9+0.5) / time.Microsecond * time.Microsecond; total != wantTotal {
+		t.Errorf("the chain spends %s, the tiers %s", total, wantTotal)
+	}
+
+	front, hops = boxPath(model.Demands{"app": 100e-6, model.Loadgen: 40e-6}, nil)
+	if front != 100*time.Microsecond || len(hops) != 0 {
+		t.Errorf("phase 1: front %s, hops %v; want the app's 100µs and no hop", front, hops)
+	}
+}
+
+func TestTierOf(t *testing.T) {
+	for name, want := range map[string]string{
+		"app-2": "app", "redis-master-0": "redis-master", "replica-12": "replica",
+		"haproxy": "haproxy", "postgres-exporter": "postgres-exporter", "app-": "app-", "a-b2": "a-b2",
+	} {
+		if got := tierOf(name); got != want {
+			t.Errorf("tierOf(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
