@@ -219,12 +219,16 @@ func errorClasses(by map[string]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-// missReason says, from the first rate that failed, why the measured
+// missReason says, from the first rate that failed (its last attempt, the
+// one that counts), why the measured
 // capacity and the model's bound differ: whether the cores were busy when
 // the SLO broke, and which part of the SLO broke.
 func missReason(cp *Capacity) string {
 	var first *CapacityStep
 	for i, s := range cp.Steps {
+		if s.Retried {
+			continue // the rate's verdict is its last attempt
+		}
 		if s.Offered > cp.MaxRate && (first == nil || s.Offered < first.Offered) {
 			first = &cp.Steps[i]
 		}

@@ -95,6 +95,16 @@ func TestRenderCapacity(t *testing.T) {
 	if want := "(4000.0/s) 2% of requests failed (http 503: 1,200, connection reset: 2, timeout: 2) and 5,000 arrivals were dropped"; !strings.Contains(md.String(), want) {
 		t.Errorf("report.md lacks %q:\n%s", want, md.String())
 	}
+	// An earlier attempt at a lower failed rate, measured again, is not
+	// the rate's verdict: the explanation stays with the last attempts.
+	r.Capacity.Steps = append(r.Capacity.Steps, CapacityStep{Offered: 3500, Achieved: 3000, P99MS: 400, ErrorRate: 0.2, Retried: true})
+	md.Reset()
+	if err := RenderMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := "At the first rate that failed (4000.0/s)"; !strings.Contains(md.String(), want) {
+		t.Errorf("report.md lacks %q:\n%s", want, md.String())
+	}
 }
 
 func TestRenderCapacityRetried(t *testing.T) {
