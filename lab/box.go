@@ -37,10 +37,11 @@ func boxPolicy(p SearchPolicy, perRequest float64) SearchPolicy {
 
 // searchBox is the machine's own ceiling: a capacity search, with the
 // phase's objective and load generator, of a bare server (scalelab
-// burn-server, internal/burn) spending work of CPU on every request.
-// c.Policy.Cores is the machine's (Capacity sets it).
-// loadgenDemand is the generator's CPU seconds per request in the phase,
-// for where to start.
+// burn-server, internal/burn) spending on every request what the phase's
+// demands d add up to, the load generator's left out: in one process, or
+// with c.BoxChain in one process per tier (boxPath; threads are the
+// model's thread caps). c.Policy.Cores is the machine's (Capacity sets
+// it).
 func (s *Session) searchBox(ctx context.Context, c CapacityConfig, d model.Demands, threads map[string]int, probe *pauses.Watcher) (*reports.CapacityBox, error) {
 	work := d.Total() - d[model.Loadgen]
 	front, hops := time.Duration(math.Round(work*1e6))*time.Microsecond, []burn.Hop(nil)
@@ -150,14 +151,15 @@ func pathRank(name string) int {
 }
 
 // offPath says whether a component does its work beside the requests
-// rather than on their way: the load generator (the client), Prometheus
-// and the exporters it scrapes.
+// rather than on their way: the load generator (the client), Prometheus,
+// the exporters it scrapes and the queue's workers (they run jobs after
+// the request was answered).
 func offPath(name string) bool {
-	return name == model.Loadgen || name == "prometheus" || strings.HasSuffix(name, "-exporter")
+	return name == model.Loadgen || name == "prometheus" || strings.HasSuffix(name, "-exporter") || tierOf(name) == "worker"
 }
 
 // boxPath shapes the bare server after the phase: one process per tier a
-// request goes through, in pathOrder, each spending its tier's demand
+// request goes through, in pathRank's order, each spending its tier's demand
 // (threads caps those that run fewer threads than the cores, as
 // model.LabMachine says). The first tier is the HTTP server itself (front)
 // and the rest its hops; what the components beside the path spend goes
@@ -198,18 +200,9 @@ func boxPath(d model.Demands, threads map[string]int) (front time.Duration, hops
 // one instance of a tier, so the chain has one hop per tier, spending
 // what the tier's instances spend per request together.
 func tierOf(name string) string {
-	base, n, ok := cutLast(name, "-")
-	if !ok || n == "" || strings.Trim(n, "0123456789") != "" {
+	i := strings.LastIndex(name, "-")
+	if n := name[i+1:]; i < 0 || n == "" || strings.Trim(n, "0123456789") != "" {
 		return name
 	}
-	return base
-}
-
-// cutLast is strings.Cut at the last sep.
-func cutLast(s, sep string) (before, after string, found bool) {
-	i := strings.LastIndex(s, sep)
-	if i < 0 {
-		return s, "", false
-	}
-	return s[:i], s[i+len(sep):], true
+	return name[:i]
 }

@@ -19,11 +19,11 @@ func TestBoxPathFollowsTheTiers(t *testing.T) {
 		"redis-master-0": 6e-6, "redis-master-1": 6e-6, "redis-master-2": 5e-6,
 		"pgbouncer": 11e-6, "replica-1": 10e-6, "replica-2": 9e-6, "primary": 67e-6,
 		"prometheus": 12e-6, "postgres-exporter": 2e-6, model.Loadgen: 39e-6,
-		"redis-replica-0": 0,
+		"redis-replica-0": 0, "worker-1": 3e-6,
 	}
 	m := model.LabMachine(2, []string{"redis-master-0", "redis-master-1", "redis-master-2", "pgbouncer"})
 	front, hops := boxPath(d, m.Threads)
-	if want := (70 + 12 + 2) * time.Microsecond; front != want {
+	if want := (70 + 12 + 2 + 3) * time.Microsecond; front != want {
 		t.Errorf("front spends %s, want %s (varnish's and the components' beside the path)", front, want)
 	}
 	want := []burn.Hop{
@@ -54,7 +54,7 @@ func TestBoxPathFollowsTheTiers(t *testing.T) {
 func TestTierOf(t *testing.T) {
 	for name, want := range map[string]string{
 		"app-2": "app", "redis-master-0": "redis-master", "replica-12": "replica",
-		"haproxy": "haproxy", "postgres-exporter": "postgres-exporter", "app-": "app-", "a-b2": "a-b2",
+		"haproxy": "haproxy", "postgres-exporter": "postgres-exporter", "app-": "app-", "a-b2": "a-b2", "worker-1": "worker",
 	} {
 		if got := tierOf(name); got != want {
 			t.Errorf("tierOf(%q) = %q, want %q", name, got, want)
