@@ -170,8 +170,12 @@ func (n *next) stop() {
 // ServeHop is one hop of the chain: it listens on the Unix socket path,
 // starts the hops behind it (binary is scalelab), writes "unix:PATH" to
 // stdout as an Address, and then answers every byte it reads, once work of
-// CPU is spent and the next hop has answered, until ctx ends.
+// CPU is spent and the next hop has answered, until ctx ends. log takes the
+// warnings of a next hop that failed; nil discards them.
 func ServeHop(ctx context.Context, binary, path string, work time.Duration, hops []Hop, stdout io.Writer, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	nx, err := startNext(ctx, binary, filepath.Dir(path), hops, log)
 	if err != nil {
 		return fmt.Errorf("burn hop: %w", err)
@@ -181,7 +185,26 @@ func ServeHop(ctx context.Context, binary, path string, work time.Duration, hops
 	if err != nil {
 		return fmt.Errorf("burn hop: %w", err)
 	}
-	defer ln.Close()
+	var conns sync.WaitGroup
+	var mu sync.Mutex
+	open := map[net.Conn]struct{}{}
+	closed := false
+	// closeAll ends the accept loop and every connection's goroutine.
+	closeAll := func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		closed = true
+		for c := range open {
+			c.Close()
+		}
+	}
+	stop := context.AfterFunc(ctx, closeAll)
+	defer func() {
+		stop()
+		closeAll()
+		conns.Wait() // before nx.stop: they call the next hop
+	}()
 	line, err := json.Marshal(Address{URL: "unix:" + path})
 	if err != nil {
 		return err
@@ -189,19 +212,6 @@ func ServeHop(ctx context.Context, binary, path string, work time.Duration, hops
 	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
 		return fmt.Errorf("burn hop: write address: %w", err)
 	}
-	var conns sync.WaitGroup
-	defer conns.Wait()
-	var mu sync.Mutex
-	open := map[net.Conn]struct{}{}
-	stop := context.AfterFunc(ctx, func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for c := range open {
-			c.Close()
-		}
-	})
-	defer stop()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -211,6 +221,11 @@ func ServeHop(ctx context.Context, binary, path string, work time.Duration, hops
 			return fmt.Errorf("burn hop: accept: %w", err)
 		}
 		mu.Lock()
+		if closed { // accepted as closeAll ran: it never saw this one
+			mu.Unlock()
+			c.Close()
+			continue
+		}
 		open[c] = struct{}{}
 		mu.Unlock()
 		conns.Add(1)
