@@ -237,9 +237,11 @@ func TestRedisKilledMidRunFailsNoRequests(t *testing.T) {
 	}
 	for i, a := range apps {
 		m := scrape(t, a)
-		t.Logf("app-%d: l1 flushes on resubscribe %.0f, l2 errors %.0f, l2 bypassed %.0f, limiter fallbacks %.0f, invalidations pending %.0f",
+		t.Logf("app-%d: l1 flushes on resubscribe %.0f, l2 errors %.0f, l2 bypassed %.0f, l2 hits %.0f, l2 fills stored %.0f, stale %.0f, skipped %.0f, limiter fallbacks %.0f, invalidations pending %.0f",
 			i+1, m.sum("scalelab_cache_l1_flushes_total"), m.sum("scalelab_cache_errors_total", `tier="l2"`),
-			m.sum("scalelab_cache_bypass_total", `tier="l2"`), m.sum("scalelab_ratelimit_fallback_total"),
+			m.sum("scalelab_cache_bypass_total", `tier="l2"`), m.sum("scalelab_cache_hits_total", `tier="l2"`),
+			m.sum("scalelab_cache_fills_total", `result="stored"`), m.sum("scalelab_cache_fills_total", `result="stale"`),
+			m.sum("scalelab_cache_fills_total", `result="skipped"`), m.sum("scalelab_ratelimit_fallback_total"),
 			m.sum("scalelab_cache_invalidations_pending"))
 	}
 
