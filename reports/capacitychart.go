@@ -210,8 +210,7 @@ func retriedNote(cp *Capacity) string {
 // errorClasses is a step's failed requests by class, the most common
 // first: "http 503: 53, timeout: 2".
 func errorClasses(by map[string]int64) string {
-	classes := slices.Collect(maps.Keys(by))
-	slices.SortFunc(classes, func(a, b string) int { return cmp.Or(cmp.Compare(by[b], by[a]), cmp.Compare(a, b)) })
+	classes := classesByCount(by)
 	parts := make([]string, len(classes))
 	for i, k := range classes {
 		parts[i] = k + ": " + groupDigits(by[k])

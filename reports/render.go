@@ -202,13 +202,17 @@ func totalsSection(r *Result) section {
 	}
 }
 
+// classesByCount is the classes of failed requests, the most common
+// first, ties in order of name.
+func classesByCount(by map[string]int64) []string {
+	classes := slices.Sorted(maps.Keys(by))
+	slices.SortStableFunc(classes, func(a, b string) int { return cmp.Compare(by[b], by[a]) })
+	return classes
+}
+
 func errorsSection(r *Result) section {
 	tb := &table{head: []string{"class", "count", "share of requests"}, num: []bool{false, true, true}}
-	classes := slices.Sorted(maps.Keys(r.Totals.ErrorsByClass))
-	slices.SortStableFunc(classes, func(a, b string) int {
-		return cmp.Compare(r.Totals.ErrorsByClass[b], r.Totals.ErrorsByClass[a])
-	})
-	for _, class := range classes {
+	for _, class := range classesByCount(r.Totals.ErrorsByClass) {
 		n := r.Totals.ErrorsByClass[class]
 		share := 0.0
 		if r.Totals.Requests > 0 {
