@@ -189,6 +189,19 @@ type Process struct {
 	*child.Process
 }
 
+// parseAddress reads a server's or a hop's first line, an Address, and
+// returns its URL.
+func parseAddress(line []byte) (string, error) {
+	var a Address
+	if err := json.Unmarshal(line, &a); err != nil {
+		return "", fmt.Errorf("bad address: %w", err)
+	}
+	if a.URL == "" {
+		return "", errors.New("bad address: no URL")
+	}
+	return a.URL, nil
+}
+
 // Start runs command (scalelab burn-server with its flags) and returns
 // once it has said where it serves. The server dies with this process;
 // Stop stops it.
@@ -196,16 +209,9 @@ func Start(ctx context.Context, command []string, log *slog.Logger) (*Process, e
 	p := &Process{}
 	proc, err := child.Start(ctx, child.Config{
 		Name: "burn server", Command: command, Log: log, Stderr: os.Stderr,
-		First: func(line []byte) error {
-			var a Address
-			if err := json.Unmarshal(line, &a); err != nil {
-				return fmt.Errorf("bad address: %w", err)
-			}
-			if a.URL == "" {
-				return errors.New("bad address: no URL")
-			}
-			p.URL = a.URL
-			return nil
+		First: func(line []byte) (err error) {
+			p.URL, err = parseAddress(line)
+			return err
 		},
 	})
 	if err != nil {

@@ -82,10 +82,9 @@ func ParseHops(s string) ([]Hop, error) {
 // next is the way to the next hop: a pool of connections to its Unix
 // socket, each carrying one request at a time (one byte there, one back).
 type next struct {
-	path  string
-	hop   *child.Process
-	idle  chan net.Conn
-	close sync.Once
+	path string
+	hop  *child.Process
+	idle chan net.Conn
 }
 
 // startNext starts hops[0] (scalelab burn-server --hop, which starts the
@@ -104,14 +103,11 @@ func startNext(ctx context.Context, binary, dir string, hops []Hop, log *slog.Lo
 	proc, err := child.Start(ctx, child.Config{
 		Name: "burn hop " + h.Name, Command: command, Env: env, Log: log, Stderr: os.Stderr,
 		First: func(line []byte) error {
-			var a Address
-			if err := json.Unmarshal(line, &a); err != nil {
-				return fmt.Errorf("bad address: %w", err)
+			url, err := parseAddress(line)
+			if err == nil && url != "unix:"+path {
+				err = fmt.Errorf("address %q, want unix:%s", url, path)
 			}
-			if a.URL != "unix:"+path {
-				return fmt.Errorf("address %q, want unix:%s", a.URL, path)
-			}
-			return nil
+			return err
 		},
 	})
 	if err != nil {
@@ -148,23 +144,21 @@ func (n *next) call() error {
 	return nil
 }
 
-// stop closes the idle connections and stops the next hop (and with it
-// the hops behind it).
+// stop stops the next hop (and with it the hops behind it) and closes the
+// idle connections; its owner calls it once, after the calls are done.
 func (n *next) stop() {
 	if n == nil {
 		return
 	}
-	n.close.Do(func() {
-		n.hop.Stop()
-		for {
-			select {
-			case c := <-n.idle:
-				c.Close()
-			default:
-				return
-			}
+	n.hop.Stop()
+	for {
+		select {
+		case c := <-n.idle:
+			c.Close()
+		default:
+			return
 		}
-	})
+	}
 }
 
 // ServeHop is one hop of the chain: it listens on the Unix socket path,
