@@ -44,7 +44,7 @@ func boxPolicy(p SearchPolicy, perRequest float64) SearchPolicy {
 // it).
 func (s *Session) searchBox(ctx context.Context, c CapacityConfig, d model.Demands, threads map[string]int, probe *pauses.Watcher) (*reports.CapacityBox, error) {
 	work := d.Total() - d[model.Loadgen]
-	front, hops := time.Duration(math.Round(work*1e6))*time.Microsecond, []burn.Hop(nil)
+	front, hops := microseconds(work), []burn.Hop(nil)
 	if c.BoxChain {
 		front, hops = boxPath(d, threads)
 	}
@@ -184,15 +184,20 @@ func boxPath(d model.Demands, threads map[string]int) (front time.Duration, hops
 	}
 	path := slices.Collect(maps.Keys(tiers))
 	slices.SortFunc(path, func(a, b string) int { return cmp.Or(cmp.Compare(pathRank(a), pathRank(b)), cmp.Compare(a, b)) })
-	us := func(sec float64) time.Duration { return time.Duration(math.Round(sec*1e6)) * time.Microsecond }
 	if len(path) == 0 {
-		return us(beside), nil
+		return microseconds(beside), nil
 	}
-	front = us(tiers[path[0]] + beside)
+	front = microseconds(tiers[path[0]] + beside)
 	for _, name := range path[1:] {
-		hops = append(hops, burn.Hop{Name: name, Work: us(tiers[name]), Threads: tierThreads[name]})
+		hops = append(hops, burn.Hop{Name: name, Work: microseconds(tiers[name]), Threads: tierThreads[name]})
 	}
 	return front, hops
+}
+
+// microseconds is sec seconds as a duration, rounded to the microsecond:
+// what the burn server's flags take of a demand.
+func microseconds(sec float64) time.Duration {
+	return time.Duration(math.Round(sec*1e6)) * time.Microsecond
 }
 
 // tierOf is the tier of a component: its name less an instance number
