@@ -70,26 +70,40 @@ func (o SLO) String() string {
 	return fmt.Sprintf("p99<%s, errors+dropped<=%g%%, achieved>=%g%% of offered", o.P99, 100*o.MaxLost, 100*o.MinAchieved)
 }
 
+// Verdict is a step judged against an SLO.
+type Verdict struct {
+	Pass bool
+	// Clear is a pass with room to spare, within half of each bound: p99
+	// within half the bound, the arrivals lost within half the budget, and
+	// what is short of the offered rate within half of what may be. One
+	// such step settles its rate (SearchPolicy.Votes).
+	Clear bool
+	// Why is the first broken part of the SLO when Pass is false.
+	Why string
+}
+
 // Judge says whether step s met the SLO, and if not, why (the first broken
 // part). Errors and drops are counted against the arrivals offered in the
 // step (offered rate × duration), so a step that dropped most of its load
 // cannot pass on the few requests it sent.
-func (o SLO) Judge(s reports.CapacityStep, d time.Duration) (bool, string) {
-	if s.P99MS > float64(o.P99)/float64(time.Millisecond) {
-		return false, fmt.Sprintf("p99 %.1f ms > %s", s.P99MS, o.P99)
+func (o SLO) Judge(s reports.CapacityStep, d time.Duration) Verdict {
+	bound := float64(o.P99) / float64(time.Millisecond)
+	if s.P99MS > bound {
+		return Verdict{Why: fmt.Sprintf("p99 %.1f ms > %s", s.P99MS, o.P99)}
 	}
 	offered := s.Offered * d.Seconds()
 	if offered <= 0 {
-		return false, "nothing offered"
+		return Verdict{Why: "nothing offered"}
 	}
-	lost := s.ErrorRate*s.Achieved*d.Seconds() + float64(s.Dropped)
-	if lost/offered > o.MaxLost {
-		return false, fmt.Sprintf("errors+dropped %.2f%% > %g%%", 100*lost/offered, 100*o.MaxLost)
+	lost := (s.ErrorRate*s.Achieved*d.Seconds() + float64(s.Dropped)) / offered
+	if lost > o.MaxLost {
+		return Verdict{Why: fmt.Sprintf("errors+dropped %.2f%% > %g%%", 100*lost, 100*o.MaxLost)}
 	}
 	if s.Achieved < o.MinAchieved*s.Offered {
-		return false, fmt.Sprintf("achieved %.0f/s < %g%% of %.0f/s", s.Achieved, 100*o.MinAchieved, s.Offered)
+		return Verdict{Why: fmt.Sprintf("achieved %.0f/s < %g%% of %.0f/s", s.Achieved, 100*o.MinAchieved, s.Offered)}
 	}
-	return true, ""
+	short := 1 - s.Achieved/s.Offered
+	return Verdict{Pass: true, Clear: s.P99MS <= bound/2 && lost <= o.MaxLost/2 && short <= (1-o.MinAchieved)/2}
 }
 
 // SearchPolicy is how a capacity search picks its rates.
@@ -107,18 +121,24 @@ type SearchPolicy struct {
 	// Floor is the lowest rate worth trying; a search whose every step
 	// failed down to it reports no capacity.
 	Floor float64
-	// Confirm is how many more times a rate that failed is measured
-	// before it counts as failed: a stall of a few hundred milliseconds
-	// (a checkpoint, a neighbour's burst on a shared box) fails a 10 s
-	// step on its own, and a search that believed it would stop far
-	// below the knee. The failed attempts stay in the steps, marked
-	// Retried.
-	Confirm int
+	// Votes is how many times, at most, a rate is measured before it is
+	// judged: the majority of its attempts decides, and the search stops
+	// measuring it as soon as one verdict has that majority (two of
+	// three). A step that passes with room to spare (Verdict.Clear)
+	// settles its rate at once, so rates far below the knee cost one
+	// step. Near the knee one step says little on a shared box: on the
+	// 2-core test box one rate gave p99s of 138, 202, 175, 123, 108 and
+	// 37 ms in six steps, and a search that took the first pass it saw
+	// (failures measured again, passes not) ended on the highest lucky
+	// pass, so two searches of one phase in a row came 14 to 26% apart.
+	// Every attempt but a rate's last stays in the steps, marked Retried
+	// (the last one always agrees with the verdict). 1: one step decides.
+	Votes int
 	// StallRetries is how many more times a failed step is measured when
 	// the load generator's own pacer sent arrivals late during it
 	// (GeneratorLate): the machine stalled, so the step says nothing about
-	// the system under test. These attempts come on top of Confirm's and
-	// are marked Retried too. Seen on the 2-core test box: a stall of
+	// the system under test. These attempts are no votes (Votes) and are
+	// marked Retried too. Seen on the 2-core test box: a stall of
 	// about 19 s failed two 10 s steps at 500/s in a row, which a search
 	// without them reported as phase 1's capacity (485/s, against 6,500/s
 	// a few minutes before). A step whose cores were busy
@@ -137,16 +157,15 @@ type SearchPolicy struct {
 	// about 70 ms, and on the 2-core test box such pauses came every few
 	// seconds to half a minute (internal/pauses). 0: pauses never count.
 	PauseStall time.Duration
-	// Recheck is how many of the failed rates the search measures once
-	// more at its end, when it would otherwise stop: the lowest failed
-	// rate, above the highest pass. Its earlier attempts came back to
-	// back, and a disturbance that lasts longer than two steps (seen on
-	// the 2-core test box: phase 4 failed twice at 2,000/s with p99s of
-	// 252 and 52 ms, then passed 1,940/s with 23 ms and never went back)
-	// fails them all; measured later, the rate is judged at another
-	// moment. A rate that passes then is a pass, and the search goes on
-	// above it; one that fails again is the knee. Each rate is rechecked
-	// at most once.
+	// Recheck is how many of the failed rates the search measures again
+	// at its end, when it would otherwise stop: the lowest failed rate,
+	// above the highest pass, gets a vote of its own (Votes) apart from its
+	// first attempts, which came back to back: a disturbance that lasts
+	// longer than two steps (seen on the 2-core test box: phase 4 failed
+	// twice at 2,000/s with p99s of 252 and 52 ms, then passed 1,940/s with
+	// 23 ms and never went back) fails them all. A rate that passes its
+	// recheck is a pass, and the search goes on above it; one that fails
+	// it is the knee. Each rate is rechecked at most once.
 	Recheck int
 }
 
@@ -174,14 +193,14 @@ func (p SearchPolicy) paused(s reports.CapacityStep) bool {
 
 // DefaultPolicy starts at 250/s, doubles until the SLO fails, then bisects
 // to within 5%: about six growth steps and five bisection steps reach a
-// knee anywhere from 250/s to 8,000/s. A failed rate is measured once more
-// before it counts, and up to twice more when the machine stalled or was
-// paused for 10 ms or more; at the end, up to two failed rates are
-// measured once more. The retries take steps too: 28 leave room for them
-// (a phase 1 search on the test box spent 9 of 20 on retries and ran out
-// one bisection short).
+// knee anywhere from 250/s to 8,000/s. A rate is judged by the majority of
+// up to three attempts (one, when it passes with room to spare); an
+// attempt that failed while the machine stalled or was paused for 10 ms or
+// more is measured again without counting, up to twice; at the end, the
+// lowest failed rate gets one more vote. The votes take steps too: 28
+// leave room for them.
 func DefaultPolicy() SearchPolicy {
-	return SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 28, Floor: 10, Confirm: 1, StallRetries: 2, PauseStall: 10 * time.Millisecond, Recheck: 2}
+	return SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 28, Floor: 10, Votes: 3, StallRetries: 2, PauseStall: 10 * time.Millisecond, Recheck: 1}
 }
 
 // SearchStep is one measured step and its verdict.
@@ -193,34 +212,37 @@ type SearchStep struct {
 }
 
 // Search finds the highest rate at which judge passes: it measures at
-// p.Start and multiplies the rate by p.Factor after each pass until a step
-// fails, then bisects between the last pass and the first fail (the
-// midpoint to three significant digits) until they are within p.Precision
-// of each other (or p.MaxSteps are spent). If the first step fails it
-// divides by p.Factor until one passes or the rate goes below p.Floor. A
-// failed rate is measured again, up to p.Confirm more times (and
-// p.StallRetries more when the load generator itself was late in the
-// attempt: a stalled machine), and fails only when every attempt did.
-// Where the search would stop, it measures the lowest failed rate once
-// more, up to p.Recheck times (each rate once): if it passes now, the
-// search goes on between it and the next failed rate above (growing again
-// if there is none). It returns every step in the order measured, each
-// attempt but a rate's last marked Retried, and the highest passing rate
-// (0 when none passed).
-func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Context, rate float64) (reports.CapacityStep, error), judge func(reports.CapacityStep) (bool, string)) ([]SearchStep, float64, error) {
+// p.Start and multiplies the rate by p.Factor after each rate that passed
+// until one fails, then bisects between the highest pass and the lowest
+// fail (the midpoint to three significant digits) until they are within
+// p.Precision of each other (or p.MaxSteps are spent). If the first rate
+// fails it divides by p.Factor until one passes or the rate goes below
+// p.Floor. Each rate is judged by the majority of up to p.Votes attempts,
+// or at once by an attempt that passes with room to spare (Verdict.Clear);
+// an attempt that failed while the machine stalled (p.stalled) is measured
+// again without counting, up to p.StallRetries times a rate. Where the
+// search would stop, it votes once more on the lowest failed rate, up to
+// p.Recheck times (each rate once): if it passes now, the search goes on
+// between it and the next failed rate above (growing again if there is
+// none). It returns every step in the order measured, each attempt but a
+// rate's last marked Retried, and the highest passing rate (0 when none
+// passed).
+func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Context, rate float64) (reports.CapacityStep, error), judge func(reports.CapacityStep) Verdict) ([]SearchStep, float64, error) {
 	if p.Start <= 0 || p.Factor <= 1 || p.MaxSteps < 1 || p.Precision <= 0 {
 		return nil, 0, fmt.Errorf("capacity search: invalid policy %+v", p)
 	}
+	votes := max(1, p.Votes)
+	majority := votes/2 + 1
 	var steps []SearchStep
 	pass := 0.0
 	// The rates that counted as failed: every one is above pass (each
 	// rate tried lies between pass and the lowest of them, or is that
 	// lowest one, rechecked), so the lowest is the bisection's upper end.
 	var failed []float64
-	rechecked := map[float64]bool{} // the failed rates measured again at the end
+	rechecked := map[float64]bool{} // the failed rates voted on again at the end
 	rate := p.Start
-	attempts, stalls := 0, 0 // failed attempts at rate so far
-	recheck := false         // this rate is a recheck
+	passes, fails, stalls := 0, 0, 0 // this rate's attempts so far
+	recheck := false                 // this vote is a recheck
 	for len(steps) < p.MaxSteps {
 		if err := ctx.Err(); err != nil {
 			return steps, pass, err
@@ -229,29 +251,34 @@ func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Contex
 		if err != nil {
 			return steps, pass, fmt.Errorf("measure at %.0f/s: %w", rate, err)
 		}
-		ok, why := judge(s)
-		if recheck {
-			attempts = max(attempts, p.Confirm) // the recheck is the confirmation
+		v := judge(s)
+		lastStep := len(steps)+1 >= p.MaxSteps
+		if !v.Pass && !lastStep && stalls < p.StallRetries && p.stalled(s) {
+			stalls++
+			s.Retried = true
+			steps = append(steps, SearchStep{Step: s, Why: v.Why + " (the machine stalled: measured again)"})
+			continue
 		}
-		if !ok && len(steps)+1 < p.MaxSteps {
-			again := ""
-			switch {
-			case stalls < p.StallRetries && p.stalled(s):
-				stalls++
-				again = " (the machine stalled: measured again)"
-			case attempts < p.Confirm:
-				attempts++
-				again = " (measured again)"
-			}
-			if again != "" {
-				s.Retried = true
-				steps = append(steps, SearchStep{Step: s, Pass: false, Why: why + again})
-				continue
-			}
+		if v.Pass {
+			passes++
+		} else {
+			fails++
 		}
-		attempts, stalls = 0, 0
+		// Undecided: no majority yet, no clear pass, votes and steps left.
+		if !v.Clear && passes < majority && fails < majority && passes+fails < votes && !lastStep {
+			s.Retried = true
+			why := v.Why + " (measured again)"
+			if v.Pass {
+				why = "passed without room to spare (measured again)"
+			}
+			steps = append(steps, SearchStep{Step: s, Pass: v.Pass, Why: why})
+			continue
+		}
+		// Decided, and by this attempt: the one that made the majority,
+		// passed clear, or came last.
+		passes, fails, stalls = 0, 0, 0
 		if recheck {
-			// The attempts that counted before are retried ones now.
+			// The attempt that counted before is a retried one now.
 			for i := range steps {
 				if steps[i].Step.Offered == rate && !steps[i].Step.Retried {
 					steps[i].Step.Retried = true
@@ -260,8 +287,8 @@ func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Contex
 			}
 			recheck = false
 		}
-		steps = append(steps, SearchStep{Step: s, Pass: ok, Why: why})
-		if ok {
+		steps = append(steps, SearchStep{Step: s, Pass: v.Pass, Why: v.Why})
+		if v.Pass {
 			pass = max(pass, rate)
 			failed = slices.DeleteFunc(failed, func(f float64) bool { return f == rate })
 		} else if !slices.Contains(failed, rate) {
@@ -523,7 +550,7 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 // adds to each step the machine's pauses during it, as probe saw them (when
 // there is one), judges it against c.SLO and prints it.
 func (s *Session) search(ctx context.Context, c CapacityConfig, p SearchPolicy, probe *pauses.Watcher, measure func(ctx context.Context, rate float64) (reports.CapacityStep, error)) ([]SearchStep, float64, error) {
-	judge := func(st reports.CapacityStep) (bool, string) { return c.SLO.Judge(st, c.Step) }
+	judge := func(st reports.CapacityStep) Verdict { return c.SLO.Judge(st, c.Step) }
 	lastFailed := false
 	step := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
 		if lastFailed {
@@ -542,9 +569,9 @@ func (s *Session) search(ctx context.Context, c CapacityConfig, p SearchPolicy, 
 			ps := probe.Between(begin, time.Now())
 			st.MachinePausedMS, st.MachinePauseMaxMS = reports.Float(ms(ps.Total)), reports.Float(ms(ps.Longest))
 		}
-		ok, why := judge(st)
-		lastFailed = !ok
-		fmt.Fprintln(s.out, stepLine(p, st, ok, why))
+		v := judge(st)
+		lastFailed = !v.Pass
+		fmt.Fprintln(s.out, stepLine(p, st, v))
 		return st, nil
 	}
 	return Search(ctx, p, step, judge)
@@ -552,10 +579,13 @@ func (s *Session) search(ctx context.Context, c CapacityConfig, p SearchPolicy, 
 
 // stepLine is a measured step as the search prints it, with its verdict
 // and, when the machine paused or the generator was late, by how much.
-func stepLine(p SearchPolicy, st reports.CapacityStep, ok bool, why string) string {
+func stepLine(p SearchPolicy, st reports.CapacityStep, v Verdict) string {
 	verdict := "pass"
-	if !ok {
-		verdict = "FAIL: " + why
+	switch {
+	case !v.Pass:
+		verdict = "FAIL: " + v.Why
+	case !v.Clear:
+		verdict = "pass, without room to spare"
 	}
 	switch {
 	case p.paused(st):

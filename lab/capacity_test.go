@@ -33,7 +33,7 @@ func kneeAt(knee float64, rates *[]float64) func(context.Context, float64) (repo
 
 func TestSearch(t *testing.T) {
 	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
-	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, 10*time.Second) }
+	judge := func(s reports.CapacityStep) lab.Verdict { return slo.Judge(s, 10*time.Second) }
 	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 14, Floor: 10}
 	tests := []struct {
 		name      string
@@ -111,7 +111,7 @@ func TestSearch(t *testing.T) {
 // real knee instead of stopping below it. A rate that fails twice fails.
 func TestSearchConfirmsFailures(t *testing.T) {
 	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
-	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, 10*time.Second) }
+	judge := func(s reports.CapacityStep) lab.Verdict { return slo.Judge(s, 10*time.Second) }
 	var rates []float64
 	measure := kneeAt(1234, &rates)
 	stalled := false
@@ -123,7 +123,7 @@ func TestSearchConfirmsFailures(t *testing.T) {
 		}
 		return s, err
 	}
-	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 20, Floor: 10, Confirm: 1}
+	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 20, Floor: 10, Votes: 3}
 	steps, maxRate, err := lab.Search(context.Background(), policy, flaky, judge)
 	if err != nil {
 		t.Fatalf("Search: %v", err)
@@ -157,7 +157,7 @@ func TestSearchConfirmsFailures(t *testing.T) {
 // counts.
 func TestSearchRechecksFailures(t *testing.T) {
 	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
-	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, 10*time.Second) }
+	judge := func(s reports.CapacityStep) lab.Verdict { return slo.Judge(s, 10*time.Second) }
 	var rates []float64
 	measure := kneeAt(1234, &rates)
 	disturbed := 0
@@ -169,12 +169,12 @@ func TestSearchRechecksFailures(t *testing.T) {
 		}
 		return s, err
 	}
-	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 30, Floor: 10, Confirm: 1, Recheck: 2}
+	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 30, Floor: 10, Votes: 3, Recheck: 2}
 	steps, maxRate, err := lab.Search(context.Background(), policy, flaky, judge)
 	if err != nil {
 		t.Fatalf("Search: %v", err)
 	}
-	want := []float64{250, 500, 1000, 1000, 750, 875, 938, 969, 1000, 2000, 2000, 1500, 1500, 1250, 1250, 1130, 1190, 1220, 1250}
+	want := []float64{250, 500, 1000, 1000, 750, 875, 938, 969, 1000, 2000, 2000, 1500, 1500, 1250, 1250, 1130, 1190, 1220, 1250, 1250}
 	if diff := cmp.Diff(want, rates); diff != "" {
 		t.Errorf("rates measured (-want +got):\n%s", diff)
 	}
@@ -209,9 +209,74 @@ func TestSearchRechecksFailures(t *testing.T) {
 	}
 }
 
+// TestSearchVotes: near the knee one step says little, so a rate is judged
+// by the majority of up to three attempts, unless one passes with room to
+// spare. A lucky pass above the knee (1,250/s) is outvoted by two fails,
+// an unlucky fail below it (1,130/s) by two passes; passes without room to
+// spare take two attempts (1,190/s), a clear pass one. With one vote a
+// rate the system does not serve would have been its capacity.
+func TestSearchVotes(t *testing.T) {
+	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
+	judge := func(s reports.CapacityStep) lab.Verdict { return slo.Judge(s, 10*time.Second) }
+	script := map[float64][]float64{ // p99s of the first attempts at a rate
+		1250: {45, 400, 400},
+		1130: {400, 40, 40},
+		1190: {40, 40},
+	}
+	run := func(votes int) ([]float64, []lab.SearchStep, float64) {
+		var rates []float64
+		measure := kneeAt(1234, &rates)
+		attempts := map[float64]int{}
+		scripted := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
+			s, err := measure(ctx, rate)
+			if n := attempts[rate]; n < len(script[rate]) {
+				s.P99MS = script[rate][n]
+			}
+			attempts[rate]++
+			return s, err
+		}
+		policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 30, Floor: 10, Votes: votes}
+		steps, maxRate, err := lab.Search(context.Background(), policy, scripted, judge)
+		if err != nil {
+			t.Fatalf("Search with %d votes: %v", votes, err)
+		}
+		return rates, steps, maxRate
+	}
+
+	rates, steps, maxRate := run(3)
+	want := []float64{250, 500, 1000, 2000, 2000, 1500, 1500, 1250, 1250, 1250, 1130, 1130, 1130, 1190, 1190, 1220}
+	if diff := cmp.Diff(want, rates); diff != "" {
+		t.Errorf("rates measured (-want +got):\n%s", diff)
+	}
+	if maxRate != 1220 {
+		t.Errorf("max rate %v, want 1220", maxRate)
+	}
+	verdict := map[float64]bool{}
+	for _, s := range steps {
+		if !s.Step.Retried {
+			if _, twice := verdict[s.Step.Offered]; twice {
+				t.Errorf("two attempts at %v/s count", s.Step.Offered)
+			}
+			verdict[s.Step.Offered] = s.Pass
+		}
+	}
+	for rate, pass := range map[float64]bool{1250: false, 1130: true, 1190: true, 1220: true} {
+		if verdict[rate] != pass {
+			t.Errorf("%v/s: the attempt that counts passed %v, want %v", rate, verdict[rate], pass)
+		}
+	}
+	if s := steps[7]; !s.Pass || !s.Step.Retried || !strings.Contains(s.Why, "without room to spare") {
+		t.Errorf("the lucky pass at 1250/s: %+v; want a retried pass without room to spare", s)
+	}
+
+	if _, _, maxRate := run(1); maxRate <= 1234 {
+		t.Errorf("with one vote: max rate %v; want the lucky pass above the knee (1250/s or more)", maxRate)
+	}
+}
+
 func TestSearchStops(t *testing.T) {
 	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
-	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, time.Second) }
+	judge := func(s reports.CapacityStep) lab.Verdict { return slo.Judge(s, time.Second) }
 	t.Run("measure error", func(t *testing.T) {
 		boom := errors.New("boom")
 		_, _, err := lab.Search(context.Background(), lab.DefaultPolicy(),
@@ -245,31 +310,35 @@ func TestSLOJudge(t *testing.T) {
 	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
 	ok := reports.CapacityStep{Offered: 1000, Achieved: 1000, P50MS: 1, P99MS: 20}
 	tests := []struct {
-		name string
-		edit func(*reports.CapacityStep)
-		want bool
+		name        string
+		edit        func(*reports.CapacityStep)
+		want, clear bool
 	}{
-		{"within", func(*reports.CapacityStep) {}, true},
-		{"p99 at the bound", func(s *reports.CapacityStep) { s.P99MS = 50 }, true},
-		{"p99 over", func(s *reports.CapacityStep) { s.P99MS = 50.1 }, false},
+		{"within", func(*reports.CapacityStep) {}, true, true},
+		{"p99 at half the bound", func(s *reports.CapacityStep) { s.P99MS = 25 }, true, true},
+		{"p99 over half the bound", func(s *reports.CapacityStep) { s.P99MS = 25.1 }, true, false},
+		{"p99 at the bound", func(s *reports.CapacityStep) { s.P99MS = 50 }, true, false},
+		{"p99 over", func(s *reports.CapacityStep) { s.P99MS = 50.1 }, false, false},
 		// 10 s at 1000/s is 10,000 arrivals: 10 lost is 0.1%.
-		{"errors at 0.1%", func(s *reports.CapacityStep) { s.ErrorRate = 0.001 }, true},
-		{"errors over", func(s *reports.CapacityStep) { s.ErrorRate = 0.0011 }, false},
-		{"dropped at 0.1%", func(s *reports.CapacityStep) { s.Dropped = 10 }, true},
-		{"errors and dropped together over", func(s *reports.CapacityStep) { s.Dropped = 6; s.ErrorRate = 0.0005 }, false},
-		{"achieved 95%", func(s *reports.CapacityStep) { s.Achieved = 950 }, true},
-		{"achieved under 95%", func(s *reports.CapacityStep) { s.Achieved = 949 }, false},
-		{"nothing offered", func(s *reports.CapacityStep) { s.Offered = 0 }, false},
+		{"errors at 0.05%", func(s *reports.CapacityStep) { s.ErrorRate = 0.0005 }, true, true},
+		{"errors at 0.1%", func(s *reports.CapacityStep) { s.ErrorRate = 0.001 }, true, false},
+		{"errors over", func(s *reports.CapacityStep) { s.ErrorRate = 0.0011 }, false, false},
+		{"dropped at 0.1%", func(s *reports.CapacityStep) { s.Dropped = 10 }, true, false},
+		{"errors and dropped together over", func(s *reports.CapacityStep) { s.Dropped = 6; s.ErrorRate = 0.0005 }, false, false},
+		{"achieved 97.5%", func(s *reports.CapacityStep) { s.Achieved = 975 }, true, true},
+		{"achieved 95%", func(s *reports.CapacityStep) { s.Achieved = 950 }, true, false},
+		{"achieved under 95%", func(s *reports.CapacityStep) { s.Achieved = 949 }, false, false},
+		{"nothing offered", func(s *reports.CapacityStep) { s.Offered = 0 }, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := ok
 			tt.edit(&s)
-			got, why := slo.Judge(s, 10*time.Second)
-			if got != tt.want {
-				t.Errorf("Judge(%+v) = %v (%s), want %v", s, got, why, tt.want)
+			v := slo.Judge(s, 10*time.Second)
+			if v.Pass != tt.want || v.Clear != tt.clear {
+				t.Errorf("Judge(%+v) = %+v, want pass %v, clear %v", s, v, tt.want, tt.clear)
 			}
-			if !got && why == "" {
+			if !v.Pass && v.Why == "" {
 				t.Errorf("Judge(%+v) failed without a reason", s)
 			}
 		})
@@ -437,24 +506,23 @@ keys: {distribution: zipfian}
 }
 
 // A step that failed while the load generator itself was late (the machine
-// stalled) is measured again on top of Confirm's attempts, up to
-// StallRetries times; the rate counts as failed only when every attempt
-// failed.
+// stalled) is measured again without counting as a vote, up to
+// StallRetries times; then the votes decide.
 func TestSearchRemeasuresStalls(t *testing.T) {
 	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
-	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, 10*time.Second) }
+	judge := func(s reports.CapacityStep) lab.Verdict { return slo.Judge(s, 10*time.Second) }
 	var rates []float64
 	measure := kneeAt(1234, &rates)
 	stalls := 0
 	stalling := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
 		s, err := measure(ctx, rate)
 		if rate == 500 && stalls < 3 {
-			stalls++ // three stalled attempts in a row: two stall retries, then Confirm's
+			stalls++ // three stalled attempts in a row: two stall retries, then a vote
 			s.Dropped, s.GeneratorLate = 2400, 2400
 		}
 		return s, err
 	}
-	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 30, Floor: 10, Confirm: 1, StallRetries: 2}
+	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 30, Floor: 10, Votes: 3, StallRetries: 2}
 	steps, maxRate, err := lab.Search(context.Background(), policy, stalling, judge)
 	if err != nil {
 		t.Fatalf("Search: %v", err)
@@ -474,7 +542,7 @@ func TestSearchRemeasuresStalls(t *testing.T) {
 		}
 	}
 	if !strings.Contains(whys[0], "machine stalled") || !strings.Contains(whys[1], "machine stalled") || strings.Contains(whys[2], "stalled") {
-		t.Errorf("whys = %q, want two stall retries, then Confirm's", whys)
+		t.Errorf("whys = %q, want two stall retries, then a vote", whys)
 	}
 
 	// Stalls at every attempt still end in a failure: the retries are bounded.
@@ -494,8 +562,8 @@ func TestSearchRemeasuresStalls(t *testing.T) {
 		t.Errorf("rates %v: went past 500/s though every attempt there failed", rates)
 	}
 
-	// A late generator on busy cores is saturation, not a stall: only
-	// Confirm's attempt.
+	// A late generator on busy cores is saturation, not a stall: two
+	// votes.
 	rates = nil
 	saturated := func(ctx context.Context, rate float64) (reports.CapacityStep, error) {
 		s, err := measure(ctx, rate)
@@ -510,7 +578,7 @@ func TestSearchRemeasuresStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := len(slices.DeleteFunc(slices.Clone(rates), func(r float64) bool { return r != 500 })); n != 2 {
-		t.Errorf("rates %v: 500/s measured %d times, want 2 (saturated: Confirm's attempt only)", rates, n)
+		t.Errorf("rates %v: 500/s measured %d times, want 2 (saturated: two votes, no stall retry)", rates, n)
 	}
 }
 
@@ -519,8 +587,8 @@ func TestSearchRemeasuresStalls(t *testing.T) {
 // says nothing about the system under test. Shorter pauses do not count.
 func TestSearchRemeasuresPausedSteps(t *testing.T) {
 	slo := lab.SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
-	judge := func(s reports.CapacityStep) (bool, string) { return slo.Judge(s, 10*time.Second) }
-	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 30, Floor: 10, Confirm: 1, StallRetries: 2,
+	judge := func(s reports.CapacityStep) lab.Verdict { return slo.Judge(s, 10*time.Second) }
+	policy := lab.SearchPolicy{Start: 250, Factor: 2, Precision: 0.05, MaxSteps: 30, Floor: 10, Votes: 3, StallRetries: 2,
 		PauseStall: 10 * time.Millisecond, Cores: 2}
 	for _, tc := range []struct {
 		name     string

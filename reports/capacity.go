@@ -111,10 +111,11 @@ type CapacityStep struct {
 	// users of a shared box): the machine's busy time from /proc/stat less
 	// every measured component's, per second. Optional.
 	OtherCores *float64 `json:"other_cores,omitempty"`
-	// Retried marks a failed attempt that the search measured again at
-	// the same rate (the next step, or a recheck at the search's end): the
-	// rate's verdict is the last attempt's. Retried steps are left out of
-	// the demands.
+	// Retried marks an attempt that the search measured again at the same
+	// rate (the next step, or a recheck at the search's end): a failed one,
+	// or a pass without room to spare, on the way to a majority of votes;
+	// the rate's verdict is its last attempt's, which agrees with that
+	// majority. Retried steps are left out of the demands.
 	Retried bool `json:"retried,omitempty"`
 	// GeneratorLate counts arrivals the load generator's own pacer sent
 	// late (past the executor's MaxDelay): a stall of the generator or of

@@ -202,9 +202,9 @@ func retriedNote(cp *Capacity) string {
 	if !slices.ContainsFunc(cp.Steps, func(s CapacityStep) bool { return s.Retried }) {
 		return ""
 	}
-	return "A rate that failed was measured once more and counted as failed only if it failed again (a stall of a few hundred milliseconds fails a step on its own); " +
-		"twice more when the load generator itself sent arrivals late with cores to spare (\"sent late\": the machine stalled) or the whole machine was paused for 10 ms or more (\"paused\"). " +
-		"Where the search would have stopped, the lowest failed rate was measured once more, apart from its first attempts (for up to two rates): a pass there counts, and the search went on above it. "
+	return "A rate was judged by the majority of up to three attempts, or at once by one that passed with room to spare (p99 within half the bound, errors and drops within half the budget): one step near the knee says little on a shared machine. " +
+		"An attempt that failed while the load generator itself sent arrivals late with cores to spare (\"sent late\": the machine stalled) or the whole machine was paused for 10 ms or more (\"paused\") was measured again without counting, up to twice. " +
+		"Where the search would have stopped, the lowest failed rate was voted on once more, apart from its first attempts: a pass there counts, and the search went on above it. "
 }
 
 // errorClasses is a step's failed requests by class, the most common
