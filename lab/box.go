@@ -115,8 +115,9 @@ func (s *Session) measureBox(ctx context.Context, url string, rate float64, c Ca
 
 // boxUtilization is the share of the cores the model lets the phase's
 // requests use, read off the bare server's curve (model.CurveUtilization):
-// its steps that were not retried, busy share against p99, at the phase's
-// zero-load p99 p0 and the objective's bound, both in ms.
+// its steps that were not retried (each rate's vote), busy share against
+// p99, at the phase's zero-load p99 p0 and the objective's bound, both in
+// ms.
 func boxUtilization(box *reports.CapacityBox, cores int, p0, slo float64) (float64, bool) {
 	var pts []model.CurvePoint
 	for _, st := range box.Steps {

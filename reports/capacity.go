@@ -68,8 +68,9 @@ type CapacityBox struct {
 	// KneeBusy is the share of the cores (0–1) busy at MaxRate.
 	KneeBusy float64 `json:"knee_busy"`
 	// Utilization is what the model took from the curve for the phase:
-	// the share of the cores at which the bare server's p99 had grown by
-	// the SLO's bound less the phase's zero-load p99 (model.CurveUtilization).
+	// the highest share of the cores at which the bare server's p99 had
+	// grown by no more than the SLO's bound less the phase's zero-load p99
+	// (model.CurveUtilization).
 	// 0 when the curve gave none.
 	Utilization float64 `json:"utilization,omitempty"`
 }

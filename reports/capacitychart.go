@@ -151,7 +151,7 @@ func boxSection(cp *Capacity) (section, bool) {
 		text += "It met the SLO at no rate. "
 	}
 	if b.Utilization > 0 {
-		text += fmt.Sprintf("The model let this phase's requests keep %.0f%% of the cores busy: where the bare server's p99 had grown by the SLO's bound less this phase's p99 with no load (%s ms). ",
+		text += fmt.Sprintf("The model let this phase's requests keep %.0f%% of the cores busy: the most the bare server had busy at a step where its p99 had grown by no more than the SLO's bound less this phase's p99 with no load (%s ms). ",
 			100*b.Utilization, fmtMS(cp.Model.Inputs["low_load_p99_ms"]))
 	}
 	text += "Busy is the whole machine's, from /proc/stat"
@@ -257,7 +257,7 @@ func missReason(cp *Capacity) string {
 	why := fmt.Sprintf("At the first rate that failed (%s/s) %s", fmtRate(first.Offered), strings.Join(broke, " and "))
 	expected := ""
 	if u, ok := cp.Model.Inputs["utilization"]; ok && u < 1 && cp.Box != nil && cp.Box.Utilization > 0 {
-		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (where a bare server on this machine, each request costing %s µs, had added the SLO's bound less this phase's p99₀ of %s ms to its p99).",
+		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (the most a bare server on this machine, each request costing %s µs, had busy while adding no more than the SLO's bound less this phase's p99₀ of %s ms to its p99).",
 			100*u, fmtRate(cp.Box.WorkUS), fmtMS(cp.Model.Inputs["low_load_p99_ms"]))
 	} else if ok && u < 1 {
 		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (1 − p99₀/SLO, where p99₀ = %s ms is the median p99 of the lowest rates).",
