@@ -200,7 +200,7 @@ func TestCurveUtilization(t *testing.T) {
 			pts: []CurvePoint{{0.5, 12}, {0.6, 2}, {0.9, 52}}, p0: 2, slo: 50, want: 0.6, ok: true},
 		{name: "no line across the cliff: the bare server of the test box at 18:59",
 			pts: []CurvePoint{{0.664, 2.13}, {0.735, 2.51}, {0.844, 3.81}, {0.883, 7.30}, {0.976, 70.1}, {0.981, 150.4}, {1.003, 184.8}},
-			p0: 1.26, slo: 50, want: 0.883, ok: true},
+			p0:  1.26, slo: 50, want: 0.883, ok: true},
 		{name: "never beyond: the highest point measured",
 			pts: []CurvePoint{{0.5, 2}, {0.8, 20}}, p0: 2, slo: 50, want: 0.8, ok: true},
 		{name: "every point already beyond the objective",

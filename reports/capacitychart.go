@@ -202,8 +202,8 @@ func retriedNote(cp *Capacity) string {
 	if !slices.ContainsFunc(cp.Steps, func(s CapacityStep) bool { return s.Retried }) {
 		return ""
 	}
-	return "A rate was judged by the majority of up to three attempts, or at once by one that passed with room to spare (p99 within half the bound, errors and drops within half the budget): one step near the knee says little on a shared machine. " +
-		"An attempt that failed while the load generator itself sent arrivals late with cores to spare (\"sent late\": the machine stalled) or the whole machine was paused for 10 ms or more (\"paused\") was measured again without counting, up to twice. " +
+	return "A rate was judged by the majority of up to three attempts, or at once by a first attempt that passed with room to spare (p99 within half the bound, errors and drops within half the budget): one step near the knee says little on a shared machine. " +
+		"An attempt that failed while the load generator itself sent arrivals late with cores to spare (\"sent late\": the machine stalled) or the whole machine was paused for 10 ms or more (\"paused\") was measured again without counting, up to twice, unless it lost 5% of its arrivals or more with the cores saturated (an overload). " +
 		"Where the search would have stopped, the lowest failed rate was voted on once more, apart from its first attempts: a pass there counts, and the search went on above it. "
 }
 
