@@ -124,12 +124,12 @@ type SearchPolicy struct {
 	// Votes is how many times, at most, a rate is measured before it is
 	// judged: the majority of its attempts decides, and the search stops
 	// measuring it as soon as one verdict has that majority (two of
-	// three). A first step that passes with room to spare
-	// (Verdict.Clear) settles its rate at once, so rates far below the
-	// knee cost one step; after a failure, or in a recheck, a clear pass
-	// is one vote like any other. Near the knee one step says little on a shared box: on the
-	// 2-core test box one rate gave p99s of 138, 202, 175, 123, 108 and
-	// 37 ms in six steps, and a search that took the first pass it saw
+	// three). A first step that passes with room to spare (Verdict.Clear)
+	// settles its rate at once, so rates far below the knee cost one step;
+	// after a failure, or in a recheck, a clear pass is one vote like any
+	// other. Near the knee one step says little on a shared box: on the
+	// 2-core test box one rate gave p99s of 138, 202, 175, 123, 108 and 37
+	// ms in six steps, and a search that took the first pass it saw
 	// (failures measured again, passes not) ended on the highest lucky
 	// pass, so two searches of one phase in a row came 14 to 26% apart.
 	// Every attempt but a rate's last stays in the steps, marked Retried
@@ -239,15 +239,14 @@ type SearchStep struct {
 // fails it divides by p.Factor until one passes or the rate goes below
 // p.Floor. Each rate is judged by the majority of up to p.Votes attempts,
 // or at once by a first attempt that passes with room to spare
-// (Verdict.Clear);
-// an attempt that failed while the machine stalled (p.stalled) is measured
-// again without counting, up to p.StallRetries times a rate. Where the
-// search would stop, it votes once more on the lowest failed rate, up to
-// p.Recheck times (each rate once): if it passes now, the search goes on
-// between it and the next failed rate above (growing again if there is
-// none). It returns every step in the order measured, each attempt but a
-// rate's last marked Retried, and the highest passing rate (0 when none
-// passed).
+// (Verdict.Clear); an attempt that failed while the machine stalled
+// (p.stalled) is measured again without counting, up to p.StallRetries
+// times a rate. Where the search would stop, it votes once more on the
+// lowest failed rate, up to p.Recheck times (each rate once): if it passes
+// now, the search goes on between it and the next failed rate above
+// (growing again if there is none). It returns every step in the order
+// measured, each attempt but a rate's last marked Retried, and the highest
+// passing rate (0 when none passed).
 func Search(ctx context.Context, p SearchPolicy, measure func(ctx context.Context, rate float64) (reports.CapacityStep, error), judge func(reports.CapacityStep) Verdict) ([]SearchStep, float64, error) {
 	if p.Start <= 0 || p.Factor <= 1 || p.MaxSteps < 1 || p.Precision <= 0 {
 		return nil, 0, fmt.Errorf("capacity search: invalid policy %+v", p)
