@@ -91,11 +91,10 @@ func (o SLO) Judge(s reports.CapacityStep, d time.Duration) Verdict {
 	if s.P99MS > bound {
 		return Verdict{Why: fmt.Sprintf("p99 %.1f ms > %s", s.P99MS, o.P99)}
 	}
-	offered := s.Offered * d.Seconds()
-	if offered <= 0 {
+	if s.Offered*d.Seconds() <= 0 {
 		return Verdict{Why: "nothing offered"}
 	}
-	lost := (s.ErrorRate*s.Achieved*d.Seconds() + float64(s.Dropped)) / offered
+	lost := arrivalsLost(s, d)
 	if lost > o.MaxLost {
 		return Verdict{Why: fmt.Sprintf("errors+dropped %.2f%% > %g%%", 100*lost, 100*o.MaxLost)}
 	}
@@ -104,6 +103,13 @@ func (o SLO) Judge(s reports.CapacityStep, d time.Duration) Verdict {
 	}
 	short := 1 - s.Achieved/s.Offered
 	return Verdict{Pass: true, Clear: s.P99MS <= bound/2 && lost <= o.MaxLost/2 && short <= (1-o.MinAchieved)/2}
+}
+
+// arrivalsLost is the share of the arrivals offered in step s, held for d,
+// that failed or were dropped: what the SLO's MaxLost bounds. s.Offered × d
+// must be positive.
+func arrivalsLost(s reports.CapacityStep, d time.Duration) float64 {
+	return (s.ErrorRate*s.Achieved*d.Seconds() + float64(s.Dropped)) / (s.Offered * d.Seconds())
 }
 
 // SearchPolicy is how a capacity search picks its rates.
@@ -692,12 +698,9 @@ func loadStep(rate float64, lr *loadgen.Result) reports.CapacityStep {
 // report's verdict.
 func sloThresholds(o SLO, knee SearchStep, d time.Duration) []reports.ThresholdResult {
 	s := knee.Step
-	lost := 0.0
+	lost, achieved := 0.0, 0.0
 	if s.Offered > 0 {
-		lost = 100 * (s.ErrorRate*s.Achieved*d.Seconds() + float64(s.Dropped)) / (s.Offered * d.Seconds())
-	}
-	achieved := 0.0
-	if s.Offered > 0 {
+		lost = 100 * arrivalsLost(s, d)
 		achieved = 100 * s.Achieved / s.Offered
 	}
 	maxMS := float64(o.P99) / float64(time.Millisecond)
