@@ -36,12 +36,14 @@ func boxPolicy(p SearchPolicy, perRequest float64) SearchPolicy {
 }
 
 // searchBox is the machine's own ceiling: a capacity search, with the
-// phase's objective and load generator, of a bare server (scalelab
+// objective c.SLO (Capacity gives it the room the phase leaves: boxSLO)
+// and the phase's load generator, of a bare server (scalelab
 // burn-server, internal/burn) spending on every request what the phase's
 // demands d add up to, the load generator's left out: in one process, or
 // with c.BoxChain in one process per tier (boxPath; threads are the
 // model's thread caps). c.Policy.Cores is the machine's (Capacity sets
-// it).
+// it). The box's KneeBusy is the median share of the cores busy over the
+// attempts that passed at its knee.
 func (s *Session) searchBox(ctx context.Context, c CapacityConfig, d model.Demands, threads map[string]int, probe *pauses.Watcher) (*reports.CapacityBox, error) {
 	work := d.Total() - d[model.Loadgen]
 	front, hops := microseconds(work), []burn.Hop(nil)
@@ -66,15 +68,20 @@ func (s *Session) searchBox(ctx context.Context, c CapacityConfig, d model.Deman
 	if err != nil {
 		return nil, fmt.Errorf("the bare server's search: %w", err)
 	}
-	box := &reports.CapacityBox{WorkUS: work * 1e6, MaxRate: maxRate, FrontUS: float64(front) / float64(time.Microsecond)}
+	box := &reports.CapacityBox{SLO: c.SLO.String(), WorkUS: work * 1e6, MaxRate: maxRate, FrontUS: float64(front) / float64(time.Microsecond)}
 	for _, h := range hops {
 		box.Hops = append(box.Hops, reports.CapacityHop{Name: h.Name, WorkUS: float64(h.Work) / float64(time.Microsecond), Threads: h.Threads})
 	}
+	var knee []float64
 	for _, st := range steps {
 		box.Steps = append(box.Steps, st.Step)
 		if st.Pass && st.Step.Offered == maxRate {
-			box.KneeBusy = st.Step.BusyCores() / float64(policy.Cores)
+			knee = append(knee, st.Step.BusyCores()/float64(policy.Cores))
 		}
+	}
+	if len(knee) > 0 {
+		slices.Sort(knee)
+		box.KneeBusy = knee[len(knee)/2]
 	}
 	return box, nil
 }
@@ -111,21 +118,6 @@ func (s *Session) measureBox(ctx context.Context, url string, rate float64, c Ca
 		st.CPUUSPerRequest[reports.BoxMachine] = (after - before) / float64(lr.Total.Count) * 1e6
 	}
 	return st, nil
-}
-
-// boxUtilization is the share of the cores the model lets the phase's
-// requests use, read off the bare server's curve (model.CurveUtilization):
-// its steps that were not retried (each rate's vote), busy share against
-// p99, at the phase's zero-load p99 p0 and the objective's bound, both in
-// ms.
-func boxUtilization(box *reports.CapacityBox, cores int, p0, slo float64) (float64, bool) {
-	var pts []model.CurvePoint
-	for _, st := range box.Steps {
-		if !st.Retried && st.Achieved > 0 {
-			pts = append(pts, model.CurvePoint{Busy: st.BusyCores() / float64(cores), P99: st.P99MS})
-		}
-	}
-	return model.CurveUtilization(pts, p0, slo)
 }
 
 // pathRank ranks the tiers a request goes through, from the edge in: the

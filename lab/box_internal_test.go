@@ -61,3 +61,29 @@ func TestTierOf(t *testing.T) {
 		}
 	}
 }
+
+func TestBoxSLO(t *testing.T) {
+	phase := SLO{P99: 50 * time.Millisecond, MaxLost: 0.001, MinAchieved: 0.95}
+	for _, tc := range []struct {
+		p0   float64
+		want time.Duration
+		ok   bool
+	}{
+		{p0: 7.435, want: 42500 * time.Microsecond, ok: true}, // rounded down to the tenth of a ms
+		{p0: 0, want: 50 * time.Millisecond, ok: true},
+		{p0: 49, want: time.Millisecond, ok: true},
+		{p0: 49.5, ok: false}, // less than a millisecond of room
+		{p0: 60, ok: false},
+	} {
+		room, ok := boxSLO(phase, tc.p0)
+		if ok != tc.ok || (ok && room.P99 != tc.want) {
+			t.Errorf("boxSLO(p0 %v) = %v, %v; want p99 bound %v, %v", tc.p0, room.P99, ok, tc.want, tc.ok)
+		}
+		if ok && (room.MaxLost != phase.MaxLost || room.MinAchieved != phase.MinAchieved) {
+			t.Errorf("boxSLO(p0 %v) = %+v: want the phase's losses and achieved share kept", tc.p0, room)
+		}
+	}
+	if _, ok := boxSLO(SLO{MaxLost: 0.001}, 1); ok {
+		t.Error("boxSLO with no p99 bound: ok, want none")
+	}
+}

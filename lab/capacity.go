@@ -389,6 +389,23 @@ func lowLoad(steps []reports.CapacityStep, maxRate float64) (p50, p99 float64, o
 	return p50s[len(p50s)/2], p99s[len(p99s)/2], true
 }
 
+// boxSLO is the objective the bare server is searched against: the
+// phase's, its p99 bound less p0, the phase's p99 with no load, rounded
+// down to the tenth of a millisecond. The bare server's p99 with no load is
+// a fraction of a millisecond, so what it adds to it under load is, within
+// that, the wait the machine puts on a request at that utilization, and
+// the phase stays within its objective while its own wait does not exceed
+// that room. ok is false with no p99 bound, or less than a millisecond of
+// room.
+func boxSLO(o SLO, p0 float64) (room SLO, ok bool) {
+	left := o.P99 - time.Duration(p0*float64(time.Millisecond))
+	if o.P99 <= 0 || left < time.Millisecond {
+		return o, false
+	}
+	o.P99 = left.Truncate(100 * time.Microsecond)
+	return o, true
+}
+
 // roundSig3 rounds a rate to three significant digits (1187.5 to 1190,
 // 16.3125 to 16.3): rates that read well, without a bisection at low
 // rates landing on a whole number next to the last pass.
@@ -410,9 +427,10 @@ type CapacityConfig struct {
 	// drain before the next one; default 2s.
 	Settle time.Duration
 	// NoBox skips the machine's own ceiling: the search of a bare server
-	// after the phase's (searchBox), whose curve gives the model the share
-	// of the cores requests may use. Without it the model takes that share
-	// from the M/M/1 rule (model.SLOUtilization).
+	// after the phase's (searchBox), against the room the phase leaves in
+	// the objective (boxSLO), whose knee gives the model the share of the
+	// cores requests may use (model.RuleBox). Without it the model takes
+	// that share from the M/M/1 rule (model.SLOUtilization).
 	NoBox bool
 	// BoxChain makes the bare server a chain of processes, one per tier a
 	// request goes through, each spending its tier's demand (boxPath),
@@ -533,22 +551,29 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 		if haveP0 && c.SLO.P99 > 0 {
 			machine.Utilization, machine.UtilizationRule = model.SLOUtilization(p0, sloMS), model.RuleMM1
 		}
-		if !c.NoBox {
-			box, err := s.searchBox(ctx, c, d.PerRequest, machine.Threads, probe)
+		room, haveRoom := boxSLO(c.SLO, p0)
+		switch {
+		case c.NoBox:
+		case !haveP0 || !haveRoom:
+			res.Notes = append(res.Notes, fmt.Sprintf("The machine's own ceiling was not searched: the phase's p99 with no load (%.1f ms) left the objective no room to measure it against. The model uses %s.", p0, model.RuleMM1))
+		default:
+			bc := c
+			bc.SLO = room
+			box, err := s.searchBox(ctx, bc, d.PerRequest, machine.Threads, probe)
 			switch {
 			case err != nil && ctx.Err() != nil:
 				return res, err
 			case err != nil:
 				s.log.Warn("the machine's own ceiling was not measured", "err", err)
 				res.Notes = append(res.Notes, "not measured: the machine's own ceiling (a bare server's search): "+err.Error())
+			case box.MaxRate <= 0:
+				capy.Box = box
+				res.Notes = append(res.Notes, "The bare server met the room the phase leaves in the objective at no rate: the model uses "+model.RuleMM1+".")
 			default:
 				capy.Box = box
-				if u, ok := boxUtilization(box, machine.Cores, p0, sloMS); ok && haveP0 && c.SLO.P99 > 0 {
-					box.Utilization = u
-					machine.Utilization, machine.UtilizationRule = u, model.RuleCurve
-				} else {
-					res.Notes = append(res.Notes, "The bare server's curve gave no utilization for the model (its lowest step was already beyond the objective, or the phase's zero-load p99 left no room): the model uses "+model.RuleMM1+".")
-				}
+				box.Utilization = box.KneeBusy
+				box.PhaseShare = maxRate / box.MaxRate
+				machine.Utilization, machine.UtilizationRule = box.KneeBusy, model.RuleBox
 			}
 		}
 		pred, bottleneck, in := model.Predict(d.PerRequest, machine)

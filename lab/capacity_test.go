@@ -469,7 +469,7 @@ keys: {distribution: zipfian}
 		t.Errorf("thresholds %+v, want the SLO's three parts at the knee", back.Thresholds)
 	}
 	// The machine's own ceiling: a real bare server, searched the same
-	// way, its curve the model's utilization.
+	// way, its knee the model's utilization.
 	box := cp.Box
 	if box == nil {
 		t.Fatalf("no box section\n%s", out)
@@ -485,8 +485,21 @@ keys: {distribution: zipfian}
 			t.Errorf("box step at %v/s: achieved %v/s, machine CPU per request %v µs", st.Offered, st.Achieved, st.CPUUSPerRequest[reports.BoxMachine])
 		}
 	}
-	if !(box.KneeBusy > 0) || !(box.Utilization > 0) || cp.Model.Inputs["utilization"] != box.Utilization || !strings.Contains(cp.Model.Name, "bare server") {
-		t.Errorf("box knee busy %v, utilization %v; the model's %v (%s): want the box's", box.KneeBusy, box.Utilization, cp.Model.Inputs["utilization"], cp.Model.Name)
+	if !(box.KneeBusy > 0) || box.Utilization != box.KneeBusy || cp.Model.Inputs["utilization"] != box.Utilization || !strings.Contains(cp.Model.Name, "bare server") {
+		t.Errorf("box knee busy %v, utilization %v; the model's %v (%s): want the box's knee", box.KneeBusy, box.Utilization, cp.Model.Inputs["utilization"], cp.Model.Name)
+	}
+	// Searched against the room the phase leaves: the bound less its p99
+	// with no load, to the tenth of a millisecond.
+	bound, _, _ := strings.Cut(box.SLO, ",")
+	room, err := lab.ParseSLO(bound, slo)
+	if err != nil {
+		t.Fatalf("box slo %q: %v", box.SLO, err)
+	}
+	if p0 := cp.Model.Inputs["low_load_p99_ms"]; math.Abs(float64(slo.P99-room.P99)/float64(time.Millisecond)-p0) > 0.1 {
+		t.Errorf("box slo %q: want the p99 bound %v less the phase's p99 with no load, %v ms", box.SLO, slo.P99, p0)
+	}
+	if want := cp.MaxRate / box.MaxRate; box.PhaseShare != want {
+		t.Errorf("phase_share %v, want %v", box.PhaseShare, want)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, reports.MarkdownFile))
 	if err != nil {

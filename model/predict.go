@@ -52,12 +52,12 @@ type Machine struct {
 	// bound the rate; their time is CPU already counted in Demands.
 	Serial map[string]float64
 	// Utilization is the share of each resource's servers that requests
-	// may keep busy before the latency objective breaks (CurveUtilization,
-	// or SLOUtilization where no curve was measured); 0 means 1, the
-	// throughput bound itself.
+	// may keep busy before the latency objective breaks (RuleBox: measured
+	// with a bare server on the machine, or SLOUtilization where none was);
+	// 0 means 1, the throughput bound itself.
 	Utilization float64
 	// UtilizationRule says where Utilization comes from, for the model's
-	// name (RuleCurve, RuleMM1); "" is RuleMM1.
+	// name (RuleBox, RuleMM1); "" is RuleMM1.
 	UtilizationRule string
 }
 
@@ -65,66 +65,14 @@ type Machine struct {
 const (
 	// RuleMM1 is SLOUtilization: u = 1 − p99₀/SLO.
 	RuleMM1 = "u = 1 − p99₀/SLO (M/M/1), p99₀ measured at the lowest rates"
-	// RuleCurve is CurveUtilization: u read off a bare server's measured
-	// latency against the cores' utilization on the same machine.
-	RuleCurve = "u: the highest share of the cores at which a bare server on this machine, spending on each request what the tiers do, had added no more than SLO − p99₀ to its p99 (measured), p99₀ measured at the lowest rates"
+	// RuleBox is u measured on the machine: the share of the cores busy at
+	// the knee of a bare server that spends on each request what the
+	// phase's tiers do, found by a capacity search against the room the
+	// phase leaves in the objective (its bound less the phase's p99 with
+	// no load). Queueing for the cores, the load generator beside them and
+	// the host's pauses are all in that figure, as they are in the phase's.
+	RuleBox = "u: the share of the cores busy at the knee of a bare server on this machine spending on each request what the tiers do, searched against SLO − p99₀ (p99₀ the phase's p99 at the lowest rates)"
 )
-
-// CurvePoint is one measured step of a server: the share of the machine's
-// cores that were busy (0–1) and the response time's percentile then.
-type CurvePoint struct {
-	Busy, P99 float64
-}
-
-// CurveUtilization is the share of the cores requests may keep busy before
-// a percentile whose zero-load value is p0 reaches slo (both in one unit),
-// read off a curve measured on the machine rather than taken from a
-// queueing formula: points of a bare server (one process, the same CPU per
-// request, the same load generator beside it) at several rates. What its
-// percentile adds above its lowest value (a pause of the host can lift the
-// lowest-rate point's) is the wait the machine puts on a request at that
-// utilization: queueing for the cores, the host's pauses, the generator's
-// own share. A system whose percentile is p0 with no load stays within slo
-// while that added wait stays within slo − p0.
-//
-// The points are put in order of Busy and made non-decreasing in P99 (a
-// running maximum: a higher utilization never waits less); the answer is
-// the Busy of the highest point whose added wait is within the budget. It
-// is not interpolated towards the first point beyond: near the knee the
-// curve is a cliff, and the points past it were measured in saturation,
-// where the percentile is set by how long the step lasted and what bounds
-// the queue, not by the utilization. On the 2-core test box a bare server
-// met a 50 ms objective at 88% of the cores (p99 7 ms) and missed it at
-// 92 to 99% (p99 70 to 158 ms); a line between 7 and 70 ms read 95%, which
-// no step had met, and the model overshot the phase's knee by 18%. The
-// answer is what was measured to hold, as the phase's own knee is its
-// highest rate measured to hold: both searches bisect to the same
-// precision, so both fall short of their crossing alike.
-//
-// ok is false with no points, no budget (p0 ≥ slo), or when every point's
-// percentile is at the objective or beyond (the server was never within
-// it).
-func CurveUtilization(points []CurvePoint, p0, slo float64) (u float64, ok bool) {
-	if len(points) == 0 || slo <= p0 {
-		return 0, false
-	}
-	pts := slices.Clone(points)
-	slices.SortStableFunc(pts, func(a, b CurvePoint) int { return cmp.Compare(a.Busy, b.Busy) })
-	base := slices.MinFunc(pts, func(a, b CurvePoint) int { return cmp.Compare(a.P99, b.P99) }).P99
-	budget := slo - p0
-	if base >= slo {
-		return 0, false
-	}
-	added := 0.0
-	for _, p := range pts {
-		added = math.Max(added, p.P99-base)
-		if added > budget {
-			break
-		}
-		u, ok = math.Min(1, p.Busy), true
-	}
-	return u, ok
-}
 
 // SLOUtilization is the utilization at which a queue whose response-time
 // percentile is p0 with no load reaches the objective slo (both in the

@@ -60,19 +60,30 @@ type CapacityBox struct {
 	// measured have neither).
 	FrontUS float64       `json:"front_us,omitempty"`
 	Hops    []CapacityHop `json:"hops,omitempty"`
+	// SLO is the objective the bare server was searched against: the
+	// phase's, its p99 bound less the phase's p99 with no load (the room
+	// the phase leaves). Results before it was recorded searched the bare
+	// server against the phase's own objective and read the model's
+	// utilization off its steps.
+	SLO string `json:"slo,omitempty"`
 	// Steps are the bare server's; a step's CPU is the whole machine's,
 	// under the component "machine".
 	Steps []CapacityStep `json:"steps"`
-	// MaxRate is the highest rate at which the bare server met the SLO.
+	// MaxRate is the highest rate at which the bare server met SLO.
 	MaxRate float64 `json:"max_rate"`
-	// KneeBusy is the share of the cores (0–1) busy at MaxRate.
+	// KneeBusy is the share of the cores (0–1) busy at MaxRate: the
+	// median over the attempts that passed there.
 	KneeBusy float64 `json:"knee_busy"`
-	// Utilization is what the model took from the curve for the phase:
-	// the highest share of the cores at which the bare server's p99 had
-	// grown by no more than the SLO's bound less the phase's zero-load p99
-	// (model.CurveUtilization).
-	// 0 when the curve gave none.
+	// Utilization is the share of the cores the model let the phase's
+	// requests keep busy: KneeBusy (model.RuleBox). 0 when the bare
+	// server gave none.
 	Utilization float64 `json:"utilization,omitempty"`
+	// PhaseShare is the phase's capacity as a share of MaxRate: what the
+	// phase serves of what the machine's cores could at the same CPU per
+	// request and the same room in the objective. A machine that runs
+	// slower or faster moves both searches' rates, not much their ratio.
+	// 0 when either found none.
+	PhaseShare float64 `json:"phase_share,omitempty"`
 }
 
 // CapacityHop is one process behind the bare server.

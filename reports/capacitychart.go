@@ -141,18 +141,37 @@ func boxSection(cp *Capacity) (section, bool) {
 		}
 		shape = fmt.Sprintf("no cache, no database, but a chain of processes, one per tier on a request's way, each spending its tier's CPU: the server %s µs, then %s", fmtRate(b.FrontUS), strings.Join(hops, ", "))
 	}
+	p0 := fmtMS(cp.Model.Inputs["low_load_p99_ms"])
 	text := fmt.Sprintf("After the search, a bare server (`scalelab burn-server`: %s) spending %s µs of CPU on every request, "+
-		"what a request of this phase costs its tiers together, was searched the same way, with the same load generator and SLO, from 40%% of what the cores could serve at that cost, 25%% more each step. ",
+		"what a request of this phase costs its tiers together, was searched the same way, with the same load generator, from 40%% of what the cores could serve at that cost, 25%% more each step",
 		shape, fmtRate(b.WorkUS))
-	if b.MaxRate > 0 {
-		text += fmt.Sprintf("It met the SLO up to %s requests/s, with %.0f%% of the cores busy: how much of this machine's cores requests can use before the machine itself (queueing for the cores, the load generator beside them, the host's pauses) breaks the objective. ",
-			fmtRate(b.MaxRate), 100*b.KneeBusy)
-	} else {
-		text += "It met the SLO at no rate. "
-	}
-	if b.Utilization > 0 {
-		text += fmt.Sprintf("The model let this phase's requests keep %.0f%% of the cores busy: the most the bare server had busy at a step where its p99 had grown by no more than the SLO's bound less this phase's p99 with no load (%s ms). ",
-			100*b.Utilization, fmtMS(cp.Model.Inputs["low_load_p99_ms"]))
+	switch {
+	case b.SLO != "":
+		text += fmt.Sprintf(", against the room this phase leaves in its objective: %s, the p99 bound less this phase's p99 with no load (%s ms). ", b.SLO, p0)
+		if b.MaxRate > 0 {
+			text += fmt.Sprintf("It met that up to %s requests/s, with %.0f%% of the cores busy (the median of the attempts that passed there): how much of this machine's cores requests can keep busy before the machine itself (queueing for the cores, the load generator beside them, the host's pauses) adds more wait than this phase has room for. ",
+				fmtRate(b.MaxRate), 100*b.KneeBusy)
+		} else {
+			text += "It met that at no rate. "
+		}
+		if b.Utilization > 0 {
+			text += fmt.Sprintf("The model let this phase's requests keep that share of the cores busy, %.0f%%. ", 100*b.Utilization)
+		}
+		if b.PhaseShare > 0 {
+			text += fmt.Sprintf("This phase's capacity is %.0f%% of the bare server's: what its structure (hops, waits, stalls) costs beyond its CPU, a ratio that moves less than requests per second when the machine itself runs slower or faster. ", 100*b.PhaseShare)
+		}
+	default: // before the room was recorded: the phase's own SLO, the model's share read off the steps
+		text += ", with the same SLO. "
+		if b.MaxRate > 0 {
+			text += fmt.Sprintf("It met the SLO up to %s requests/s, with %.0f%% of the cores busy: how much of this machine's cores requests can use before the machine itself (queueing for the cores, the load generator beside them, the host's pauses) breaks the objective. ",
+				fmtRate(b.MaxRate), 100*b.KneeBusy)
+		} else {
+			text += "It met the SLO at no rate. "
+		}
+		if b.Utilization > 0 {
+			text += fmt.Sprintf("The model let this phase's requests keep %.0f%% of the cores busy, read off these steps: the most the bare server had busy at a step where its p99 had grown by no more than the SLO's bound less this phase's p99 with no load (%s ms). ",
+				100*b.Utilization, p0)
+		}
 	}
 	text += "Busy is the whole machine's, from /proc/stat"
 	if cores > 0 {
@@ -256,7 +275,10 @@ func missReason(cp *Capacity) string {
 	}
 	why := fmt.Sprintf("At the first rate that failed (%s/s) %s", fmtRate(first.Offered), strings.Join(broke, " and "))
 	expected := ""
-	if u, ok := cp.Model.Inputs["utilization"]; ok && u < 1 && cp.Box != nil && cp.Box.Utilization > 0 {
+	if u, ok := cp.Model.Inputs["utilization"]; ok && u < 1 && cp.Box != nil && cp.Box.Utilization > 0 && cp.Box.SLO != "" {
+		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (where a bare server on this machine, each request costing %s µs, reached its knee against the room this phase leaves: the SLO's bound less its p99₀ of %s ms).",
+			100*u, fmtRate(cp.Box.WorkUS), fmtMS(cp.Model.Inputs["low_load_p99_ms"]))
+	} else if ok && u < 1 && cp.Box != nil && cp.Box.Utilization > 0 {
 		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (the most a bare server on this machine, each request costing %s µs, had busy while adding no more than the SLO's bound less this phase's p99₀ of %s ms to its p99).",
 			100*u, fmtRate(cp.Box.WorkUS), fmtMS(cp.Model.Inputs["low_load_p99_ms"]))
 	} else if ok && u < 1 {

@@ -107,6 +107,57 @@ func TestRenderCapacity(t *testing.T) {
 	}
 }
 
+// TestRenderCapacityBox renders the machine's own ceiling as a result
+// records it: searched against the room the phase leaves, its knee the
+// model's share of the cores; and, in a result from before that room was
+// recorded, searched against the phase's own SLO and read off its steps.
+func TestRenderCapacityBox(t *testing.T) {
+	r := capacityResult()
+	r.Capacity.Model.Inputs["utilization"] = 0.85
+	r.Capacity.Model.Inputs["low_load_p99_ms"] = 7.4
+	r.Capacity.PredictedMaxRate = 4500 // outside 15%: the report explains the miss
+	r.Capacity.Steps[1].CPUUSPerRequest = map[string]float64{"app-1": 600}
+	r.Capacity.Box = &CapacityBox{
+		SLO: "p99<42.6ms, errors+dropped<=0.1%, achieved>=95% of offered", WorkUS: 300,
+		Steps: []CapacityStep{
+			{Offered: 2400, Achieved: 2400, P99MS: 5, CPUUSPerRequest: map[string]float64{BoxMachine: 340}},
+			{Offered: 3000, Achieved: 3000, P99MS: 30, CPUUSPerRequest: map[string]float64{BoxMachine: 330}},
+			{Offered: 3750, Achieved: 3600, P99MS: 180, CPUUSPerRequest: map[string]float64{BoxMachine: 320}},
+		},
+		MaxRate: 3000, KneeBusy: 0.85, Utilization: 0.85, PhaseShare: 1,
+	}
+	var md bytes.Buffer
+	if err := RenderMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"## The machine's own ceiling",
+		"against the room this phase leaves in its objective: p99<42.6ms, errors+dropped<=0.1%, achieved>=95% of offered, the p99 bound less this phase's p99 with no load (7.40 ms)",
+		"It met that up to 3000.0 requests/s, with 85% of the cores busy",
+		"The model let this phase's requests keep that share of the cores busy, 85%.",
+		"This phase's capacity is 100% of the bare server's",
+		"The model expected the SLO to break at 85% of the cores (where a bare server on this machine, each request costing 300.0 µs, reached its knee against the room this phase leaves",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md.String())
+		}
+	}
+	r.Capacity.Box.SLO, r.Capacity.Box.PhaseShare = "", 0
+	md.Reset()
+	if err := RenderMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"with the same SLO. It met the SLO up to 3000.0 requests/s",
+		"keep 85% of the cores busy, read off these steps",
+		"had busy while adding no more than the SLO's bound less this phase's p99₀ of 7.40 ms to its p99",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report.md of an older result lacks %q:\n%s", want, md.String())
+		}
+	}
+}
+
 func TestRenderCapacityRetried(t *testing.T) {
 	r := capacityResult()
 	r.Capacity.Steps = append(r.Capacity.Steps, CapacityStep{Offered: 2000, Achieved: 1800, P50MS: 0.7, P99MS: 300, Dropped: 900, Retried: true})

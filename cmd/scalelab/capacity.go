@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -134,9 +135,12 @@ func printCapacity(w io.Writer, r *reports.Result) {
 		fmt.Fprintf(w, "model: %.0f req/s (bottleneck %s), error %+.1f%%\n", c.PredictedMaxRate, c.Model.Bottleneck, 100*(c.PredictedMaxRate-c.MaxRate)/c.MaxRate)
 	}
 	if b := c.Box; b != nil {
-		fmt.Fprintf(w, "the machine's own ceiling: a bare server at %.0f µs per request met the SLO up to %.0f req/s, %.0f%% of the cores busy", b.WorkUS, b.MaxRate, 100*b.KneeBusy)
+		fmt.Fprintf(w, "the machine's own ceiling: a bare server at %.0f µs per request met %s up to %.0f req/s, %.0f%% of the cores busy", b.WorkUS, cmp.Or(b.SLO, "the SLO"), b.MaxRate, 100*b.KneeBusy)
 		if b.Utilization > 0 {
 			fmt.Fprintf(w, "; the model let requests use %.0f%%", 100*b.Utilization)
+		}
+		if b.PhaseShare > 0 {
+			fmt.Fprintf(w, "; the phase served %.0f%% of its rate", 100*b.PhaseShare)
 		}
 		fmt.Fprintln(w)
 	}
