@@ -78,11 +78,13 @@ type CapacityBox struct {
 	// requests keep busy: KneeBusy (model.RuleBox). 0 when the bare
 	// server gave none.
 	Utilization float64 `json:"utilization,omitempty"`
-	// PhaseShare is the phase's capacity as a share of MaxRate: what the
-	// phase serves of what the machine's cores could at the same CPU per
-	// request and the same room in the objective. A machine that runs
-	// slower or faster moves both searches' rates, not much their ratio.
-	// 0 when either found none.
+	// PhaseShare is the phase's capacity as a share of MaxRate, two
+	// searches made minutes apart on one machine: a machine that runs
+	// slower or faster moves both rates, less their ratio. It is not a
+	// ratio of costs: the bare server spends its own HTTP handling on top
+	// of the phase's CPU per request, and the phase's requests may cost
+	// less than that (phase 1's, answered from the app's cache). 0 when
+	// either found none.
 	PhaseShare float64 `json:"phase_share,omitempty"`
 }
 

@@ -158,7 +158,7 @@ func boxSection(cp *Capacity) (section, bool) {
 			text += fmt.Sprintf("The model let this phase's requests keep that share of the cores busy, %.0f%%. ", 100*b.Utilization)
 		}
 		if b.PhaseShare > 0 {
-			text += fmt.Sprintf("This phase's capacity is %.0f%% of the bare server's: what its structure (hops, waits, stalls) costs beyond its CPU, a ratio that moves less than requests per second when the machine itself runs slower or faster. ", 100*b.PhaseShare)
+			text += fmt.Sprintf("This phase's capacity is %.0f%% of the bare server's, a ratio of two searches made minutes apart that moves less than either rate when the machine itself runs slower or faster (the bare server's HTTP handling comes on top of the phase's CPU per request, so it is not a ratio of costs). ", 100*b.PhaseShare)
 		}
 	default: // before the room was recorded: the phase's own SLO, the model's share read off the steps
 		text += ", with the same SLO. "

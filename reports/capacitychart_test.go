@@ -135,7 +135,7 @@ func TestRenderCapacityBox(t *testing.T) {
 		"against the room this phase leaves in its objective: p99<42.6ms, errors+dropped<=0.1%, achieved>=95% of offered, the p99 bound less this phase's p99 with no load (7.40 ms)",
 		"It met that up to 3000.0 requests/s, with 85% of the cores busy",
 		"The model let this phase's requests keep that share of the cores busy, 85%.",
-		"This phase's capacity is 100% of the bare server's",
+		"This phase's capacity is 100% of the bare server's, a ratio of two searches",
 		"The model expected the SLO to break at 85% of the cores (where a bare server on this machine, each request costing 300.0 µs, reached its knee against the room this phase leaves",
 	} {
 		if !strings.Contains(md.String(), want) {

@@ -140,7 +140,7 @@ func printCapacity(w io.Writer, r *reports.Result) {
 			fmt.Fprintf(w, "; the model let requests use %.0f%%", 100*b.Utilization)
 		}
 		if b.PhaseShare > 0 {
-			fmt.Fprintf(w, "; the phase served %.0f%% of its rate", 100*b.PhaseShare)
+			fmt.Fprintf(w, "; the phase's capacity is %.0f%% of the bare server's", 100*b.PhaseShare)
 		}
 		fmt.Fprintln(w)
 	}
