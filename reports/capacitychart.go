@@ -145,15 +145,20 @@ func boxSection(cp *Capacity) (section, bool) {
 	text := fmt.Sprintf("After the search, a bare server (`scalelab burn-server`: %s) spending %s µs of CPU on every request, "+
 		"what a request of this phase costs its tiers together, was searched the same way, with the same load generator, from 40%% of what the cores could serve at that cost, 25%% more each step",
 		shape, fmtRate(b.WorkUS))
+	// knee is what the bare server's knee says: it met what (its
+	// objective) up to its MaxRate, which is how much of the cores
+	// requests can use before the machine itself does limit.
+	knee := func(what, busyNote, use, limit string) string {
+		if b.MaxRate <= 0 {
+			return "It met " + what + " at no rate. "
+		}
+		return fmt.Sprintf("It met %s up to %s requests/s, with %.0f%% of the cores busy%s: how much of this machine's cores requests can %s before the machine itself (queueing for the cores, the load generator beside them, the host's pauses) %s. ",
+			what, fmtRate(b.MaxRate), 100*b.KneeBusy, busyNote, use, limit)
+	}
 	switch {
 	case b.SLO != "":
 		text += fmt.Sprintf(", against the room this phase leaves in its objective: %s, the p99 bound less this phase's p99 with no load (%s ms). ", b.SLO, p0)
-		if b.MaxRate > 0 {
-			text += fmt.Sprintf("It met that up to %s requests/s, with %.0f%% of the cores busy (the median of the attempts that passed there): how much of this machine's cores requests can keep busy before the machine itself (queueing for the cores, the load generator beside them, the host's pauses) adds more wait than this phase has room for. ",
-				fmtRate(b.MaxRate), 100*b.KneeBusy)
-		} else {
-			text += "It met that at no rate. "
-		}
+		text += knee("that", " (the median of the attempts that passed there)", "keep busy", "adds more wait than this phase has room for")
 		if b.Utilization > 0 {
 			text += fmt.Sprintf("The model let this phase's requests keep that share of the cores busy, %.0f%%. ", 100*b.Utilization)
 		}
@@ -161,13 +166,7 @@ func boxSection(cp *Capacity) (section, bool) {
 			text += fmt.Sprintf("This phase's capacity is %.0f%% of the bare server's, a ratio of two searches made minutes apart that moves less than either rate when the machine itself runs slower or faster (the bare server's HTTP handling comes on top of the phase's CPU per request, so it is not a ratio of costs). ", 100*b.PhaseShare)
 		}
 	default: // before the room was recorded: the phase's own SLO, the model's share read off the steps
-		text += ", with the same SLO. "
-		if b.MaxRate > 0 {
-			text += fmt.Sprintf("It met the SLO up to %s requests/s, with %.0f%% of the cores busy: how much of this machine's cores requests can use before the machine itself (queueing for the cores, the load generator beside them, the host's pauses) breaks the objective. ",
-				fmtRate(b.MaxRate), 100*b.KneeBusy)
-		} else {
-			text += "It met the SLO at no rate. "
-		}
+		text += ", with the same SLO. " + knee("the SLO", "", "use", "breaks the objective")
 		if b.Utilization > 0 {
 			text += fmt.Sprintf("The model let this phase's requests keep %.0f%% of the cores busy, read off these steps: the most the bare server had busy at a step where its p99 had grown by no more than the SLO's bound less this phase's p99 with no load (%s ms). ",
 				100*b.Utilization, p0)
