@@ -554,8 +554,10 @@ func (s *Session) Capacity(ctx context.Context, c CapacityConfig) (reports.Resul
 		room, haveRoom := boxSLO(c.SLO, p0)
 		switch {
 		case c.NoBox:
-		case !haveP0 || !haveRoom:
-			res.Notes = append(res.Notes, fmt.Sprintf("The machine's own ceiling was not searched: the phase's p99 with no load (%.1f ms) left the objective no room to measure it against. The model uses %s.", p0, model.RuleMM1))
+		case !haveP0:
+			res.Notes = append(res.Notes, "The machine's own ceiling was not searched: no step below the knee passed, so the phase's p99 with no load, which sets the room to search it against, was not measured. The model gives the throughput bound itself (u = 1).")
+		case !haveRoom:
+			res.Notes = append(res.Notes, fmt.Sprintf("The machine's own ceiling was not searched: the phase's p99 with no load (%.1f ms) left less than a millisecond of the objective to search it against. The model uses %s.", p0, model.RuleMM1))
 		default:
 			bc := c
 			bc.SLO = room
