@@ -273,16 +273,19 @@ func missReason(cp *Capacity) string {
 		broke = append(broke, fmt.Sprintf("the whole machine was paused for %.0f ms", *first.MachinePausedMS))
 	}
 	why := fmt.Sprintf("At the first rate that failed (%s/s) %s", fmtRate(first.Offered), strings.Join(broke, " and "))
+	// expected is where the model put the break, and by which rule: the
+	// bare server's knee against the room (results with box.slo), its steps
+	// read against the room (before), or the M/M/1 formula.
 	expected := ""
-	if u, ok := cp.Model.Inputs["utilization"]; ok && u < 1 && cp.Box != nil && cp.Box.Utilization > 0 && cp.Box.SLO != "" {
-		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (where a bare server on this machine, each request costing %s µs, reached its knee against the room this phase leaves: the SLO's bound less its p99₀ of %s ms).",
-			100*u, fmtRate(cp.Box.WorkUS), fmtMS(cp.Model.Inputs["low_load_p99_ms"]))
-	} else if ok && u < 1 && cp.Box != nil && cp.Box.Utilization > 0 {
-		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (the most a bare server on this machine, each request costing %s µs, had busy while adding no more than the SLO's bound less this phase's p99₀ of %s ms to its p99).",
-			100*u, fmtRate(cp.Box.WorkUS), fmtMS(cp.Model.Inputs["low_load_p99_ms"]))
-	} else if ok && u < 1 {
-		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (1 − p99₀/SLO, where p99₀ = %s ms is the median p99 of the lowest rates).",
-			100*u, fmtMS(cp.Model.Inputs["low_load_p99_ms"]))
+	if u, ok := cp.Model.Inputs["utilization"]; ok && u < 1 {
+		p0 := fmtMS(cp.Model.Inputs["low_load_p99_ms"])
+		rule := fmt.Sprintf("1 − p99₀/SLO, where p99₀ = %s ms is the median p99 of the lowest rates", p0)
+		if b := cp.Box; b != nil && b.Utilization > 0 && b.SLO != "" {
+			rule = fmt.Sprintf("where a bare server on this machine, each request costing %s µs, reached its knee against the room this phase leaves: the SLO's bound less its p99₀ of %s ms", fmtRate(b.WorkUS), p0)
+		} else if b != nil && b.Utilization > 0 {
+			rule = fmt.Sprintf("the most a bare server on this machine, each request costing %s µs, had busy while adding no more than the SLO's bound less this phase's p99₀ of %s ms to its p99", fmtRate(b.WorkUS), p0)
+		}
+		expected = fmt.Sprintf(" The model expected the SLO to break at %.0f%% of the cores (%s).", 100*u, rule)
 	}
 	if cores > 0 && busy < SaturatedShare*cores {
 		return why + fmt.Sprintf(", while the machine's cores were %.0f%% busy (%.2f of %s, other work included): "+
