@@ -12,6 +12,7 @@ import (
 
 	"scalelab/internal/burn"
 	"scalelab/internal/pauses"
+	"scalelab/internal/stats"
 	"scalelab/loadgen"
 	"scalelab/model"
 	"scalelab/reports"
@@ -42,8 +43,7 @@ func boxPolicy(p SearchPolicy, perRequest float64) SearchPolicy {
 // demands d add up to, the load generator's left out: in one process, or
 // with c.BoxChain in one process per tier (boxPath; threads are the
 // model's thread caps). c.Policy.Cores is the machine's (Capacity sets
-// it). The box's KneeBusy is the median share of the cores busy over the
-// attempts that passed at its knee.
+// it). The box's KneeBusy is kneeBusy's.
 func (s *Session) searchBox(ctx context.Context, c CapacityConfig, d model.Demands, threads map[string]int, probe *pauses.Watcher) (*reports.CapacityBox, error) {
 	work := d.Total() - d[model.Loadgen]
 	front, hops := microseconds(work), []burn.Hop(nil)
@@ -72,18 +72,27 @@ func (s *Session) searchBox(ctx context.Context, c CapacityConfig, d model.Deman
 	for _, h := range hops {
 		box.Hops = append(box.Hops, reports.CapacityHop{Name: h.Name, WorkUS: float64(h.Work) / float64(time.Microsecond), Threads: h.Threads})
 	}
-	var knee []float64
 	for _, st := range steps {
 		box.Steps = append(box.Steps, st.Step)
+	}
+	box.KneeBusy = kneeBusy(steps, maxRate, policy.Cores)
+	return box, nil
+}
+
+// kneeBusy is the median share of the cores busy over the attempts that
+// passed at maxRate, the knee (the mean of the middle two for an even
+// count); 0 when none did.
+func kneeBusy(steps []SearchStep, maxRate float64, cores int) float64 {
+	var knee []float64
+	for _, st := range steps {
 		if st.Pass && st.Step.Offered == maxRate {
-			knee = append(knee, st.Step.BusyCores()/float64(policy.Cores))
+			knee = append(knee, st.Step.BusyCores()/float64(cores))
 		}
 	}
-	if len(knee) > 0 {
-		slices.Sort(knee)
-		box.KneeBusy = knee[len(knee)/2]
+	if len(knee) == 0 {
+		return 0
 	}
-	return box, nil
+	return stats.Quantile(knee, 0.5)
 }
 
 // boxOp is the bare server's whole load: one GET.

@@ -1,11 +1,13 @@
 package lab
 
 import (
+	"math"
 	"testing"
 	"time"
 
 	"scalelab/internal/burn"
 	"scalelab/model"
+	"scalelab/reports"
 )
 
 // TestBoxPathFollowsTheTiers shapes a chain after phase 4's demands: one
@@ -85,5 +87,32 @@ func TestBoxSLO(t *testing.T) {
 	}
 	if _, ok := boxSLO(SLO{MaxLost: 0.001}, 1); ok {
 		t.Error("boxSLO with no p99 bound: ok, want none")
+	}
+}
+
+// TestKneeBusyIsTheMedianOfThePassesAtTheKnee takes the busy share of the
+// passing attempts at the knee only, and for two of them their mean, not
+// the higher one.
+func TestKneeBusyIsTheMedianOfThePassesAtTheKnee(t *testing.T) {
+	step := func(rate, busyCores float64, pass bool) SearchStep {
+		// BusyCores is the components' CPU per request times the rate.
+		return SearchStep{Pass: pass, Step: reports.CapacityStep{Offered: rate, Achieved: rate, CPUUSPerRequest: map[string]float64{"box": busyCores / rate * 1e6}}}
+	}
+	steps := []SearchStep{
+		step(5000, 1.2, true),
+		step(6000, 1.9, false),
+		step(5500, 1.6, true),
+		step(5500, 1.8, true),
+		step(5750, 1.9, false),
+	}
+	if got, want := kneeBusy(steps, 5500, 2), 0.85; math.Abs(got-want) > 1e-9 {
+		t.Errorf("kneeBusy = %v, want %v (the mean of 0.8 and 0.9)", got, want)
+	}
+	steps = append(steps, step(5500, 1.0, false), step(5500, 1.7, true))
+	if got, want := kneeBusy(steps, 5500, 2), 0.85; math.Abs(got-want) > 1e-9 {
+		t.Errorf("kneeBusy = %v, want %v (the middle of 0.8, 0.85 and 0.9; the failed attempt left out)", got, want)
+	}
+	if got := kneeBusy(steps, 7000, 2); got != 0 {
+		t.Errorf("kneeBusy with no pass at the knee = %v, want 0", got)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" driver, for measuring phase 1's database
 
 	"scalelab/internal/pauses"
+	"scalelab/internal/stats"
 	"scalelab/loadgen"
 	"scalelab/model"
 	"scalelab/reports"
@@ -384,9 +385,7 @@ func lowLoad(steps []reports.CapacityStep, maxRate float64) (p50, p99 float64, o
 	if len(p50s) == 0 {
 		return 0, 0, false
 	}
-	slices.Sort(p50s)
-	slices.Sort(p99s)
-	return p50s[len(p50s)/2], p99s[len(p99s)/2], true
+	return stats.Quantile(p50s, 0.5), stats.Quantile(p99s, 0.5), true
 }
 
 // boxSLO is the objective the bare server is searched against: the
@@ -778,11 +777,7 @@ func otherWork(steps []reports.CapacityStep, maxRate float64) (float64, bool) {
 	for _, s := range near[:min(kneeSteps, len(near))] {
 		vs = append(vs, *s.OtherCores)
 	}
-	slices.Sort(vs)
-	if n := len(vs); n%2 == 0 {
-		return (vs[n/2-1] + vs[n/2]) / 2, true
-	}
-	return vs[len(vs)/2], true
+	return stats.Quantile(vs, 0.5), true
 }
 
 // machineBusy is the machine's busy CPU time since boot in seconds, all

@@ -226,14 +226,16 @@ func hitRate(t *topologies.CacheTier) *float64 {
 
 // observed is the view of the run that thresholds judge.
 func observed(lr *loadgen.Result) scenarios.Observed {
-	o := scenarios.Observed{Total: stats(&lr.Total, lr.Duration), Ops: map[scenarios.Op]scenarios.Stats{}}
+	o := scenarios.Observed{Total: observedStats(&lr.Total, lr.Duration), Ops: map[scenarios.Op]scenarios.Stats{}}
 	for i := range lr.Operations {
-		o.Ops[scenarios.Op(lr.Operations[i].Name)] = stats(&lr.Operations[i], lr.Duration)
+		o.Ops[scenarios.Op(lr.Operations[i].Name)] = observedStats(&lr.Operations[i], lr.Duration)
 	}
 	return o
 }
 
-func stats(s *loadgen.Stats, d time.Duration) scenarios.Stats {
+// observedStats is one operation's (or the total's) figures as thresholds
+// read them.
+func observedStats(s *loadgen.Stats, d time.Duration) scenarios.Stats {
 	p := s.Percentiles()
 	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
 	return scenarios.Stats{
