@@ -54,6 +54,10 @@ type Measurements struct {
 	// checks and probes, which cross the links whatever the load.
 	IdleLinks   []LinkTraffic
 	IdleSeconds float64
+	// Pools are the app instances' database connection pools over the
+	// run; empty when the instances export none (or they could not be
+	// read: see Problems).
+	Pools []DBPool
 }
 
 // ReplicaLag summarizes one replica's lag over the run, from the samples
@@ -232,6 +236,7 @@ type counters struct {
 	cacheOK  bool               // every cache counter was read
 	backends map[string]float64 // server
 	varnish  map[string]uint64
+	pools    poolReadings
 }
 
 // StartSampler takes the baseline readings and starts sampling in
@@ -636,6 +641,11 @@ func (s *Sampler) Stop(ctx context.Context) (*Measurements, error) {
 		}
 	}
 	m.CacheSeries = cacheSeries(append(append([]counters{s.base}, s.snapshots...), final))
+	var readings []poolReadings
+	for _, c := range s.snapshots {
+		readings = append(readings, c.pools)
+	}
+	m.Pools = dbPools(s.base.pools, readings, final.pools)
 	for _, server := range slices.Sorted(maps.Keys(final.backends)) {
 		m.Backends = append(m.Backends, BackendRequests{Server: server, Requests: uint64(counterDelta(s.base.backends[server], final.backends[server]))})
 	}
@@ -705,9 +715,12 @@ func (s *Sampler) readTraffic() []LinkTraffic {
 // readCounters reads the cumulative cache and load-balancer counters,
 // telling problem what it could not read.
 func (s *Sampler) readCounters(ctx context.Context, problem func(format string, args ...any)) counters {
-	c := counters{at: time.Now(), cache: map[string]float64{}, cacheOK: true, backends: map[string]float64{}}
+	c := counters{at: time.Now(), cache: map[string]float64{}, cacheOK: true, backends: map[string]float64{}, pools: poolReadings{}}
 	if p := s.top.Prometheus(); p != nil || s.top.PrometheusURL != "" {
 		base := s.top.PrometheusURL
+		if err := readPoolsPrometheus(ctx, base, c.pools); err != nil {
+			problem("%v", err)
+		}
 		for _, kind := range []string{"hits", "misses"} {
 			vec, err := promQuery(ctx, base, "scalelab_cache_"+kind+"_total")
 			if err != nil {
@@ -731,7 +744,7 @@ func (s *Sampler) readCounters(ctx context.Context, problem func(format string, 
 	} else {
 		// Without Prometheus (phase 1) read the instances' metrics
 		// listeners directly.
-		for _, a := range s.top.AppMetricsURLs {
+		for i, a := range s.top.AppMetricsURLs {
 			body, err := httpGet(ctx, a+"/metrics")
 			if err != nil {
 				problem("metrics of %s: %v", a, err)
@@ -740,6 +753,9 @@ func (s *Sampler) readCounters(ctx context.Context, problem func(format string, 
 			}
 			for k, v := range parseCacheCounters(body) {
 				c.cache[a+"/"+k] += v
+			}
+			if err := parsePoolMetrics(fmt.Sprintf("app-%d", i+1), body, c.pools); err != nil {
+				problem("%v", err)
 			}
 		}
 	}

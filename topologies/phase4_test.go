@@ -379,7 +379,18 @@ func TestPhase4SamplerCountsTraffic(t *testing.T) {
 			t.Errorf("%s: %d lag samples and %d seconds of write-to-visible, want several and some", r.Name, len(r.Lag), len(r.Visible))
 		}
 	}
-	t.Logf("backends %+v, L1 %+v, L3 %+v, %d cache intervals", m.Backends, m.Cache.L1, m.Cache.L3, len(m.CacheSeries))
+	// Every app's pool to the primary (through PgBouncer), read through
+	// Prometheus, with its size and the connections in use sampled.
+	primaries := map[string]bool{}
+	for _, p := range m.Pools {
+		if p.Store == "postgres" && p.Pool == "primary" && p.MaxOpen >= 1 && p.Samples > 0 && p.InUseMax <= p.MaxOpen {
+			primaries[p.Component] = true
+		}
+	}
+	if len(primaries) != 3 {
+		t.Errorf("Pools = %+v, want each of the 3 apps' primary pool, sized and sampled", m.Pools)
+	}
+	t.Logf("backends %+v, L1 %+v, L3 %+v, %d cache intervals, pools %+v", m.Backends, m.Cache.L1, m.Cache.L3, len(m.CacheSeries), m.Pools)
 }
 
 // A user signed up through the entry point (Varnish, HAProxy, an app,
