@@ -25,6 +25,7 @@ import (
 	"scalelab/model"
 	"scalelab/reports"
 	"scalelab/scenarios"
+	"scalelab/topologies"
 )
 
 // SLO is what every step of a capacity search is judged against.
@@ -655,8 +656,12 @@ func stepLine(p SearchPolicy, st reports.CapacityStep, v Verdict) string {
 	case st.GeneratorLate > 0:
 		verdict += fmt.Sprintf(" (the load generator itself sent %d arrivals late: the cores were busy)", st.GeneratorLate)
 	}
-	return fmt.Sprintf("  %.0f/s offered: %.0f/s achieved, p50 %.2f ms, p99 %.2f ms, errors %.3f%%, dropped %d: %s",
-		st.Offered, st.Achieved, st.P50MS, st.P99MS, 100*st.ErrorRate, st.Dropped, verdict)
+	pool := ""
+	if st.DBPoolWaitUSPerRequest != nil && st.DBPoolInUse != nil {
+		pool = fmt.Sprintf(", db pool %.0f%% in use (%.0f µs wait/request)", 100**st.DBPoolInUse, *st.DBPoolWaitUSPerRequest)
+	}
+	return fmt.Sprintf("  %.0f/s offered: %.0f/s achieved, p50 %.2f ms, p99 %.2f ms, errors %.3f%%, dropped %d%s: %s",
+		st.Offered, st.Achieved, st.P50MS, st.P99MS, 100*st.ErrorRate, st.Dropped, pool, verdict)
 }
 
 // startPauseProbe starts the probe that sees the whole machine's pauses
@@ -689,10 +694,29 @@ func capacityStep(rate float64, m *Measured, loadgenCPU float64) reports.Capacit
 			for _, c := range m.Topology.CPU {
 				st.CPUUSPerRequest[c.Name] = per(c.Seconds)
 			}
+			st.DBPoolWaitUSPerRequest, st.DBPoolInUse = poolLoad(m.Topology.Pools, lr.Total.Count)
 		}
 		st.CPUUSPerRequest[loadgenName] = per(loadgenCPU)
 	}
 	return st
+}
+
+// poolLoad is the apps' pools' part of a step of requests requests: their
+// wait per request in microseconds, and the fullest pool's mean share of
+// connections in use; nils with no pool.
+func poolLoad(pools []topologies.DBPool, requests int64) (waitUS, inUse *float64) {
+	if len(pools) == 0 || requests <= 0 {
+		return nil, nil
+	}
+	var wait, full float64
+	for _, p := range pools {
+		wait += p.WaitS
+		if p.MaxOpen > 0 {
+			full = max(full, p.InUseMean/p.MaxOpen)
+		}
+	}
+	wait = wait / float64(requests) * 1e6
+	return &wait, &full
 }
 
 // loadStep is what the load generator measured in a step at rate: the

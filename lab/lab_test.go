@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -116,6 +117,18 @@ thresholds:
 	}
 	if res.Cache.L1HitRate != nil || res.Cache.L2HitRate != nil || res.Cache.L3HitRate != nil {
 		t.Errorf("phase 1 has no cache tier, but the result has hit rates %+v", res.Cache)
+	}
+	// SQLite's two pools, read from the app's metrics listener (phase 1
+	// has no Prometheus): one writer, and the waits counted from zero.
+	var pools []string
+	for _, p := range res.DBPools {
+		pools = append(pools, fmt.Sprintf("%s %s %s", p.Component, p.Store, p.Pool))
+		if p.MaxOpen < 1 || p.InUseMax > p.MaxOpen || p.WaitS < 0 {
+			t.Errorf("pool %+v: want connections to open, no more in use, no negative wait", p)
+		}
+	}
+	if want := []string{"app-1 sqlite reader", "app-1 sqlite writer"}; !slices.Equal(pools, want) {
+		t.Errorf("db pools %q, want %q", pools, want)
 	}
 	for _, line := range []string{"phase 1: ", "topology up in", "seeded 200 users", "warming up for 500ms", "running e2e for 2s", "topology down in"} {
 		if !strings.Contains(out.String(), line) {

@@ -119,6 +119,7 @@ func buildResult(in resultInput) reports.Result {
 		}
 		res.Queue = queueResult(m.Queue)
 		res.Breakers = breakersResult(m.Breakers)
+		res.DBPools = dbPoolsResult(m.Pools, res.Totals.Requests, lr.Duration.Seconds())
 		for _, p := range m.Problems {
 			res.Notes = append(res.Notes, "not measured: "+p)
 		}
@@ -269,6 +270,30 @@ func queueResult(q *topologies.QueueStats) *reports.Queue {
 			WaitMS: reports.JobLatency{P50: j.WaitMSP50, P99: j.WaitMSP99},
 			RunMS:  reports.JobLatency{P50: j.RunMSP50, P99: j.RunMSP99},
 		})
+	}
+	return out
+}
+
+// dbPoolsResult is the pools' part of result.json, for a run of requests
+// requests over secs seconds.
+func dbPoolsResult(pools []topologies.DBPool, requests int64, secs float64) []reports.DBPool {
+	var out []reports.DBPool
+	for _, p := range pools {
+		rp := reports.DBPool{
+			Component: p.Component, Store: p.Store, Pool: p.Pool, MaxOpen: p.MaxOpen,
+			InUseMean: math.Round(p.InUseMean*100) / 100, InUseMax: p.InUseMax,
+			Waits: int64(p.Waits), WaitS: p.WaitS,
+		}
+		if secs > 0 {
+			rp.WaitsPerS = float64(p.Waits) / secs
+		}
+		if p.Waits > 0 {
+			rp.WaitMSMean = p.WaitS / float64(p.Waits) * 1000
+		}
+		if requests > 0 {
+			rp.WaitUSPerRequest = p.WaitS / float64(requests) * 1e6
+		}
+		out = append(out, rp)
 	}
 	return out
 }

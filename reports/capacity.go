@@ -147,6 +147,13 @@ type CapacityStep struct {
 	// load generator names them ("timeout", "connection reset",
 	// "http 503"...): what broke the SLO when errors did. Optional.
 	ErrorsByClass map[string]int64 `json:"errors_by_class,omitempty"`
+	// DBPoolWaitUSPerRequest is the time the step's requests waited for a
+	// database connection in the apps' pools, summed over the pools and
+	// divided by the requests completed, in microseconds; DBPoolInUse is
+	// the fullest pool's mean share of its connections in use (0–1).
+	// Optional: absent when the apps export no pool (the bare server).
+	DBPoolWaitUSPerRequest *float64 `json:"db_pool_wait_us_per_request,omitempty"`
+	DBPoolInUse            *float64 `json:"db_pool_in_use,omitempty"`
 }
 
 // SaturatedShare is the share of the cores busy (BusyCores) from which a

@@ -19,12 +19,27 @@ import (
 // model, first in the report because they are what the run was for.
 func capacitySections(r *Result) []section {
 	cp := r.Capacity
-	tb := stepTable(cp.Steps, cp.MaxRate, "other, cores", func(s CapacityStep) string {
+	columns := []stepColumn{{"other, cores", func(s CapacityStep) string {
 		if s.OtherCores == nil {
 			return "—"
 		}
 		return fmtCPU(*s.OtherCores)
-	})
+	}}}
+	pools := slices.ContainsFunc(cp.Steps, func(s CapacityStep) bool { return s.DBPoolInUse != nil })
+	if pools {
+		columns = append(columns, stepColumn{"db pool in use", func(s CapacityStep) string {
+			if s.DBPoolInUse == nil {
+				return "—"
+			}
+			return fmt.Sprintf("%.0f%%", 100**s.DBPoolInUse)
+		}}, stepColumn{"pool wait µs/req", func(s CapacityStep) string {
+			if s.DBPoolWaitUSPerRequest == nil {
+				return "—"
+			}
+			return fmt.Sprintf("%.1f", *s.DBPoolWaitUSPerRequest)
+		}})
+	}
+	tb := stepTable(cp.Steps, cp.MaxRate, columns...)
 	head := fmt.Sprintf("Capacity: %s requests/s under the SLO `%s`.", fmtRate(cp.MaxRate), cp.SLO)
 	if cp.MaxRate == 0 {
 		head = fmt.Sprintf("No step met the SLO `%s`: no capacity was measured.", cp.SLO)
@@ -34,7 +49,8 @@ func capacitySections(r *Result) []section {
 		text: head + " The arrival rate was held at each rate in turn (open model: arrivals keep coming whatever the latency), " +
 			"doubled until a step broke the SLO, then bisected between the last pass and the first fail; the knee is the highest rate within the SLO. " + retriedNote(cp) +
 			"Paused is how long the whole machine stopped during the step, every CPU at once, as when a virtual machine's host takes its CPUs away (the longest pause in brackets; — where not measured). " +
-			"Other is the cores the rest of the machine kept busy meanwhile (other users of a shared box), outside the topology and the load generator. Steps in order of rate:",
+			"Other is the cores the rest of the machine kept busy meanwhile (other users of a shared box), outside the topology and the load generator. " +
+			poolNote(pools) + "Steps in order of rate:",
 		table:    tb,
 		capacity: true,
 	}
@@ -93,15 +109,36 @@ func capacitySections(r *Result) []section {
 	return out
 }
 
+// poolNote explains the pool columns of the capacity table when it has
+// them.
+func poolNote(pools bool) string {
+	if !pools {
+		return ""
+	}
+	return "DB pool in use is the fullest of the apps' database connection pools' mean share of connections in use; pool wait is the time requests waited for a connection, per request: " +
+		"a full pool makes requests wait with cores to spare. "
+}
+
+// stepColumn is a column of a step table beyond the load's: its head, and
+// what it says of a step.
+type stepColumn struct {
+	head string
+	cell func(CapacityStep) string
+}
+
 // stepTable is a search's steps in order of rate, the knee marked: the
-// last column but one is what extra says of each step, under extraHead.
-func stepTable(steps []CapacityStep, maxRate float64, extraHead string, extra func(CapacityStep) string) *table {
+// columns before the mark are extra's.
+func stepTable(steps []CapacityStep, maxRate float64, extra ...stepColumn) *table {
 	steps = slices.Clone(steps)
 	slices.SortStableFunc(steps, func(a, b CapacityStep) int { return cmp.Compare(a.Offered, b.Offered) })
 	tb := &table{
-		head: []string{"offered /s", "achieved /s", "p50 ms", "p99 ms", "errors", "dropped", "sent late", "paused, ms", extraHead, ""},
-		num:  []bool{true, true, true, true, true, true, true, true, true, false},
+		head: []string{"offered /s", "achieved /s", "p50 ms", "p99 ms", "errors", "dropped", "sent late", "paused, ms"},
+		num:  []bool{true, true, true, true, true, true, true, true},
 	}
+	for _, e := range extra {
+		tb.head, tb.num = append(tb.head, e.head), append(tb.num, true)
+	}
+	tb.head, tb.num = append(tb.head, ""), append(tb.num, false)
 	for _, s := range steps {
 		mark := c("")
 		switch {
@@ -113,7 +150,11 @@ func stepTable(steps []CapacityStep, maxRate float64, extraHead string, extra fu
 			mark = cell{text: "over", status: "fail"}
 		}
 		row := []cell{c(fmtRate(s.Offered)), c(fmtRate(s.Achieved)), c(fmtMS(s.P50MS)), c(fmtMS(s.P99MS)),
-			c(fmtFraction(s.ErrorRate)), c(groupDigits(s.Dropped)), c(lateCell(s)), c(pausedCell(s)), c(extra(s)), mark}
+			c(fmtFraction(s.ErrorRate)), c(groupDigits(s.Dropped)), c(lateCell(s)), c(pausedCell(s))}
+		for _, e := range extra {
+			row = append(row, c(e.cell(s)))
+		}
+		row = append(row, mark)
 		if s.Offered == maxRate && !s.Retried {
 			for i := range row {
 				row[i].strong = true
@@ -132,7 +173,7 @@ func boxSection(cp *Capacity) (section, bool) {
 		return section{}, false
 	}
 	cores := cp.Model.Inputs["cores"]
-	tb := stepTable(b.Steps, b.MaxRate, "busy, cores", func(s CapacityStep) string { return fmtCPU(s.BusyCores()) })
+	tb := stepTable(b.Steps, b.MaxRate, stepColumn{"busy, cores", func(s CapacityStep) string { return fmtCPU(s.BusyCores()) }})
 	shape := "no hop, no cache, no database"
 	if len(b.Hops) > 0 {
 		hops := make([]string, len(b.Hops))

@@ -151,6 +151,9 @@ func buildDocument(r *Result, o *options) document {
 		d.sections = append(d.sections, countersSection(r))
 	}
 	d.sections = append(d.sections, cacheSection(r), replicasSection(r))
+	if len(r.DBPools) > 0 {
+		d.sections = append(d.sections, dbPoolsSection(r))
+	}
 	if r.Generator != nil {
 		d.sections = append(d.sections, generatorSection(r))
 	}

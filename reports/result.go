@@ -123,6 +123,10 @@ type Result struct {
 	// Breakers are the app instances' circuit breakers' changes of state
 	// over the run, in phases with Prometheus (breakers.go).
 	Breakers *Breakers `json:"breakers,omitempty"`
+	// DBPools are the app instances' database connection pools over the
+	// run: how full they were and how long requests waited for a
+	// connection (dbpools.go); absent when the instances export none.
+	DBPools []DBPool `json:"db_pools,omitempty"`
 	// Runtime is where the topology's components ran: "process" (local
 	// processes) or "docker" (containers); absent in results written
 	// before it was recorded.
