@@ -712,8 +712,8 @@ func (s *Sampler) readTraffic() []LinkTraffic {
 	return lt
 }
 
-// readCounters reads the cumulative cache and load-balancer counters,
-// telling problem what it could not read.
+// readCounters reads the cumulative cache and load-balancer counters and
+// the apps' database pools, telling problem what it could not read.
 func (s *Sampler) readCounters(ctx context.Context, problem func(format string, args ...any)) counters {
 	c := counters{at: time.Now(), cache: map[string]float64{}, cacheOK: true, backends: map[string]float64{}, pools: poolReadings{}}
 	if p := s.top.Prometheus(); p != nil || s.top.PrometheusURL != "" {
