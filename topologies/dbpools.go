@@ -1,7 +1,6 @@
 package topologies
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -11,8 +10,6 @@ import (
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // DBPool is one database connection pool of one app instance over a run,
@@ -90,37 +87,18 @@ func readPoolsPrometheus(ctx context.Context, base string, p poolReadings) error
 	return nil
 }
 
-// parsePoolMetrics reads component's pools from body, a Prometheus text
-// exposition (an instance's /metrics), into p.
-func parsePoolMetrics(component string, body []byte, p poolReadings) error {
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("metrics of %s: %w", component, err)
-	}
+// poolMetrics reads component's pools from its exposition's families
+// (parseExposition) into p.
+func poolMetrics(component string, families map[string]*dto.MetricFamily, p poolReadings) {
 	for name, f := range families {
 		if !strings.HasPrefix(name, "scalelab_db_pool_") {
 			continue
 		}
 		for _, m := range f.GetMetric() {
 			k := poolKey{component: component, store: labelValue(m, "store"), pool: labelValue(m, "pool")}
-			v := m.GetGauge().GetValue()
-			if f.GetType() == dto.MetricType_COUNTER {
-				v = m.GetCounter().GetValue()
-			}
-			p.get(k).set(name, v)
+			p.get(k).set(name, sampleValue(f, m))
 		}
 	}
-	return nil
-}
-
-func labelValue(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
 }
 
 // dbPools sums up the readings of a run: the counters from base to final,
@@ -130,6 +108,7 @@ func dbPools(base poolReadings, readings []poolReadings, final poolReadings) []D
 	keys := slices.SortedFunc(maps.Keys(final), func(a, b poolKey) int {
 		return cmp.Or(cmp.Compare(a.component, b.component), cmp.Compare(a.store, b.store), cmp.Compare(a.pool, b.pool))
 	})
+	all := append(slices.Clip(readings), final)
 	var out []DBPool
 	for _, k := range keys {
 		f := final[k]
@@ -141,7 +120,7 @@ func dbPools(base poolReadings, readings []poolReadings, final poolReadings) []D
 		p.Waits = uint64(math.Round(counterDelta(b.waits, f.waits)))
 		p.WaitS = counterDelta(b.waitS, f.waitS)
 		var sum float64
-		for _, rs := range append(slices.Clip(readings), final) {
+		for _, rs := range all {
 			if r := rs[k]; r != nil && r.haveInUse {
 				sum += r.inUse
 				p.InUseMax = max(p.InUseMax, r.inUse)

@@ -29,10 +29,12 @@ scalelab_db_pool_wait_duration_seconds_total{pool="primary",store="postgres"} SE
 func readingOf(t *testing.T, inUse, waits, seconds string) poolReadings {
 	t.Helper()
 	body := strings.NewReplacer("IN", inUse, "WAITS", waits, "SECONDS", seconds).Replace(exposition)
-	p := poolReadings{}
-	if err := parsePoolMetrics("app-1", []byte(body), p); err != nil {
+	families, err := parseExposition([]byte(body))
+	if err != nil {
 		t.Fatal(err)
 	}
+	p := poolReadings{}
+	poolMetrics("app-1", families, p)
 	return p
 }
 
@@ -67,8 +69,8 @@ func TestDBPoolsAfterARestart(t *testing.T) {
 	}
 }
 
-func TestParsePoolMetricsRejectsGarbage(t *testing.T) {
-	if err := parsePoolMetrics("app-1", []byte("scalelab_db_pool_wait_count_total{pool=\"primary\" 1\n"), poolReadings{}); err == nil {
-		t.Error("parsePoolMetrics took a malformed exposition")
+func TestParseExpositionRejectsGarbage(t *testing.T) {
+	if _, err := parseExposition([]byte("scalelab_db_pool_wait_count_total{pool=\"primary\" 1\n")); err == nil {
+		t.Error("parseExposition took a malformed exposition")
 	}
 }

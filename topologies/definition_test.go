@@ -195,10 +195,14 @@ scalelab_cache_hits_total{tier="l2"} 7
 scalelab_cache_misses_total{tier="l1"} 8
 scalelab_cache_evictions_total{tier="l1"} 3
 `
-	got := parseCacheCounters([]byte(body))
+	families, err := parseExposition([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cacheCounters(families)
 	want := map[string]float64{"l1/hits": 42, "l2/hits": 7, "l1/misses": 8}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("parseCacheCounters mismatch (-want +got):\n%s", diff)
+		t.Errorf("cacheCounters mismatch (-want +got):\n%s", diff)
 	}
 }
 

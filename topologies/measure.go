@@ -1,7 +1,6 @@
 package topologies
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,6 +18,9 @@ import (
 	"scalelab/internal/stats"
 
 	"github.com/jackc/pgx/v5"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // Measurements is what a Sampler gathered over a run, as plain data for
@@ -751,12 +753,16 @@ func (s *Sampler) readCounters(ctx context.Context, problem func(format string, 
 				c.cacheOK = false
 				continue
 			}
-			for k, v := range parseCacheCounters(body) {
+			families, err := parseExposition(body)
+			if err != nil {
+				problem("metrics of %s: %v", a, err)
+				c.cacheOK = false
+				continue
+			}
+			for k, v := range cacheCounters(families) {
 				c.cache[a+"/"+k] += v
 			}
-			if err := parsePoolMetrics(fmt.Sprintf("app-%d", i+1), body, c.pools); err != nil {
-				problem("%v", err)
-			}
+			poolMetrics(fmt.Sprintf("app-%d", i+1), families, c.pools)
 		}
 	}
 	if s.top.VarnishWorkDir != "" {
@@ -861,34 +867,45 @@ func promQuery(ctx context.Context, base, query string) ([]promSample, error) {
 	return out, nil
 }
 
-// parseCacheCounters reads scalelab_cache_{hits,misses}_total from a
-// Prometheus text exposition, keyed "tier/hits" or "tier/misses".
-func parseCacheCounters(body []byte) map[string]float64 {
+// parseExposition parses a Prometheus text exposition (an instance's
+// /metrics) into its metric families, by name.
+func parseExposition(body []byte) (map[string]*dto.MetricFamily, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	return parser.TextToMetricFamilies(bytes.NewReader(body))
+}
+
+// sampleValue is m's value in family f: a counter's, a gauge's or an
+// untyped sample's.
+func sampleValue(f *dto.MetricFamily, m *dto.Metric) float64 {
+	switch f.GetType() {
+	case dto.MetricType_COUNTER:
+		return m.GetCounter().GetValue()
+	case dto.MetricType_GAUGE:
+		return m.GetGauge().GetValue()
+	}
+	return m.GetUntyped().GetValue()
+}
+
+// labelValue is m's label name, "" when it has none.
+func labelValue(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// cacheCounters reads scalelab_cache_{hits,misses}_total from an
+// exposition's families, keyed "tier/hits" or "tier/misses".
+func cacheCounters(families map[string]*dto.MetricFamily) map[string]float64 {
 	out := map[string]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		var kind string
-		switch {
-		case strings.HasPrefix(line, "scalelab_cache_hits_total{"):
-			kind = "hits"
-		case strings.HasPrefix(line, "scalelab_cache_misses_total{"):
-			kind = "misses"
-		default:
-			continue
-		}
-		_, rest, _ := strings.Cut(line, `tier="`)
-		tier, rest, ok := strings.Cut(rest, `"`)
-		if !ok {
-			continue
-		}
-		_, val, _ := strings.Cut(rest, "} ")
-		f := strings.Fields(val)
-		if len(f) == 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-			out[tier+"/"+kind] += v
+	for _, kind := range []string{"hits", "misses"} {
+		f := families["scalelab_cache_"+kind+"_total"]
+		for _, m := range f.GetMetric() {
+			if tier := labelValue(m, "tier"); tier != "" {
+				out[tier+"/"+kind] += sampleValue(f, m)
+			}
 		}
 	}
 	return out
