@@ -19,25 +19,16 @@ import (
 // model, first in the report because they are what the run was for.
 func capacitySections(r *Result) []section {
 	cp := r.Capacity
-	columns := []stepColumn{{"other, cores", func(s CapacityStep) string {
-		if s.OtherCores == nil {
-			return "—"
-		}
-		return fmtCPU(*s.OtherCores)
-	}}}
+	columns := []stepColumn{{"other, cores", func(s CapacityStep) string { return measuredCell(s.OtherCores, fmtCPU) }}}
 	pools := slices.ContainsFunc(cp.Steps, func(s CapacityStep) bool { return s.DBPoolInUse != nil })
 	if pools {
-		columns = append(columns, stepColumn{"db pool in use", func(s CapacityStep) string {
-			if s.DBPoolInUse == nil {
-				return "—"
-			}
-			return fmt.Sprintf("%.0f%%", 100**s.DBPoolInUse)
-		}}, stepColumn{"pool wait µs/req", func(s CapacityStep) string {
-			if s.DBPoolWaitUSPerRequest == nil {
-				return "—"
-			}
-			return fmt.Sprintf("%.1f", *s.DBPoolWaitUSPerRequest)
-		}})
+		columns = append(columns,
+			stepColumn{"db pool in use", func(s CapacityStep) string {
+				return measuredCell(s.DBPoolInUse, func(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) })
+			}},
+			stepColumn{"pool wait µs/req", func(s CapacityStep) string {
+				return measuredCell(s.DBPoolWaitUSPerRequest, func(v float64) string { return fmt.Sprintf("%.1f", v) })
+			}})
 	}
 	tb := stepTable(cp.Steps, cp.MaxRate, columns...)
 	head := fmt.Sprintf("Capacity: %s requests/s under the SLO `%s`.", fmtRate(cp.MaxRate), cp.SLO)
@@ -117,6 +108,14 @@ func poolNote(pools bool) string {
 	}
 	return "DB pool in use is the fullest of the apps' database connection pools' mean share of connections in use; pool wait is the time requests waited for a connection, per request: " +
 		"a full pool makes requests wait with cores to spare. "
+}
+
+// measuredCell is format(*v), or "—" where v was not measured (nil).
+func measuredCell(v *float64, format func(float64) string) string {
+	if v == nil {
+		return "—"
+	}
+	return format(*v)
 }
 
 // stepColumn is a column of a step table beyond the load's: its head, and
